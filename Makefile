@@ -1,0 +1,61 @@
+# ScopeHive: `make demo` runs the device on the built-in synthetic microscope; `make test` runs everything.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTHON ?= python3
+
+.PHONY: help setup setup-device system-deps demo test lint typecheck unit bench dashboards clean
+
+help:
+	@echo "make demo     set up (device only) and run the live demo on http://localhost:8080"
+	@echo "make test     set up everything, start InfluxDB + proxy on loopback, lint, typecheck, test"
+	@echo "make bench    print the performance figures (bench/)"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Device-only environment: what an edge box needs (no TensorFlow).
+$(VENV)/.device-stamp: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e ".[device]"
+	touch $@
+
+# Full environment: device + trainer + dashboards + test tools.
+$(VENV)/.full-stamp: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e ".[device,trainer,dashboards,dev]"
+	$(PY) -m tests.check_urllib3
+	touch $@ $(VENV)/.device-stamp
+
+setup-device: $(VENV)/.device-stamp
+setup: system-deps $(VENV)/.full-stamp
+
+# Debian packages the tests use for real: InfluxDB 1.x, nginx (v2 write proxy), Chromium (browser tests).
+system-deps:
+	@missing=""; \
+	command -v influxd >/dev/null || missing="$$missing influxdb"; \
+	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: setup-device
+	$(PY) -m device run --config device/demo.yaml
+
+test: setup
+	bash tests/run.sh
+
+lint: $(VENV)/.full-stamp
+	$(VENV)/bin/ruff check device trainer grafana tests bench
+
+typecheck: $(VENV)/.full-stamp
+	$(VENV)/bin/mypy device trainer grafana
+
+bench: setup
+	$(PY) bench/synthetic_fps.py
+
+clean:
+	rm -rf var artifacts .pytest_cache .mypy_cache .ruff_cache

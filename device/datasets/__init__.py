@@ -1,0 +1,1 @@
+"""Datasets on the device side: the package the trainer reads, and (later) import/export formats."""

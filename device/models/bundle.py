@@ -1,0 +1,190 @@
+"""Reading a model bundle (trainer -> device) and checking it before anything runs it.
+
+A bundle is a folder or a zip holding `model.onnx`, `model.json` (ModelCard) and optionally
+`engines/` with TensorRT engines keyed by TensorRT version and GPU compute capability.
+See docs/formats.md for the full contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+MODEL_FORMAT = "scopehive-model"
+MODEL_FORMAT_VERSION = 1
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message names the file and field and what to do."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(_Strict):
+    width: int = Field(gt=0, le=4096, description="Network input width in pixels")
+    height: int = Field(gt=0, le=4096, description="Network input height in pixels")
+    layout: Literal["NCHW", "NHWC"] = Field("NHWC", description="Tensor layout of the input")
+    color: Literal["RGB", "BGR"] = Field("RGB", description="Channel order the network expects")
+    resize: Literal["stretch", "letterbox"] = Field("stretch", description="How frames are fitted")
+    name: str | None = Field(None, description="Input tensor name (first input if empty)")
+
+
+class Normalization(_Strict):
+    """network_input = (pixel * scale - mean) / std, per channel."""
+
+    scale: float = Field(1.0 / 255.0, gt=0)
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+class OutputSpec(_Strict):
+    format: Literal["scopehive-v1", "yolov8", "yolov5"] = Field(
+        "scopehive-v1",
+        description="scopehive-v1: outputs boxes[N,K,4] xyxy in input pixels, scores[N,K], classes[N,K]; "
+        "yolov8/yolov5: raw YOLO heads, decoded and NMS'd on the device",
+    )
+    max_detections: int = Field(300, gt=0, le=10000)
+    nms_iou: float = Field(0.5, gt=0, le=1, description="IoU for device-side NMS (YOLO formats)")
+
+
+class EngineSpec(_Strict):
+    file: str = Field(description="Path inside the bundle, under engines/")
+    tensorrt_version: str = Field(description="TensorRT version that built it, e.g. 10.3.0")
+    compute_capability: str = Field(description="GPU compute capability, e.g. 8.7")
+    precision: Literal["fp32", "fp16", "int8"] = "fp16"
+
+    @field_validator("file")
+    @classmethod
+    def _inside_engines(cls, value: str) -> str:
+        if not value.startswith("engines/") or ".." in value.split("/"):
+            raise ValueError("engine files must live under engines/")
+        return value
+
+
+class ModelCard(_Strict):
+    format: str = Field(MODEL_FORMAT)
+    format_version: int = Field(MODEL_FORMAT_VERSION)
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    classes: list[str] = Field(min_length=1)
+    input: InputSpec
+    normalization: Normalization = Normalization()
+    output: OutputSpec = OutputSpec()
+    score_threshold: float = Field(0.3, ge=0, le=1)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    dataset_sha256: str | None = None
+    created: datetime
+    engines: list[EngineSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelCard:
+        if self.format != MODEL_FORMAT:
+            raise ValueError(f"format must be '{MODEL_FORMAT}', got '{self.format}'")
+        if self.format_version > MODEL_FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {self.format_version} is newer than this device understands "
+                f"({MODEL_FORMAT_VERSION}): update the device software"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class ModelBundle:
+    """A validated bundle on local disk."""
+
+    def __init__(self, root: Path, card: ModelCard) -> None:
+        self.root = root
+        self.card = card
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.root / "model.onnx"
+
+    def engine_for(self, tensorrt_version: str, compute_capability: str) -> Path | None:
+        """The engine built by this TensorRT major.minor for this GPU, if the bundle has one."""
+        want = ".".join(tensorrt_version.split(".")[:2])
+        for engine in self.card.engines:
+            have = ".".join(engine.tensorrt_version.split(".")[:2])
+            if have == want and engine.compute_capability == compute_capability:
+                path = self.root / engine.file
+                if path.is_file():
+                    return path
+        return None
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        with open(self.onnx_path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+def _parse_card(path: Path) -> ModelCard:
+    try:
+        return ModelCard.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        details = "; ".join(
+            f"field '{'.'.join(str(p) for p in e['loc']) or '(top level)'}': {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise BundleError(f"{path}: model.json is invalid: {details}") from exc
+
+
+def _extract_zip(path: Path, cache_dir: Path) -> Path:
+    """Unpack a zipped bundle into the cache, refusing entries that escape their folder."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    target = cache_dir / f"{path.stem}-{digest}"
+    if (target / "model.json").is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=cache_dir))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                parts = Path(info.filename).parts
+                if info.filename.startswith("/") or ".." in parts:
+                    raise BundleError(f"{path}: entry '{info.filename}' would escape the bundle folder")
+            archive.extractall(staging)
+        root = staging
+        inner = [p for p in staging.iterdir() if p.is_dir()]
+        if not (staging / "model.json").exists() and len(inner) == 1:
+            root = inner[0]  # zip of a folder
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(root, target)
+    except zipfile.BadZipFile as exc:
+        raise BundleError(f"{path}: not a readable zip archive ({exc})") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def load_bundle(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> ModelBundle:
+    """Open a bundle folder or zip and validate its card; raises BundleError with what to fix."""
+    source = Path(path)
+    if not source.exists():
+        raise BundleError(f"{source}: no such model bundle (give a folder or .zip with model.json and model.onnx)")
+    if source.is_file():
+        cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "scopehive-bundles"
+        source = _extract_zip(source, cache)
+    card_path = source / "model.json"
+    if not card_path.is_file():
+        raise BundleError(f"{source}: model.json is missing: this is not a ScopeHive model bundle")
+    card = _parse_card(card_path)
+    if not (source / "model.onnx").is_file():
+        raise BundleError(f"{source}: model.onnx is missing: re-export the bundle with the trainer")
+    for engine in card.engines:
+        if not (source / engine.file).is_file():
+            raise BundleError(f"{card_path}: engines lists '{engine.file}' but the file is not in the bundle")
+    return ModelBundle(source, card)

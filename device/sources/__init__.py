@@ -1,0 +1,1 @@
+"""Frame sources: everything that can hand the device a picture of the sample."""

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from device.sources.synthetic import CLASSES, SyntheticConfig, SyntheticMicroscope
+
+
+def test_same_seed_same_frames_and_truth() -> None:
+    a, b = SyntheticMicroscope(seed=3), SyntheticMicroscope(seed=3)
+    for _ in range(3):
+        fa, fb = a.read(), b.read()
+        assert np.array_equal(fa.image, fb.image)
+        assert np.array_equal(fa.truth.xyxy, fb.truth.xyxy)
+    assert not np.array_equal(SyntheticMicroscope(seed=4).read().image, SyntheticMicroscope(seed=3).read().image)
+
+
+def test_default_frame_is_1280x960_bgr_with_all_classes() -> None:
+    scope = SyntheticMicroscope(seed=1, density=60)
+    frame = scope.read()
+    assert frame.image.shape == (960, 1280, 3) and frame.image.dtype == np.uint8
+    assert set(frame.truth.class_ids.tolist()) == set(range(len(CLASSES)))
+    sizes = np.maximum(frame.truth.width, frame.truth.height)
+    assert sizes.min() >= 4 and sizes.max() <= 90
+    assert 10 < frame.image.mean() < 245  # not blank, not saturated
+
+
+def test_objects_are_visible_where_truth_says() -> None:
+    scope = SyntheticMicroscope(seed=2, density=20, shot_noise=0, read_noise=0)
+    frame = scope.read()
+    gray = frame.image[:, :, 0].astype(np.float32)
+    background = np.median(gray)
+    for x1, y1, x2, y2 in frame.truth.xyxy.astype(int):
+        patch = gray[y1:y2, x1:x2]
+        assert np.abs(patch - background).max() > 15, "every true box holds a visible object"
+
+
+def test_objects_move_between_frames_but_stay_counted() -> None:
+    scope = SyntheticMicroscope(seed=5, drift=2.0)
+    first, later = scope.read(), [scope.read() for _ in range(10)][-1]
+    assert not np.array_equal(first.truth.xyxy[:3], later.truth.xyxy[:3])
+    assert abs(len(first.truth) - len(later.truth)) <= max(3, len(first.truth) // 3)
+
+
+def test_touching_objects_exist_when_clustered() -> None:
+    frame = SyntheticMicroscope(seed=9, density=80, cluster_fraction=0.8).read()
+    b = frame.truth.xyxy
+    ix = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
+    iy = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
+    overlapping = (ix > 0) & (iy > 0)
+    np.fill_diagonal(overlapping, False)
+    assert overlapping.any()
+
+
+def test_config_rejects_typos_and_bad_values() -> None:
+    with pytest.raises(ValidationError):
+        SyntheticConfig(densty=3)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        SyntheticMicroscope(width=10)
