@@ -1,0 +1,56 @@
+"""What the web side (live stream, panel) may ask of the running device: one small protocol.
+
+The runtime (device/runtime) implements it; the panel and stream blueprints only ever see this,
+through `current_app.extensions["scopehive.runtime"]`, so they can be tested with any object
+that honours it and never reach into the frame loop's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from device.detections import Detections
+from device.models.bundle import ModelCard
+
+
+@dataclass(frozen=True)
+class LatestFrame:
+    """The newest processed frame: the original pixels (full resolution, original bit depth)."""
+
+    image: np.ndarray
+    detections: Detections
+    captured_at: float  # time.time() when the frame was captured
+    index: int
+    classes: tuple[str, ...] = ()
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class DeviceRuntime(Protocol):
+    def latest(self) -> LatestFrame | None:
+        """The newest frame with its detections, or None before the first frame."""
+
+    def annotated_jpeg(self, quality: int = 80) -> bytes | None:
+        """The newest frame drawn with boxes, counts and FPS, as JPEG (encoded on demand)."""
+
+    def live_stats(self) -> dict[str, Any]:
+        """Current FPS, latency, counts per class, source and model state (JSON-ready)."""
+
+    def history(self, seconds: float) -> list[dict[str, Any]]:
+        """Recent per-frame statistics from the local store, oldest first (JSON-ready)."""
+
+    def health(self) -> dict[str, Any]:
+        """{'ok': bool, 'camera': {...}, 'model': {...}, 'outbox': {...}}"""
+
+    def model_card(self) -> ModelCard | None:
+        """The model the detector runs now."""
+
+    def switch_model(self, bundle_path: Path) -> ModelCard:
+        """Load, validate and warm the bundle, then swap it in; raises BundleError and keeps
+        the old model running when the new one is bad."""
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Run the current model on one image (pre-annotation); boxes in that image's pixels."""
