@@ -1,0 +1,1 @@
+"""Inference: pre-processing, backends (ONNX Runtime, OpenCV DNN, TensorRT), output decoding, the Detector."""

@@ -1,0 +1,63 @@
+"""The one small interface every inference backend implements, and the explicit registry of them.
+
+GPU libraries are imported inside the backend that needs them, so `import device` works on any
+CPU machine; `auto` picks TensorRT where it can run and otherwise the faster CPU backend
+(measured by bench/device_backends.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from device.models.bundle import ModelBundle
+
+log = logging.getLogger(__name__)
+# bench/device_backends.py on the reference 2-core x86 box: onnxruntime is faster than cv2.dnn for
+# the demo model and both give the same boxes (see the bench output in docs/metrics.md's notes).
+CPU_DEFAULT = "onnx"
+
+
+class Backend(Protocol):
+    """Runs one model: float32 input batch in, named outputs out (in the model's output order)."""
+
+    name: str
+
+    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+class BackendFactory(Protocol):
+    def __call__(self, bundle: ModelBundle, cache_dir: Path) -> Backend: ...
+
+
+def _registry() -> dict[str, BackendFactory]:
+    from device.inference.onnx_backend import OnnxBackend
+    from device.inference.opencv_backend import OpenCvBackend
+    from device.inference.tensorrt_backend import TensorRtBackend
+
+    return {"onnx": OnnxBackend, "opencv": OpenCvBackend, "tensorrt": TensorRtBackend}
+
+
+def backend_keys() -> list[str]:
+    return sorted(_registry())
+
+
+def resolve_backend_key(key: str) -> str:
+    """`auto` -> `tensorrt` on a machine with TensorRT and a CUDA GPU, else the CPU default."""
+    if key != "auto":
+        return key
+    from device.inference.tensorrt_backend import tensorrt_available
+
+    return "tensorrt" if tensorrt_available() else CPU_DEFAULT
+
+
+def create_backend(key: str, bundle: ModelBundle, cache_dir: Path) -> Backend:
+    """Build the backend named `key` for `bundle`; unknown keys fail with the list of known ones."""
+    registry = _registry()
+    resolved = resolve_backend_key(key)
+    if resolved not in registry:
+        raise ValueError(f"unknown backend '{key}': choose one of auto, {', '.join(sorted(registry))}")
+    return registry[resolved](bundle, cache_dir)

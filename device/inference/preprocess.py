@@ -1,0 +1,66 @@
+"""Frame -> network input tensor, and network boxes -> frame boxes. Pure numpy/OpenCV, no model code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from device.detections import Detections
+from device.models.bundle import InputSpec, Normalization
+
+LETTERBOX_FILL = 114
+
+
+@dataclass(frozen=True)
+class Transform:
+    """How network pixels map back to the frame: frame = (net - pad) / scale."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+    frame_width: int
+    frame_height: int
+
+    def to_frame(self, detections: Detections) -> Detections:
+        if not len(detections):
+            return detections
+        shift = np.asarray([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
+        scale = np.asarray([self.scale_x, self.scale_y, self.scale_x, self.scale_y], np.float32)
+        moved = Detections((detections.xyxy - shift) / scale, detections.scores, detections.class_ids)
+        return moved.clipped(self.frame_width, self.frame_height)
+
+
+def fit(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
+    """Resize to the network size: `stretch` fills it, `letterbox` keeps the aspect ratio and pads."""
+    h, w = image.shape[:2]
+    if spec.resize == "stretch":
+        resized = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+        return resized, Transform(spec.width / w, spec.height / h, 0.0, 0.0, w, h)
+    scale = min(spec.width / w, spec.height / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    pad_x, pad_y = (spec.width - nw) // 2, (spec.height - nh) // 2
+    canvas = np.full((spec.height, spec.width, image.shape[2]), LETTERBOX_FILL, image.dtype)
+    canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized
+    return canvas, Transform(scale, scale, float(pad_x), float(pad_y), w, h)
+
+
+def normalize(image: np.ndarray, spec: InputSpec, norm: Normalization) -> np.ndarray:
+    """8-bit BGR (H, W, 3) -> float32 batch of one in the model's colour order, scaling and layout."""
+    if spec.color == "RGB":
+        image = image[:, :, ::-1]
+    std = np.asarray(norm.std, np.float32)
+    gain = np.float32(norm.scale) / std
+    offset = np.asarray(norm.mean, np.float32) / std
+    tensor = image.astype(np.float32) * gain - offset
+    if spec.layout == "NCHW":
+        tensor = tensor.transpose(2, 0, 1)
+    return np.ascontiguousarray(tensor[None])
+
+
+def preprocess(image: np.ndarray, spec: InputSpec, norm: Normalization) -> tuple[np.ndarray, Transform]:
+    fitted, transform = fit(image, spec)
+    return normalize(fitted, spec, norm), transform

@@ -1,0 +1,130 @@
+"""The background thread that drains the outbox into InfluxDB in batches, with backoff while it is down.
+
+The frame loop only ever calls `Outbox.add`; this thread is the only thing that waits on the
+network. A batch is marked sent only after the write returned success.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from device.config import InfluxSettings
+from device.metrics.outbox import Outbox
+
+log = logging.getLogger(__name__)
+MAINTAIN_EVERY_S = 2.0
+
+
+class InfluxWriter:
+    """influxdb-client's v2 write API, synchronous, microsecond precision."""
+
+    def __init__(self, settings: InfluxSettings) -> None:
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self._settings = settings
+        self._client = InfluxDBClient(url=settings.url, token=settings.token or "none", org=settings.org,
+                                      timeout=int(settings.timeout_s * 1000))
+        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, lines: list[str]) -> None:
+        from influxdb_client import WritePrecision
+
+        self._api.write(bucket=self._settings.bucket, org=self._settings.org, record=lines,
+                        write_precision=WritePrecision.US)
+
+    def close(self) -> None:
+        self._api.close()
+        self._client.close()
+
+
+class OutboxSender:
+    """Sends pending points oldest first; `flush()` waits until the queue is empty (clean exit)."""
+
+    def __init__(self, outbox: Outbox, settings: InfluxSettings, writer: Any = None) -> None:
+        self.outbox = outbox
+        self.settings = settings
+        self.state = "idle" if settings.url else "disabled"  # idle | ok | down | disabled
+        self.error = ""
+        self.sent = 0
+        self._writer = writer
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-sender", daemon=True)
+
+    def start(self) -> OutboxSender:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=self.settings.timeout_s + 5)
+        if self._writer is not None:
+            self._writer.close()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every point went out (True) or the timeout passed (False)."""
+        if not self.settings.url:
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._wake.set()
+            if self.outbox.depth() == 0:
+                return True
+            time.sleep(0.05)
+        return self.outbox.depth() == 0
+
+    def send_once(self) -> int:
+        """Send one batch; returns how many points InfluxDB accepted (raises when it refused)."""
+        batch = self.outbox.pending(self.settings.batch_size)
+        if not batch:
+            return 0
+        if self._writer is None:
+            self._writer = InfluxWriter(self.settings)
+        self._writer.write([point.to_line() for _, point in batch])
+        self.outbox.mark_sent([row_id for row_id, _ in batch])
+        self.sent += len(batch)
+        return len(batch)
+
+    def _run(self) -> None:
+        delay = 1.0
+        last_maintain = 0.0
+        while not self._stop.is_set():
+            if time.monotonic() - last_maintain > MAINTAIN_EVERY_S:
+                self._maintain()
+                last_maintain = time.monotonic()
+            if not self.settings.url:
+                self._stop.wait(MAINTAIN_EVERY_S)
+                continue
+            try:
+                sent = self.send_once()
+            except Exception as exc:  # network, HTTP 5xx, auth: report, keep the points, retry later
+                self._report_down(exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            if self.state != "ok":
+                log.info("InfluxDB %s accepts points again", self.settings.url)
+            self.state, self.error, delay = "ok", "", 1.0
+            if sent < self.settings.batch_size:
+                self._wake.wait(self.settings.flush_interval_s)
+                self._wake.clear()
+
+    def _report_down(self, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if self.state != "down":
+            log.warning("InfluxDB %s unreachable, keeping points in the outbox: %s", self.settings.url, message)
+        self.state, self.error = "down", message
+
+    def _maintain(self) -> None:
+        try:
+            dropped = self.outbox.maintain()
+        except Exception as exc:  # a full disk must not kill the sender
+            log.error("outbox maintenance failed: %s", exc)
+            return
+        if dropped:
+            log.warning("outbox over its disk budget: dropped the %d oldest unsent points", dropped)
