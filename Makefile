@@ -57,5 +57,9 @@ typecheck: $(VENV)/.full-stamp
 bench: setup
 	$(PY) bench/synthetic_fps.py
 
+# Regenerate the provisioned Grafana dashboards from grafana/*.py; commit the JSON it writes.
+dashboards: $(VENV)/.full-stamp
+	$(PY) -m grafana.build
+
 clean:
 	rm -rf var artifacts .pytest_cache .mypy_cache .ruff_cache
