@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class Detector:
         self.backend = backend
         self.threshold = bundle.card.score_threshold if threshold is None else threshold
         self.last_inference_ms = 0.0
+        self._lock = threading.Lock()  # the frame loop and the panel's pre-annotation share one model
 
     @property
     def backend_name(self) -> str:
@@ -52,9 +54,10 @@ class Detector:
     def detect(self, image: np.ndarray) -> Detections:
         """Any frame (8/16-bit, grey or colour) -> boxes in that frame's pixels."""
         tensor, transform = preprocess(to_bgr8(image), self.card.input, self.card.normalization)
-        start = time.perf_counter()
-        outputs = self.backend.run(tensor)
-        self.last_inference_ms = (time.perf_counter() - start) * 1000.0
+        with self._lock:
+            start = time.perf_counter()
+            outputs = self.backend.run(tensor)
+            self.last_inference_ms = (time.perf_counter() - start) * 1000.0
         detections = decode(outputs, self.card.output, self.threshold)
         return transform.to_frame(detections)
 

@@ -1,0 +1,39 @@
+"""Start-up wiring of the device, one flat list of steps: read it top to bottom to see the system."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+from device.config import DeviceConfig
+from device.runtime import Runtime
+from device.web import WebServer, create_app
+
+log = logging.getLogger(__name__)
+
+
+def run_device(config: DeviceConfig) -> int:
+    """Run until SIGTERM/SIGINT, the end of a finite source, or `config.max_frames` frames."""
+    runtime = Runtime(config)
+    runtime.init_outbox()
+    runtime.init_source()
+    runtime.init_model()
+    runtime.start_sender()
+    runtime.start_capture()
+    web = WebServer(create_app(config, runtime), config.host, config.port).start() if config.port else None
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after this frame", signum)
+        runtime.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        processed = runtime.run(config.max_frames)
+    finally:
+        runtime.shutdown()
+        if web is not None:
+            web.stop()
+    log.info("processed %d frames", processed)
+    return 0

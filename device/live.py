@@ -1,0 +1,90 @@
+"""The live blueprint: MJPEG stream, snapshot, SSE live statistics and /healthz.
+
+It only talks to the DeviceRuntime protocol, and encodes JPEGs only while a client is reading.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from device.api import DeviceRuntime
+
+bp = Blueprint("live", __name__)
+BOUNDARY = "scopehiveframe"
+MAX_STREAM_FPS = 30.0
+
+
+def runtime() -> DeviceRuntime:
+    return current_app.extensions["scopehive.runtime"]  # type: ignore[no-any-return]
+
+
+def _quality() -> int:
+    return int(current_app.config.get("SCOPEHIVE_JPEG_QUALITY", 80))
+
+
+def mjpeg_frames(rt: DeviceRuntime, quality: int, limit: int | None = None) -> Iterator[bytes]:
+    """One multipart part per new processed frame, at most MAX_STREAM_FPS; nothing is encoded
+    when nobody iterates (the generator only runs while a client reads)."""
+    last_index = -1
+    sent = 0
+    while limit is None or sent < limit:
+        latest = rt.latest()
+        if latest is None or latest.index == last_index:
+            time.sleep(0.01)
+            continue
+        jpeg = rt.annotated_jpeg(quality)
+        if jpeg is None:
+            continue
+        last_index = latest.index
+        sent += 1
+        yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
+        time.sleep(1.0 / MAX_STREAM_FPS)
+
+
+@bp.get("/stream.mjpg")
+def stream() -> Response:
+    limit = request.args.get("frames", type=int)
+    return Response(mjpeg_frames(runtime(), _quality(), limit), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                    headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/snapshot.jpg")
+def snapshot() -> Response:
+    jpeg = runtime().annotated_jpeg(_quality())
+    if jpeg is None:
+        return Response("no frame yet: the camera has not delivered one (see /healthz)", status=503, mimetype="text/plain")
+    return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+def sse_events(rt: DeviceRuntime, interval: float, limit: int | None = None) -> Iterator[str]:
+    sent = 0
+    while limit is None or sent < limit:
+        yield f"data: {json.dumps(rt.live_stats(), default=str)}\n\n"
+        sent += 1
+        if limit is None or sent < limit:
+            time.sleep(interval)
+
+
+@bp.get("/api/live")
+def live() -> Response:
+    """Server-sent events: one JSON object of live statistics every `interval` seconds."""
+    interval = min(max(request.args.get("interval", 0.5, type=float), 0.1), 10.0)
+    limit = request.args.get("events", type=int)
+    return Response(sse_events(runtime(), interval, limit), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@bp.get("/api/history")
+def history() -> Response:
+    seconds = min(max(request.args.get("seconds", 300.0, type=float), 1.0), 86400.0)
+    return jsonify(runtime().history(seconds))
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    health = runtime().health()
+    return jsonify(health), 200 if health.get("ok") else 503
