@@ -53,6 +53,7 @@ class Runtime:
         self._next_status = 0.0
         self._stop = threading.Event()
         self.processed = 0
+        self.bad_frames = 0
 
     # ---- wiring steps ------------------------------------------------------------------------
     def init_outbox(self) -> None:
@@ -107,11 +108,26 @@ class Runtime:
                     break
                 continue
             detector = self.detector  # one read: a hot swap takes effect on the next frame
-            detections = detector.detect(frame.image) if detector else Detections.empty()
+            detections = self._detect(detector, frame)
+            if detections is None:
+                continue
             points = self._measure(frame, detections, detector)
             self._publish(frame, detections, points, detector)
         self._heartbeat_if_due(force=True)
         return self.processed
+
+    def _detect(self, detector: Detector | None, frame: Frame) -> Detections | None:
+        """Detections, or None for a frame the model cannot take (corrupt, empty, odd shape): it is
+        skipped and counted, the loop goes on."""
+        if detector is None:
+            return Detections.empty()
+        try:
+            return detector.detect(frame.image)
+        except Exception as exc:  # one bad frame must never stop the instrument
+            self.bad_frames += 1
+            if self.bad_frames in (1, 10, 100) or self.bad_frames % 1000 == 0:
+                log.warning("skipped %d unusable frame(s); last: %s: %s", self.bad_frames, type(exc).__name__, exc)
+            return None
 
     def _tags(self, detector: Detector | None) -> dict[str, str]:
         tags = {"device": self.config.device_name, "project": self.config.project}
@@ -227,7 +243,7 @@ class Runtime:
         cap = self.capture
         camera = {"state": cap.state if cap else "failed", "source": cap.source.name if cap else self.config.source,
                   "error": cap.error if cap else "", "frames": cap.frames if cap else 0,
-                  "dropped": cap.dropped if cap else 0, "reconnects": cap.reconnects if cap else 0}
+                  "dropped": cap.dropped if cap else 0, "bad_frames": self.bad_frames, "reconnects": cap.reconnects if cap else 0}
         detector = self.detector
         model = {"loaded": detector is not None, "configured": bool(self.config.model),
                  "name": detector.card.name if detector else None, "version": detector.card.version if detector else None,

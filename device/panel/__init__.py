@@ -1,11 +1,78 @@
 """The panel: projects, capture, annotation, datasets and models in the browser.
 
 `init_app(app)` is called by the device's app factory (device/web.py) to add the panel's
-blueprints, login and CSRF protection.
+blueprints, login and CSRF protection. Settings come from `app.config["SCOPEHIVE"].panel`; the
+running device is reached only through `app.extensions["scopehive.runtime"]` (device/api.py).
 """
 
-from flask import Flask
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, redirect, url_for
+from werkzeug.wrappers import Response
+
+from device import storage as storage_ext
+from device.panel import security
+from device.panel.modelstore import ModelStore
+from device.panel.settings import PanelSettings
+from device.panel.store import ProjectStore
+
+log = logging.getLogger(__name__)
+EXTENSION_KEY = "scopehive.panel"
+
+
+@dataclass
+class PanelState:
+    """What every panel request needs; one per app, in app.extensions['scopehive.panel']."""
+
+    settings: PanelSettings
+    data_dir: Path
+    projects: ProjectStore
+    models: ModelStore
+    password_hash: str | None
+
+
+def _blueprints() -> list:  # type: ignore[type-arg]
+    from device.panel.annotate import bp as annotate
+    from device.panel.auth import bp as auth
+    from device.panel.base import bp as base
+    from device.panel.capture import bp as capture
+    from device.panel.datasets import bp as datasets
+    from device.panel.live import bp as live
+    from device.panel.models import bp as models
+    from device.panel.projects import bp as projects
+
+    return [base, auth, projects, capture, annotate, datasets, models, live]
 
 
 def init_app(app: Flask) -> None:
-    """Placeholder until the panel lands (issue 5): adds nothing yet."""
+    """Wire storage, stores, security and the blueprints into `app` (in that order)."""
+    config = app.config.get("SCOPEHIVE") or app.config.get("SCOPEHIVE_CONFIG")
+    settings: PanelSettings = getattr(config, "panel", None) or PanelSettings()
+    data_dir = Path(getattr(config, "data_dir", "var/device")) / "panel"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.storage or f"file://{(data_dir / 'store').resolve()}"
+    store = storage_ext.open_storage(url, settings.s3_access_key_env, settings.s3_secret_key_env)
+    storage_ext.init_app(app, store)
+    password_hash = security.load_password_hash(settings, data_dir)
+    if password_hash is None:
+        log.warning(
+            "panel: no password is set, so nobody can log in: set %s or run `python -m device.panel set-password`",
+            settings.password_env,
+        )
+    app.extensions[EXTENSION_KEY] = PanelState(
+        settings, data_dir, ProjectStore(store, settings.max_image_pixels), ModelStore(store, data_dir / "cache"), password_hash
+    )
+    blueprints = _blueprints()
+    security.init_app(app, settings, data_dir, {bp.name for bp in blueprints}, password_hash is not None)
+    for bp in blueprints:
+        app.register_blueprint(bp)
+    if not any(rule.rule == "/" for rule in app.url_map.iter_rules()):
+        app.add_url_rule("/", "panel_home", lambda: _home())
+
+
+def _home() -> Response:
+    return redirect(url_for("projects.index"))

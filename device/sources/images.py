@@ -47,7 +47,6 @@ class ImageFolderSource:
         self._pattern = pattern
         self._loop = loop
         self._queue: list[Path] = []
-        self._passes = 0
         self.bad_files = 0
 
     def _listing(self) -> list[Path]:
@@ -67,10 +66,9 @@ class ImageFolderSource:
         skipped = 0
         while True:
             if not self._queue:
-                if self._passes and not self._loop:
+                if not self._loop:
                     return None
-                self._passes += 1
-                self.open()
+                self.open()  # next pass: re-list, so new files join and a vanished folder is noticed
             path = self._queue.pop(0)
             try:
                 return read_image(path)

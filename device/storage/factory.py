@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import ParseResult, parse_qs, unquote, urlparse
 
 from flask import Flask, current_app
 
@@ -16,11 +16,11 @@ ACCESS_KEY_ENV = "SCOPEHIVE_S3_ACCESS_KEY"
 SECRET_KEY_ENV = "SCOPEHIVE_S3_SECRET_KEY"
 
 
-def open_storage(url: str) -> Storage:
+def open_storage(url: str, access_key_env: str = ACCESS_KEY_ENV, secret_key_env: str = SECRET_KEY_ENV) -> Storage:
     """`file:///path` (or a plain path) or `s3://bucket/prefix?endpoint=host:port&secure=0`.
 
-    S3 credentials come from SCOPEHIVE_S3_ACCESS_KEY / SCOPEHIVE_S3_SECRET_KEY, never from the
-    URL, so config files and logs never hold secrets.
+    S3 credentials come from the environment (SCOPEHIVE_S3_ACCESS_KEY / SCOPEHIVE_S3_SECRET_KEY by
+    default), never from the URL, so config files and logs never hold secrets.
     """
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
@@ -29,24 +29,25 @@ def open_storage(url: str) -> Storage:
             raise StorageError(f"storage URL '{url}' has no folder: use file:///absolute/path")
         return LocalStorage(Path(path))
     if parsed.scheme == "s3":
-        return _open_s3(url, parsed.netloc, parsed.path.strip("/"), parse_qs(parsed.query))
+        keys = (os.environ.get(access_key_env), os.environ.get(secret_key_env))
+        if not keys[0] or not keys[1]:
+            raise StorageError(f"storage URL '{url}': set {access_key_env} and {secret_key_env} in the environment")
+        return _open_s3(url, parsed, (str(keys[0]), str(keys[1])))
     raise StorageError(f"storage URL '{url}': scheme '{parsed.scheme}' is not supported; use file:// or s3://")
 
 
-def _open_s3(url: str, bucket: str, prefix: str, query: dict[str, list[str]]) -> Storage:
+def _open_s3(url: str, parsed: ParseResult, keys: tuple[str, str]) -> Storage:
     from minio import Minio
 
     from device.storage.s3 import S3Storage
 
+    bucket, prefix, query = parsed.netloc, parsed.path.strip("/"), parse_qs(parsed.query)
     endpoint = (query.get("endpoint") or [""])[0]
     if not bucket or not endpoint:
         raise StorageError(f"storage URL '{url}' needs a bucket and ?endpoint=host:port (s3://bucket?endpoint=minio:9000)")
     secure = (query.get("secure") or ["1"])[0].lower() not in ("0", "false", "no")
-    access, secret = os.environ.get(ACCESS_KEY_ENV), os.environ.get(SECRET_KEY_ENV)
-    if not access or not secret:
-        raise StorageError(f"storage URL '{url}': set {ACCESS_KEY_ENV} and {SECRET_KEY_ENV} in the environment")
-    region = (query.get("region") or [None])[0]
-    client = Minio(endpoint, access_key=access, secret_key=secret, secure=secure, region=region)
+    region = (query.get("region") or [""])[0] or None
+    client = Minio(endpoint, access_key=keys[0], secret_key=keys[1], secure=secure, region=region)
     return S3Storage(client, bucket, prefix)
 
 

@@ -1,0 +1,126 @@
+"""Annotate: the canvas page and its JSON API (every change saved at once, conflicts detected)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request
+from pydantic import ValidationError
+
+from device.panel.base import project_for_api, require_project, runtime, state
+from device.panel.store import AnnotationDoc, Box, ConflictError, ImageMeta, PanelError
+
+bp = Blueprint(
+    "annotate", __name__, template_folder="templates", static_folder="static",
+    static_url_path="/panel/static/annotate", url_prefix="/panel",
+)
+
+
+def _image(slug: str, image_id: str) -> ImageMeta:
+    try:
+        meta: ImageMeta = state().projects.image(slug, image_id)
+        return meta
+    except PanelError as exc:
+        abort(404, description=str(exc))
+
+
+@bp.get("/annotate")
+def index() -> str:
+    project = require_project()
+    store = state().projects
+    images = [
+        {"id": m.id, "file_name": m.file_name, "width": m.width, "height": m.height,
+         "annotated": store.annotation(project.slug, m.id).annotated}
+        for m in store.list_images(project.slug)
+    ]
+    return render_template(
+        "annotate/index.html", project=project, images=images, start=request.args.get("image", ""),
+        can_detect=runtime() is not None,
+    )
+
+
+def _file(slug: str, image_id: str, name: str, mimetype: str) -> Response:
+    _image(slug, image_id)
+    try:
+        data = state().projects.read(f"projects/{slug}/images/{image_id}/{name}")
+    except KeyError:
+        abort(404, description=f"{name} of image {image_id} is missing")
+    return Response(data, mimetype=mimetype, headers={"Cache-Control": "private, max-age=86400"})
+
+
+@bp.get("/api/projects/<slug>/images/<image_id>/display.jpg")
+def display(slug: str, image_id: str) -> Response:
+    return _file(slug, image_id, "display.jpg", "image/jpeg")
+
+
+@bp.get("/api/projects/<slug>/images/<image_id>/thumb.jpg")
+def thumb(slug: str, image_id: str) -> Response:
+    return _file(slug, image_id, "thumb.jpg", "image/jpeg")
+
+
+@bp.get("/api/projects/<slug>/images/<image_id>/original")
+def original(slug: str, image_id: str) -> Response:
+    meta = _image(slug, image_id)
+    data = state().projects.read(meta.original)
+    return Response(data, mimetype="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{meta.file_name}"'})
+
+
+@bp.get("/api/projects/<slug>/images/<image_id>/annotation")
+def get_annotation(slug: str, image_id: str) -> dict[str, Any]:
+    project_for_api(slug)
+    _image(slug, image_id)
+    doc: AnnotationDoc = state().projects.annotation(slug, image_id)
+    return doc.model_dump(mode="json")
+
+
+@bp.put("/api/projects/<slug>/images/<image_id>/annotation")
+def put_annotation(slug: str, image_id: str) -> tuple[dict[str, Any], int]:
+    """Body: {revision: the one the client edited, boxes: [{x1,y1,x2,y2,class_id}], negative}."""
+    project_for_api(slug)
+    _image(slug, image_id)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("revision"), int):
+        abort(400, description="send JSON {revision, boxes, negative}")
+    try:
+        boxes = [Box.model_validate(b) for b in body.get("boxes") or []]
+    except ValidationError as exc:
+        abort(400, description=f"a box is invalid: {exc.errors()[0]['msg']}")
+    try:
+        doc = state().projects.save_annotation(slug, image_id, body["revision"], boxes, bool(body.get("negative")))
+    except ConflictError as exc:
+        return {"error": str(exc), "current": exc.current.model_dump(mode="json")}, 409
+    except PanelError as exc:
+        abort(400, description=str(exc))
+    return doc.model_dump(mode="json"), 200
+
+
+@bp.delete("/api/projects/<slug>/images/<image_id>")
+def delete_image(slug: str, image_id: str) -> tuple[dict[str, Any], int]:
+    project_for_api(slug)
+    _image(slug, image_id)
+    state().projects.delete_image(slug, image_id)
+    return {"deleted": image_id}, 200
+
+
+@bp.post("/api/projects/<slug>/images/<image_id>/preannotate")
+def preannotate(slug: str, image_id: str) -> dict[str, Any]:
+    """Proposals from the model the device runs now; the page lets the user accept or reject them."""
+    project = project_for_api(slug)
+    meta = _image(slug, image_id)
+    device = runtime()
+    card = device.model_card() if device is not None else None
+    if card is None:
+        abort(503, description="no model is running: choose one on the Models page first")
+    from device.datasets.imageinfo import decode
+
+    pixels = decode(state().projects.read(meta.original), meta.file_name)
+    detections = device.detect(pixels).clipped(meta.width, meta.height)
+    names = project.class_names
+    proposals = []
+    for record in detections.to_records(card.classes):
+        name = record.get("class_name")
+        if name in names:
+            x1, y1, x2, y2 = record["box"]  # type: ignore[misc]
+            proposals.append({"x1": x1, "y1": y1, "x2": x2, "y2": y2, "class_id": names.index(str(name)), "score": record["score"]})
+    return {"proposals": proposals, "model": card.label}

@@ -1,0 +1,27 @@
+// Small helpers shared by every panel page: CSRF-carrying fetch and messages.
+"use strict";
+window.panel = {
+  csrf() { return document.querySelector('meta[name="csrf-token"]').content; },
+  async send(url, method, body, isForm) {
+    const headers = { "X-CSRF-Token": panel.csrf() };
+    if (!isForm && body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(url, {
+      method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : (isForm ? body : JSON.stringify(body)),
+    });
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = { error: response.statusText }; }
+    return { ok: response.ok, status: response.status, data };
+  },
+  message(text, kind) {
+    let box = document.getElementById("page-message");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "page-message";
+      document.querySelector("main").prepend(box);
+    }
+    box.className = "flash " + (kind || "");
+    box.setAttribute("role", "alert");
+    box.textContent = text;
+  },
+};

@@ -1,0 +1,102 @@
+"""Model bundles kept by the panel: validated on upload, stored as zips, unpacked on demand.
+
+A bundle is accepted only if its manifest validates, model.onnx loads in ONNX Runtime and its
+classes equal the project's, so switching to it later cannot fail for reasons known at upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from device.models.bundle import BundleError, ModelBundle, ModelCard, load_bundle
+from device.panel.store import PanelError, Project
+from device.storage import Storage
+
+
+class StoredModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    file_name: str
+    size: int
+    card: ModelCard
+
+
+def _check_onnx(bundle: ModelBundle) -> None:
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(str(bundle.onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for broken graphs
+        raise BundleError(f"model.onnx does not load in ONNX Runtime ({str(exc)[:300]}): re-export the bundle") from exc
+
+
+class ModelStore:
+    """Bundles per project under projects/<slug>/models/<id>/{bundle.zip,model.json}."""
+
+    def __init__(self, storage: Storage, cache_dir: Path) -> None:
+        self.storage = storage
+        self.cache_dir = cache_dir
+
+    def add(self, project: Project, data: bytes, file_name: str) -> StoredModel:
+        """Validate the uploaded zip fully; raises PanelError and stores nothing when it is bad."""
+        if not data.startswith(b"PK"):
+            raise PanelError(f"{file_name}: not a zip file: upload the bundle zip the trainer wrote")
+        model_id = hashlib.sha256(data).hexdigest()[:12]
+        with tempfile.TemporaryDirectory(prefix="upload-", dir=self._tmp()) as tmp:
+            path = Path(tmp) / "bundle.zip"
+            path.write_bytes(data)
+            try:
+                bundle = load_bundle(path, Path(tmp) / "unpacked")
+                _check_onnx(bundle)
+            except BundleError as exc:
+                raise PanelError(f"{file_name}: {str(exc).replace(str(tmp), '(upload)')}") from exc
+        card = bundle.card
+        if card.classes != project.class_names:
+            raise PanelError(
+                f"{file_name}: the model knows classes {card.classes} but project '{project.name}' has "
+                f"{project.class_names}: train it on this project's dataset or fix the project's classes"
+            )
+        stored = StoredModel(id=model_id, file_name=Path(file_name).name, size=len(data), card=card)
+        prefix = f"projects/{project.slug}/models/{model_id}"
+        self.storage.put(f"{prefix}/bundle.zip", data, "application/zip")
+        self.storage.put_json(f"{prefix}/model.json", stored.model_dump(mode="json"))
+        return stored
+
+    def list(self, project: Project) -> list[StoredModel]:
+        keys = [k for k in self.storage.list(f"projects/{project.slug}/models/") if k.endswith("/model.json")]
+        models = [StoredModel.model_validate(self.storage.get_json(k)) for k in keys]
+        return sorted(models, key=lambda m: m.card.created, reverse=True)
+
+    def get(self, project: Project, model_id: str) -> StoredModel:
+        try:
+            return StoredModel.model_validate(self.storage.get_json(f"projects/{project.slug}/models/{model_id}/model.json"))
+        except KeyError:
+            raise PanelError(f"model '{model_id}' is not in project '{project.name}' (deleted?): reload the page") from None
+
+    def local_zip(self, project: Project, model_id: str) -> Path:
+        """The bundle zip on local disk (copied from the store once), for the runtime to load."""
+        self.get(project, model_id)
+        target = self.cache_dir / "models" / project.slug / f"{model_id}.zip"
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(self.storage.get(f"projects/{project.slug}/models/{model_id}/bundle.zip"))
+            partial.replace(target)
+        return target
+
+    def delete(self, project: Project, model_id: str) -> None:
+        self.storage.delete_prefix(f"projects/{project.slug}/models/{model_id}/")
+        cached = self.cache_dir / "models" / project.slug / f"{model_id}.zip"
+        cached.unlink(missing_ok=True)
+
+    def _tmp(self) -> Path:
+        path = self.cache_dir / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+

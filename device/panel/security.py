@@ -1,0 +1,120 @@
+"""Login, CSRF and cookie hardening: a lab network is not a safe network.
+
+The password is set at install time (environment variable, or a werkzeug hash file written by
+`python -m device.panel set-password`); with neither, the login page says how to set one and no
+password works. Every state-changing request must carry the session's CSRF token (form field
+`csrf_token` or header `X-CSRF-Token`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask, abort, current_app, redirect, request, session, url_for
+from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.wrappers import Response
+
+from device.panel.settings import PanelSettings
+
+log = logging.getLogger(__name__)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STREAM_PATHS = ("/stream.mjpg", "/snapshot.jpg", "/api/live")
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.static", "panel.static"})
+
+
+def password_file(settings: PanelSettings, data_dir: Path) -> Path:
+    return Path(settings.password_file) if settings.password_file else data_dir / "password.hash"
+
+
+def load_password_hash(settings: PanelSettings, data_dir: Path) -> str | None:
+    """The hash to check logins against, or None when no password was set at install."""
+    plain = os.environ.get(settings.password_env)
+    if plain:
+        return generate_password_hash(plain)
+    path = password_file(settings, data_dir)
+    if path.is_file():
+        stored = path.read_text(encoding="utf-8").strip()
+        return stored or None
+    return None
+
+
+def write_password_hash(path: Path, password: str) -> None:
+    if len(password) < 8:
+        raise ValueError("the panel password needs at least 8 characters")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(generate_password_hash(password) + "\n", encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def _secret_key(data_dir: Path) -> str:
+    """Persisted so logins survive a restart; created on first start with 0600 permissions."""
+    path = data_dir / "secret.key"
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return str(token)
+
+
+def check_password(password: str) -> bool:
+    stored = current_app.extensions["scopehive.panel"].password_hash
+    return bool(stored) and check_password_hash(stored, password)
+
+
+def _stream_allowed(settings: PanelSettings) -> bool:
+    token = os.environ.get(settings.stream_token_env)
+    given = request.args.get("token", "")
+    return bool(session.get("user")) or bool(token and given and hmac.compare_digest(token, given))
+
+
+def init_app(app: Flask, settings: PanelSettings, data_dir: Path, panel_blueprints: set[str], has_password: bool) -> None:
+    """Cookie flags, upload limit, login gate and CSRF check for the panel's blueprints.
+
+    The stream, snapshot and live stats need a login (or the stream token) once a password is
+    set; on a device without one (the out-of-the-box demo) they stay open, read-only.
+    """
+    gate_stream = settings.protect_stream and has_password
+    if not app.secret_key:
+        app.secret_key = _secret_key(data_dir)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+        MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
+    )
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.before_request
+    def _gate() -> Response | None:
+        if gate_stream and request.path.startswith(STREAM_PATHS) and not _stream_allowed(settings):
+            abort(401, description="log in to the panel, or add ?token=<stream token> (panel.stream_token_env)")
+        if request.blueprint not in panel_blueprints:
+            return None
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+            if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+                abort(400, description="the form expired or came from another site (CSRF check failed): reload the page and try again")
+        if request.endpoint not in PUBLIC_ENDPOINTS and not session.get("user"):
+            if request.path.startswith("/panel/api/"):
+                abort(401, description="log in first")
+            return redirect(url_for("auth.login", next=request.full_path))
+        return None
