@@ -73,7 +73,6 @@ def test_local_writes_leave_no_partial_files(tmp_path: Path) -> None:
     ("url", "message"),
     [
         ("ftp://x/y", "not supported"),
-        ("s3://bucket", "endpoint"),
         ("s3://bucket?endpoint=127.0.0.1:1", "SCOPEHIVE_S3_ACCESS_KEY"),
     ],
 )
@@ -81,3 +80,10 @@ def test_bad_urls_say_what_to_do(url: str, message: str, monkeypatch: pytest.Mon
     monkeypatch.delenv("SCOPEHIVE_S3_ACCESS_KEY", raising=False)
     with pytest.raises(StorageError, match=message):
         open_storage(url)
+
+
+def test_s3_url_without_endpoint_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCOPEHIVE_S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("SCOPEHIVE_S3_SECRET_KEY", "b")
+    with pytest.raises(StorageError, match=r"\?endpoint=host:port"):
+        open_storage("s3://bucket")
