@@ -100,7 +100,7 @@ def yolov8_graph(head: np.ndarray, size: int = 64) -> onnx.ModelProto:
     """NCHW image -> a fixed YOLOv8 head `head` [1, 4 + C, A] (plus 0 x the image mean, so the graph uses its input)."""
     n = helper.make_node
     nodes = [
-        n("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=1),
+        n("ReduceMean", ["images"], ["mean"], axes=[0, 1, 2, 3], keepdims=0),
         n("Mul", ["mean", "zero"], ["nothing"]),
         n("Add", ["head", "nothing"], ["output0"]),
     ]
