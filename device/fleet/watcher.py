@@ -127,6 +127,13 @@ def start_watcher(settings: FleetSettings, runtime: DeviceRuntime, data_dir: Pat
         )
     balena = BalenaDevice.from_environment(settings.api_url)
     watcher = ModelWatcher(settings, runtime, data_dir, balena, open_storage(settings.store))
-    log.info("fleet mode: device %s (%s) follows its balena model assignment every %.0f s",
-             balena.uuid[:7], settings.resolved_device_type(), settings.poll_interval_s)
+    device_type = settings.resolved_device_type()
+    log.info("fleet mode: device %s (%s) follows its balena model assignment every %g s",
+             balena.uuid[:7], device_type, settings.poll_interval_s)
+    if watcher.gpu is None:
+        log.warning("%s without TensorRT/CUDA here: models run on the CPU backend (ONNX Runtime), "
+                    "no TensorRT engine is built or shared", device_type)
+    else:
+        log.info("TensorRT %s on a GPU of compute capability %s: engines built here are shared with the fleet",
+                 watcher.gpu.tensorrt_version, watcher.gpu.compute_capability)
     return watcher.start()

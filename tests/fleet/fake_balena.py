@@ -59,7 +59,7 @@ class FakeBalena:
     user_token: str = "user-token"
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     device_keys: dict[str, int] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)  # method, path, JSON body
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -205,7 +205,7 @@ def _handler(api: FakeBalena) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(length) or b"null") if length else None
             parts = urlsplit(self.path)
             with api.lock:
-                api.requests.append((self.command, unquote(self.path)))
+                api.requests.append((self.command, unquote(self.path), body))
             match = re.fullmatch(r"/v7/(\w+)(?:\((.*)\))?", unquote(parts.path))
             if not match or match.group(1) not in api.tables:
                 self._reply(404, {"error": f"no such resource {parts.path}"})
