@@ -1,0 +1,141 @@
+"""Microscopy augmentation and CenterNet training targets, in numpy and OpenCV.
+
+Why these transforms: a microscope sees the same objects at any orientation (flips, 90-degree
+turns), under drifting illumination and focus (brightness, contrast, gamma, blur), with sensor
+noise, and at slightly different magnifications (scale jitter). Training on random crops keeps
+each step cheap on a CPU while the fully convolutional network still runs on whole frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from trainer.dataset import Sample
+from trainer.model import STRIDE
+
+PIXEL_SCALE = 1.0 / 127.5  # MobileNetV2 expects x = pixel / 127.5 - 1
+PIXEL_MEAN = 1.0
+_MIN_VISIBLE = 0.4  # an object cut by the crop counts only if this share of its box remains
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop: int = 256
+    scale_jitter: float = 0.2
+    photometric: bool = True
+    geometric: bool = True
+
+
+@dataclass(frozen=True)
+class Targets:
+    heatmap: np.ndarray  # [h, w, C] gaussian peaks, exactly 1 at object centres
+    log_size: np.ndarray  # [h, w, 2] log(box size / stride) at centres
+    offset: np.ndarray  # [h, w, 2] sub-cell centre offset at centres
+    mask: np.ndarray  # [h, w, 1] 1 at centres
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 -> network input; the same formula is written into model.json `normalization`."""
+    return image.astype(np.float32) * PIXEL_SCALE - PIXEL_MEAN
+
+
+def resize_sample(image: np.ndarray, boxes: np.ndarray, scale_xy: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    sx, sy = scale_xy
+    h, w = image.shape[:2]
+    size = (max(1, int(round(w * sx))), max(1, int(round(h * sy))))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
+    scaled = boxes * np.array([sx, sy, sx, sy], np.float32)
+    return resized, scaled
+
+
+def _crop(
+    image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random size x size window (padded with the median grey where the image is smaller)."""
+    h, w = image.shape[:2]
+    fill = [int(v) for v in np.median(image.reshape(-1, 3)[:: max(1, h * w // 4096)], axis=0)]
+    if h < size or w < size:
+        image = cv2.copyMakeBorder(image, 0, max(0, size - h), 0, max(0, size - w), cv2.BORDER_CONSTANT, value=fill)
+        h, w = image.shape[:2]
+    x0 = int(rng.integers(0, w - size + 1))
+    y0 = int(rng.integers(0, h - size + 1))
+    window = image[y0 : y0 + size, x0 : x0 + size]
+    if not len(boxes):
+        return window, boxes, classes
+    shifted = boxes - np.array([x0, y0, x0, y0], np.float32)
+    clipped = shifted.clip(0, size)
+    full = (shifted[:, 2] - shifted[:, 0]) * (shifted[:, 3] - shifted[:, 1])
+    seen = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+    keep = seen >= _MIN_VISIBLE * np.maximum(full, 1e-6)
+    return window, clipped[keep], classes[keep]
+
+
+def _flip_rotate(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    size = image.shape[0]  # square crops: rotations keep the shape
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+        boxes = np.stack([size - boxes[:, 2], boxes[:, 1], size - boxes[:, 0], boxes[:, 3]], axis=1)
+    for _ in range(int(rng.integers(0, 4))):  # 90 degrees counter-clockwise: (x, y) -> (y, size - x)
+        image = np.rot90(image)
+        boxes = np.stack([boxes[:, 1], size - boxes[:, 2], boxes[:, 3], size - boxes[:, 0]], axis=1)
+    return np.ascontiguousarray(image), boxes.astype(np.float32).reshape(-1, 4)
+
+
+def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    x = image.astype(np.float32) / 255.0
+    x = (x - x.mean()) * rng.uniform(0.75, 1.3) + x.mean() + rng.uniform(-0.12, 0.12)
+    x = np.clip(x, 0.0, 1.0) ** rng.uniform(0.75, 1.35)
+    if rng.random() < 0.3:
+        x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.4, 1.4)))
+    if rng.random() < 0.5:
+        x = x + rng.normal(0.0, rng.uniform(0.0, 0.03), x.shape).astype(np.float32)
+    return np.clip(x * 255.0, 0, 255).astype(np.uint8)
+
+
+def augment(
+    sample: Sample, base_scale: tuple[float, float], config: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One random training crop at the model's scale: (RGB uint8 crop, boxes xyxy, classes)."""
+    jitter = float(np.exp(rng.uniform(-config.scale_jitter, config.scale_jitter)))
+    image, boxes = resize_sample(sample.image, sample.boxes, (base_scale[0] * jitter, base_scale[1] * jitter))
+    image, boxes, classes = _crop(image, boxes, sample.classes, config.crop, rng)
+    if config.geometric:
+        image, boxes = _flip_rotate(image, boxes, rng)
+    if config.photometric:
+        image = _photometric(image, rng)
+    return image, boxes, classes
+
+
+def _splat(heat: np.ndarray, cx: int, cy: int, sigma: tuple[float, float]) -> None:
+    """Max a gaussian peak (1 at the centre cell) into one class channel."""
+    h, w = heat.shape
+    rx, ry = max(1, int(3 * sigma[0])), max(1, int(3 * sigma[1]))
+    x0, x1 = max(0, cx - rx), min(w, cx + rx + 1)
+    y0, y1 = max(0, cy - ry), min(h, cy + ry + 1)
+    xs = np.arange(x0, x1, dtype=np.float32) - cx
+    ys = np.arange(y0, y1, dtype=np.float32) - cy
+    blob = np.exp(-(xs[None, :] ** 2) / (2 * sigma[0] ** 2) - (ys[:, None] ** 2) / (2 * sigma[1] ** 2))
+    np.maximum(heat[y0:y1, x0:x1], blob, out=heat[y0:y1, x0:x1])
+
+
+def encode_targets(boxes: np.ndarray, classes: np.ndarray, image_hw: tuple[int, int], num_classes: int) -> Targets:
+    """Boxes in input pixels -> dense targets at stride 4 (elliptical gaussians sized by the box)."""
+    gh, gw = image_hw[0] // STRIDE, image_hw[1] // STRIDE
+    heat = np.zeros((num_classes, gh, gw), np.float32)
+    log_size = np.zeros((gh, gw, 2), np.float32)
+    offset = np.zeros((gh, gw, 2), np.float32)
+    mask = np.zeros((gh, gw, 1), np.float32)
+    for (x1, y1, x2, y2), cls in zip(boxes.tolist(), classes.tolist(), strict=True):
+        bw, bh = (x2 - x1) / STRIDE, (y2 - y1) / STRIDE
+        if bw <= 0 or bh <= 0:
+            continue
+        cx, cy = (x1 + x2) / 2 / STRIDE, (y1 + y2) / 2 / STRIDE
+        ix, iy = min(int(cx), gw - 1), min(int(cy), gh - 1)
+        _splat(heat[cls], ix, iy, (max(0.54 * bw / 6, 0.35), max(0.54 * bh / 6, 0.35)))
+        log_size[iy, ix] = (np.log(bw), np.log(bh))
+        offset[iy, ix] = (cx - ix, cy - iy)
+        mask[iy, ix] = 1.0
+    return Targets(np.ascontiguousarray(heat.transpose(1, 2, 0)), log_size, offset, mask)

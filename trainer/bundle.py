@@ -1,0 +1,131 @@
+"""Writing the model bundle (trainer -> device), see docs/formats.md section 2.
+
+The trainer keeps its own pydantic copy of the ModelCard (it never imports `device`); a test
+checks that what `write_bundle` produces is accepted by the device's `load_bundle`. Bundles are
+assembled in a hidden folder beside the target and moved in at the end, `model.json` last, so a
+crash never leaves a bundle that looks complete but is not.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MODEL_FORMAT = "scopehive-model"
+MODEL_FORMAT_VERSION = 1
+
+
+class BundleError(ValueError):
+    """A bundle the trainer cannot read or write; the message says what to do."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(_Strict):
+    width: int = Field(gt=0, le=4096)
+    height: int = Field(gt=0, le=4096)
+    layout: Literal["NCHW", "NHWC"] = "NHWC"
+    color: Literal["RGB", "BGR"] = "RGB"
+    resize: Literal["stretch", "letterbox"] = "stretch"
+    name: str | None = None
+
+
+class Normalization(_Strict):
+    scale: float = Field(1.0 / 255.0, gt=0)
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+class OutputSpec(_Strict):
+    format: Literal["scopehive-v1", "yolov8", "yolov5"] = "scopehive-v1"
+    max_detections: int = Field(300, gt=0, le=10000)
+    nms_iou: float = Field(0.5, gt=0, le=1)
+
+
+class EngineSpec(_Strict):
+    file: str = Field(description="Path inside the bundle, under engines/")
+    tensorrt_version: str
+    compute_capability: str
+    precision: Literal["fp32", "fp16", "int8"] = "fp16"
+
+
+class ModelCard(_Strict):
+    format: str = MODEL_FORMAT
+    format_version: int = MODEL_FORMAT_VERSION
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    classes: list[str] = Field(min_length=1)
+    input: InputSpec
+    normalization: Normalization = Normalization()
+    output: OutputSpec = OutputSpec()
+    score_threshold: float = Field(0.3, ge=0, le=1)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    dataset_sha256: str | None = None
+    created: datetime
+    engines: list[EngineSpec] = Field(default_factory=list)
+
+
+def read_card(bundle_dir: str | os.PathLike[str]) -> ModelCard:
+    path = Path(bundle_dir) / "model.json"
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir}: model.json is missing: give a bundle folder written by the trainer")
+    try:
+        return ModelCard.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise BundleError(f"{path}: model.json is invalid: {exc.errors()[0]['msg']}") from exc
+
+
+def write_card(bundle_dir: str | os.PathLike[str], card: ModelCard) -> None:
+    """Replace model.json atomically (used after adding engines or re-exporting)."""
+    path = Path(bundle_dir) / "model.json"
+    tmp = path.with_name(".model.json.tmp")
+    tmp.write_text(card.model_dump_json(indent=2))
+    os.replace(tmp, path)
+
+
+def _place(src: Path, dst: Path) -> None:
+    if dst.is_dir() and not dst.is_symlink():
+        shutil.rmtree(dst)
+    os.replace(src, dst)
+
+
+def write_bundle(
+    out_dir: str | os.PathLike[str], card: ModelCard, onnx_model: bytes, extra_files: Mapping[str, bytes | Path] | None = None
+) -> Path:
+    """Write model.onnx, model.json and extra files (report, engines/...) into `out_dir`.
+
+    `extra_files` maps a relative path to bytes or to a file/folder to copy. Existing files of the
+    same name are replaced; other files already in `out_dir` (progress.json, logs) are kept.
+    """
+    target = Path(out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        (staging / "model.onnx").write_bytes(onnx_model)
+        for rel, content in (extra_files or {}).items():
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                dest.write_bytes(content)
+            elif content.is_dir():
+                shutil.copytree(content, dest)
+            else:
+                shutil.copy2(content, dest)
+        write_card(staging, card)
+        if not target.exists():
+            os.replace(staging, target)
+            return target
+        for entry in sorted(staging.iterdir(), key=lambda p: p.name == "model.json"):
+            _place(entry, target / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,154 @@
+"""`python -m trainer`: train, evaluate, export, build-engine, publish.
+
+Heavy imports (TensorFlow, tf2onnx, TensorRT) happen inside each command, after cheap checks, so
+a bad package or a typo is reported in a second. Known failures print one clear `error:` message
+and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from trainer.bundle import BundleError, read_card, write_card
+from trainer.config import TrainConfig
+from trainer.dataset import DatasetError, load_dataset_package, split_dataset
+from trainer.engines import EngineError
+from trainer.errors import ExportError, OutputDirError
+from trainer.publish import PublishError, StoreConfig, publish_bundle
+
+_TRAIN_FLAGS = ("epochs", "input_size", "width_multiplier", "weights", "seed", "batch_size", "crop",
+                "learning_rate", "val_fraction", "max_detections", "eval_every", "name", "version")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a detector on a dataset package and write a model bundle")
+    train.add_argument("package", type=Path, help="dataset package (.zip) exported by the panel")
+    train.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    for name in _TRAIN_FLAGS:
+        field = TrainConfig.model_fields[name]
+        kind = type(field.default) if field.default is not None else str
+        train.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=f"{field.description} (default {field.default})")
+    train.add_argument("--force", action="store_true", help="replace the bundle already in --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bar (progress.json is still written)")
+    evaluate = sub.add_parser("evaluate", help="score a bundle's ONNX model on every image of a package")
+    evaluate.add_argument("bundle", type=Path)
+    evaluate.add_argument("package", type=Path)
+    evaluate.add_argument("--record", metavar="KEY", help="also store the result in model.json metrics[KEY]")
+    export = sub.add_parser("export", help="re-export model.onnx of a bundle from its training checkpoint")
+    export.add_argument("bundle", type=Path)
+    export.add_argument("--package", type=Path, help="package whose validation frames check the export")
+    engine = sub.add_parser("build-engine", help="build a TensorRT engine for this GPU into the bundle")
+    engine.add_argument("bundle", type=Path)
+    engine.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
+    engine.add_argument("--package", type=Path, help="package whose training frames calibrate int8")
+    publish = sub.add_parser("publish", help="upload the bundle to S3-compatible storage")
+    publish.add_argument("bundle", type=Path)
+    for flag in ("endpoint", "bucket", "access-key", "secret-key"):
+        publish.add_argument(f"--{flag}", help=f"S3 {flag} (or SCOPEHIVE_S3_{flag.upper().replace('-', '_')})")
+    publish.add_argument("--secure", action=argparse.BooleanOptionalAction, default=None, help="use HTTPS")
+    publish.add_argument("--store", help="s3://bucket?endpoint=host:port&secure=0 instead of the flags")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    options = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    config = TrainConfig(**options)
+    dataset = load_dataset_package(args.package)  # fails fast, before TensorFlow loads
+    from trainer.pipeline import train_dataset
+
+    out = train_dataset(dataset, args.out, config, args.force, args.quiet)
+    metrics = read_card(out).metrics
+    print(f"bundle written to {out}: mAP@0.5 {metrics['map50']:.3f}, mAP@[.5:.95] {metrics['map50_95']:.3f}, "
+          f"ONNX vs Keras max abs diff {metrics['onnx_parity']['max_abs_diff']:.2e}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    card = read_card(args.bundle)
+    dataset = load_dataset_package(args.package)
+    if dataset.classes != card.classes:
+        raise BundleError(f"the package's classes {dataset.classes} differ from the bundle's {card.classes}")
+    from trainer.export import run_onnx
+    from trainer.predict import evaluate_predictions, predict
+
+    onnx_model = (args.bundle / "model.onnx").read_bytes()
+    hw = (card.input.height, card.input.width)
+    preds = predict(lambda x: run_onnx(onnx_model, x), dataset.samples, hw)
+    result: dict[str, Any] = evaluate_predictions(dataset.samples, preds, card.classes, card.output.max_detections)
+    result["dataset_sha256"] = dataset.sha256
+    if args.record:
+        card.metrics[args.record] = result
+        write_card(args.bundle, card)
+    print(json.dumps(result, indent=1))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    card = read_card(args.bundle)
+    from trainer.export import compare_with_keras, export_onnx
+    from trainer.pipeline import parity_frames, rebuild_inference_model
+
+    model, hw, payload = rebuild_inference_model(args.bundle)
+    onnx_model = export_onnx(model)
+    if args.package:
+        dataset = load_dataset_package(args.package)
+        _, val = split_dataset(dataset.samples, payload["config"]["val_fraction"], payload["config"]["seed"])
+        parity = compare_with_keras(onnx_model, model, parity_frames(val, hw))
+        card.metrics["onnx_parity"] = parity
+        print(f"ONNX vs Keras on {parity['frames']} frames: max abs diff {parity['max_abs_diff']:.2e}")
+    tmp = args.bundle / ".model.onnx.tmp"
+    tmp.write_bytes(onnx_model)
+    tmp.replace(args.bundle / "model.onnx")
+    card.engines = []  # engines were built from the old ONNX
+    write_card(args.bundle, card)
+    print(f"exported {args.bundle / 'model.onnx'}")
+
+
+def cmd_build_engine(args: argparse.Namespace) -> None:
+    card = read_card(args.bundle)
+    frames = None
+    if args.package:
+        import numpy as np
+
+        from trainer.predict import prepare_input
+
+        dataset = load_dataset_package(args.package)
+        hw = (card.input.height, card.input.width)
+        frames = np.stack([prepare_input(s.image, hw) for s in dataset.samples[:64]])
+    from trainer.engines import add_engine
+
+    spec = add_engine(args.bundle, args.precision, frames)
+    print(f"built {args.bundle / spec.file} (TensorRT {spec.tensorrt_version}, sm {spec.compute_capability})")
+
+
+def cmd_publish(args: argparse.Namespace) -> None:
+    if args.store:
+        config = StoreConfig.from_url(args.store)
+    else:
+        config = StoreConfig.from_env(endpoint=args.endpoint, bucket=args.bucket, access_key=args.access_key,
+                                      secret_key=args.secret_key, secure=args.secure)
+    print(f"published to {publish_bundle(args.bundle, config)}")
+
+
+_COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
+             "build-engine": cmd_build_engine, "publish": cmd_publish}
+_KNOWN_ERRORS = (DatasetError, BundleError, EngineError, PublishError, ValidationError, ExportError, OutputDirError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _COMMANDS[args.command](args)
+    except _KNOWN_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,54 @@
+"""Training options, validated in one place (CLI flags map onto these fields one to one)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs besides the package and the output folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(40, ge=1, le=10000, description="Passes over the training split")
+    input_size: int = Field(
+        384, ge=64, le=2048, description="Longest side of the network input; the other side follows the "
+        "images' aspect ratio, both rounded to multiples of 32"
+    )
+    width_multiplier: float = Field(0.35, gt=0, le=1.4, description="MobileNetV2 alpha (0.35 suits a Jetson Nano)")
+    weights: str = Field("none", description="Backbone weights: none, imagenet or a path to a weights file")
+    seed: int = Field(0, description="Same seed, same split, augmentation and initial weights")
+    batch_size: int = Field(8, ge=1, le=256, description="Crops per training step")
+    crop: int = Field(256, ge=64, le=2048, description="Side of the square training crops, multiple of 32")
+    learning_rate: float = Field(3e-3, gt=0, le=1, description="Peak learning rate (cosine decay)")
+    val_fraction: float = Field(0.15, ge=0, lt=1, description="Share of images held out for validation")
+    max_detections: int = Field(100, ge=1, le=1000, description="Top-K peaks the model outputs per image")
+    eval_every: int = Field(0, ge=0, description="Evaluate every N epochs (0: about ten times per run)")
+    name: str = Field("", description="Model name in the bundle (default: the dataset's project)")
+    version: str = Field("", description="Model version (default: date and time of the run)")
+
+    @field_validator("crop")
+    @classmethod
+    def _multiple_of_32(cls, value: int) -> int:
+        if value % 32:
+            raise ValueError(f"crop {value} must be a multiple of 32")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: str) -> str:
+        return value if value not in ("", "None") else "none"
+
+    def backbone_weights(self) -> str | None:
+        return None if self.weights == "none" else self.weights
+
+
+def input_hw(config: TrainConfig, image_hw: tuple[int, int]) -> tuple[int, int]:
+    """Network input (height, width): longest side = input_size, aspect kept, multiples of 32."""
+    h, w = image_hw
+    scale = config.input_size / max(h, w)
+
+    def snap(v: float) -> int:
+        return max(32, int(round(v / 32)) * 32)
+
+    return snap(h * scale), snap(w * scale)

@@ -1,0 +1,10 @@
+"""Errors the trainer reports to the user as one clear line (defined apart from TensorFlow code,
+so the CLI can catch them without importing TensorFlow)."""
+
+
+class ExportError(RuntimeError):
+    """The model could not be exported or the ONNX model disagrees with Keras."""
+
+
+class OutputDirError(ValueError):
+    """--out (or a bundle folder) cannot be used; the message says how to proceed."""
