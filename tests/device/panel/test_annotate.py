@@ -1,0 +1,90 @@
+"""Annotation saves: immediate, revision-numbered, conflict-detected, and kept across restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.device.panel.conftest import Auth, make_app
+from tests.device.panel.helpers import SyntheticRuntime, bundle_zip
+
+
+def _captured(auth: Auth, count: int = 1) -> tuple[str, list[str]]:
+    auth.login()
+    slug = auth.project()
+    ids = [auth.json("POST", f"/panel/api/projects/{slug}/capture", None).get_json()["image"]["id"] for _ in range(count)]  # type: ignore[attr-defined]
+    return slug, ids
+
+
+BOX = {"x1": 10, "y1": 20, "x2": 50, "y2": 60, "class_id": 1}
+
+
+def test_saves_survive_a_restart_between_two_edits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: SyntheticRuntime) -> None:
+    monkeypatch.setenv("SCOPEHIVE_PANEL_PASSWORD", "correct horse battery")
+    first = make_app(tmp_path, runtime)
+    with first.test_client() as client:
+        auth = Auth(client)
+        slug, (image,) = _captured(auth)
+        url = f"/panel/api/projects/{slug}/images/{image}/annotation"
+        assert auth.json("PUT", url, {"revision": 0, "boxes": [BOX]}).status_code == 200  # type: ignore[attr-defined]
+    second = make_app(tmp_path, runtime)  # a new process would see exactly this
+    with second.test_client() as client:
+        auth = Auth(client)
+        auth.login()
+        doc = client.get(url).get_json()
+        assert doc["revision"] == 1 and doc["boxes"] == [{**BOX, "x1": 10.0, "y1": 20.0, "x2": 50.0, "y2": 60.0}]
+        moved = {**BOX, "x1": 12, "x2": 52}
+        assert auth.json("PUT", url, {"revision": 1, "boxes": [BOX, moved]}).status_code == 200  # type: ignore[attr-defined]
+        assert len(client.get(url).get_json()["boxes"]) == 2
+
+
+def test_a_stale_tab_gets_409_and_nothing_is_overwritten(auth: Auth, client: FlaskClient) -> None:
+    slug, (image,) = _captured(auth)
+    url = f"/panel/api/projects/{slug}/images/{image}/annotation"
+    assert auth.json("PUT", url, {"revision": 0, "boxes": [BOX]}).status_code == 200  # type: ignore[attr-defined]
+    stale = auth.json("PUT", url, {"revision": 0, "boxes": []})  # a second tab that loaded revision 0
+    assert stale.status_code == 409  # type: ignore[attr-defined]
+    body = stale.get_json()  # type: ignore[attr-defined]
+    assert "changed elsewhere" in body["error"] and body["current"]["revision"] == 1
+    assert client.get(url).get_json()["boxes"][0]["class_id"] == 1
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [
+        ({"x1": 10, "y1": 10, "x2": 5, "y2": 20, "class_id": 0}, "empty or outside"),
+        ({"x1": 0, "y1": 0, "x2": 5000, "y2": 20, "class_id": 0}, "outside the 320x240"),
+        ({"x1": 0, "y1": 0, "x2": 5, "y2": 5, "class_id": 9}, "class id 9 does not exist"),
+    ],
+)
+def test_invalid_boxes_are_refused(auth: Auth, client: FlaskClient, box: dict[str, int], message: str) -> None:
+    slug, (image,) = _captured(auth)
+    url = f"/panel/api/projects/{slug}/images/{image}/annotation"
+    response = auth.json("PUT", url, {"revision": 0, "boxes": [box]})
+    assert response.status_code == 400 and message in response.get_json()["error"]  # type: ignore[attr-defined]
+    assert client.get(url).get_json()["revision"] == 0
+
+
+def test_progress_and_negatives(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    slug, ids = _captured(auth, 3)
+    auth.json("PUT", f"/panel/api/projects/{slug}/images/{ids[0]}/annotation", {"revision": 0, "boxes": [BOX]})
+    auth.json("PUT", f"/panel/api/projects/{slug}/images/{ids[1]}/annotation", {"revision": 0, "boxes": [], "negative": True})
+    assert app.extensions["scopehive.panel"].projects.progress(slug) == (2, 3)
+    assert b"2/3 images annotated" in client.get("/panel/projects/").data
+
+
+def test_preannotate_proposes_boxes_from_the_running_model(auth: Auth, client: FlaskClient, tmp_path: Path) -> None:
+    slug, (image,) = _captured(auth)
+    url = f"/panel/api/projects/{slug}/images/{image}/preannotate"
+    assert auth.json("POST", url, None).status_code == 503  # type: ignore[attr-defined]
+    auth.post("/panel/models/", data={"bundle": (bundle_zip(tmp_path / "b.zip").open("rb"), "b.zip")}, content_type="multipart/form-data")
+    (model_id,) = [line.split("/")[3] for line in client.get("/panel/models/").data.decode().split('action="') if "/activate" in line.split('"')[0]]
+    auth.post(f"/panel/models/{model_id}/activate")
+    response = auth.json("POST", url, None)
+    body = response.get_json()  # type: ignore[attr-defined]
+    assert response.status_code == 200 and body["model"] == "tiny:1"  # type: ignore[attr-defined]
+    assert len(body["proposals"]) == 1 and body["proposals"][0]["class_id"] == 0
+    assert body["proposals"][0]["x2"] > body["proposals"][0]["x1"]

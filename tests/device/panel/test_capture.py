@@ -1,0 +1,85 @@
+"""Capture and upload: originals kept exactly, bad uploads refused with a message and no change."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from flask import Flask
+from flask.testing import FlaskClient
+
+from device.panel.store import ProjectStore
+from tests.device.panel.conftest import Auth
+from tests.device.panel.helpers import SyntheticRuntime
+
+
+def _store(app: Flask) -> ProjectStore:
+    store: ProjectStore = app.extensions["scopehive.panel"].projects
+    return store
+
+
+def _png(image: np.ndarray) -> bytes:
+    return bytes(cv2.imencode(".png", image)[1].tobytes())
+
+
+def test_capture_saves_the_full_resolution_original(app: Flask, auth: Auth, client: FlaskClient, runtime: SyntheticRuntime) -> None:
+    auth.login()
+    slug = auth.project()
+    for expected_total in (1, 2, 3):
+        response = auth.json("POST", f"/panel/api/projects/{slug}/capture", None)
+        assert response.status_code == 201  # type: ignore[attr-defined]
+        assert response.get_json()["total"] == expected_total  # type: ignore[attr-defined]
+    metas = _store(app).list_images(slug)
+    assert [(m.width, m.height, m.source) for m in metas] == [(320, 240, "capture")] * 3
+    for meta, frame in zip(metas, runtime.captured, strict=True):
+        saved = cv2.imdecode(np.frombuffer(_store(app).read(meta.original), np.uint8), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(saved, frame), "the stored frame must be the camera's pixels, not the preview JPEG"
+
+
+def test_upload_many_keeps_bytes_and_16_bit(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    auth.login()
+    slug = auth.project()
+    deep = (np.random.default_rng(0).integers(0, 65535, (60, 80))).astype(np.uint16)
+    tiff = bytes(cv2.imencode(".tiff", deep)[1].tobytes())
+    png = _png(np.full((30, 40, 3), 90, np.uint8))
+    files = [(io.BytesIO(tiff), "deep.tiff"), (io.BytesIO(png), "flat.png")]
+    response = auth.post(f"/panel/api/projects/{slug}/images", data={"files": files}, content_type="multipart/form-data")
+    assert response.status_code == 201  # type: ignore[attr-defined]
+    by_name = {m.file_name: m for m in _store(app).list_images(slug)}
+    assert _store(app).read(by_name["deep.tiff"].original) == tiff
+    assert by_name["deep.tiff"].dtype == "uint16"
+    display = cv2.imdecode(np.frombuffer(_store(app).read(f"projects/{slug}/images/{by_name['deep.tiff'].id}/display.jpg"), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert display.dtype == np.uint8 and display.shape[:2] == (60, 80)
+    assert client.get(f"/panel/api/projects/{slug}/images/{by_name['flat.png'].id}/original").data == png
+
+
+def test_bad_uploads_are_refused_and_change_nothing(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    auth.login()
+    slug = auth.project()
+    good = _png(np.zeros((10, 10, 3), np.uint8))
+    huge = _png(np.zeros((1500, 1500), np.uint8))  # 2.25 MP > the test app's 2 MP limit
+    cases = {
+        "not a PNG, JPEG or TIFF": [(io.BytesIO(b"%PDF-1.4 hello"), "paper.pdf"), (io.BytesIO(good), "ok.png")],
+        "over the limit": [(io.BytesIO(huge), "huge.png")],
+        "cannot be decoded": [(io.BytesIO(good[:40]), "cut.png")],
+    }
+    for message, files in cases.items():
+        response = auth.post(f"/panel/api/projects/{slug}/images", data={"files": files}, content_type="multipart/form-data")
+        body = response.get_json()  # type: ignore[attr-defined]
+        assert response.status_code == 400, message  # type: ignore[attr-defined]
+        assert body["error"].startswith("nothing was uploaded") and any(message in p for p in body["problems"]), body
+    too_big = io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"0" * (6 * 1024 * 1024))
+    response = auth.post(f"/panel/api/projects/{slug}/images", data={"files": [(too_big, "big.png")]}, content_type="multipart/form-data")
+    assert response.status_code == 413 and "5 MB limit" in response.get_json()["error"]  # type: ignore[attr-defined]
+    assert _store(app).list_images(slug) == []
+
+
+def test_file_names_cannot_escape(app: Flask, auth: Auth) -> None:
+    auth.login()
+    slug = auth.project()
+    png = _png(np.zeros((8, 8, 3), np.uint8))
+    auth.post(f"/panel/api/projects/{slug}/images", data={"files": [(io.BytesIO(png), "../../etc/evil.png")]}, content_type="multipart/form-data")
+    (meta,) = _store(app).list_images(slug)
+    assert meta.file_name == "evil.png"
+    assert all(key.startswith(f"projects/{slug}/") for key in _store(app).storage.list("projects/"))

@@ -1,0 +1,98 @@
+"""Models page: validated uploads, switching the running model without restart, delete."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from device.panel.store import Project
+from tests.device.panel.conftest import Auth
+from tests.device.panel.helpers import SyntheticRuntime, bundle_zip, card, tiny_onnx
+
+
+def _project(app: Flask, slug: str) -> Project:
+    project: Project = app.extensions["scopehive.panel"].projects.project(slug)
+    return project
+
+
+def _upload(auth: Auth, data: bytes, name: str = "bundle.zip") -> str:
+    response = auth.post("/panel/models/", data={"bundle": (io.BytesIO(data), name)}, content_type="multipart/form-data", follow_redirects=True)
+    return html.unescape(response.data.decode())  # type: ignore[attr-defined]
+
+
+def test_upload_list_switch_delete(app: Flask, auth: Auth, client: FlaskClient, runtime: SyntheticRuntime, tmp_path: Path) -> None:
+    auth.login()
+    slug = auth.project()
+    assert "Model tiny:1 added" in _upload(auth, bundle_zip(tmp_path / "a.zip").read_bytes())
+    assert "Model tiny:2 added" in _upload(auth, bundle_zip(tmp_path / "b.zip", version="2").read_bytes())
+    models = app.extensions["scopehive.panel"].models.list(_project(app, slug))
+    assert sorted(m.card.label for m in models) == ["tiny:1", "tiny:2"]
+    first = next(m for m in models if m.card.version == "1")
+    page = auth.post(f"/panel/models/{first.id}/activate", follow_redirects=True).data.decode()  # type: ignore[attr-defined]
+    assert "The device now runs tiny:1" in page and runtime.model_card().label == "tiny:1"  # type: ignore[union-attr]
+    refused = auth.post(f"/panel/models/{first.id}/delete", follow_redirects=True).data.decode()  # type: ignore[attr-defined]
+    assert "is running now" in refused
+    second = next(m for m in models if m.card.version == "2")
+    auth.post(f"/panel/models/{second.id}/delete")
+    assert [m.card.label for m in app.extensions["scopehive.panel"].models.list(_project(app, slug))] == ["tiny:1"]
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _onnx(tmp_path: Path) -> bytes:
+    tiny_onnx(tmp_path / "m.onnx")
+    return (tmp_path / "m.onnx").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("not a zip", "not a zip file"),
+        ("no manifest", "model.json is missing"),
+        ("bad manifest", "model.json is invalid"),
+        ("broken onnx", "does not load in ONNX Runtime"),
+        ("other classes", "the model knows classes ['bee', 'wasp']"),
+        ("zip slip", "would escape the bundle folder"),
+    ],
+)
+def test_bad_bundles_are_refused_and_change_nothing(app: Flask, auth: Auth, tmp_path: Path, kind: str, message: str) -> None:
+    auth.login()
+    slug = auth.project()
+    good_card = json.dumps(card()).encode()
+    data = {
+        "not a zip": b"MZ this is an exe",
+        "no manifest": _zip({"model.onnx": _onnx(tmp_path)}),
+        "bad manifest": _zip({"model.json": b'{"format": "scopehive-model"}', "model.onnx": _onnx(tmp_path)}),
+        "broken onnx": _zip({"model.json": good_card, "model.onnx": b"garbage"}),
+        "other classes": _zip({"model.json": json.dumps(card(classes=["bee", "wasp"])).encode(), "model.onnx": _onnx(tmp_path)}),
+        "zip slip": _zip({"model.json": good_card, "model.onnx": _onnx(tmp_path), "../evil.txt": b"x"}),
+    }[kind]
+    page = _upload(auth, data, "upload.zip")
+    assert "Model not added: upload.zip" in page and message in page
+    assert app.extensions["scopehive.panel"].models.list(_project(app, slug)) == []
+
+
+def test_switch_failure_keeps_the_old_model(app: Flask, auth: Auth, runtime: SyntheticRuntime, tmp_path: Path) -> None:
+    auth.login()
+    slug = auth.project()
+    _upload(auth, bundle_zip(tmp_path / "a.zip").read_bytes())
+    (stored,) = app.extensions["scopehive.panel"].models.list(_project(app, slug))
+    auth.post(f"/panel/models/{stored.id}/activate")
+    cached = app.extensions["scopehive.panel"].models.local_zip(_project(app, slug), stored.id)
+    cached.write_bytes(b"corrupted on disk")  # the device's copy went bad after upload
+    page = auth.post(f"/panel/models/{stored.id}/activate", follow_redirects=True).data.decode()  # type: ignore[attr-defined]
+    assert "The device keeps its current model" in page
+    assert runtime.model_card().label == "tiny:1"  # type: ignore[union-attr]
