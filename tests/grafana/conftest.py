@@ -1,82 +1,93 @@
-"""A session-wide InfluxDB database holding what two microscopes wrote, for the dashboard query tests."""
+"""A session-wide InfluxDB database filled by the REAL device loop on two simulated microscopes.
+
+`python -m device run` processes 200 synthetic frames per device (a few seconds each) and writes
+through its outbox and InfluxDB v2 write API (the nginx proxy in front of the test InfluxDB), exactly
+as on a lab box. scope-a is calibrated (µm fields) and runs peaks 1.0.0; scope-b runs peaks-b 2.0.0.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import INFLUX_V1, Influx
+from tests.conftest import INFLUX_V1, INFLUX_V2, Influx
+from tests.device.bundles import peak_detector_bundle
 
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "grafana-test"
-DEVICES = ("scope-a", "scope-b")
-CLASSES = ("cell", "crystal", "debris")
+FRAMES = 200
 
 
 @dataclass(frozen=True)
 class Fleet:
-    """What the dashboards should find: the database, its project, devices and classes."""
+    """What the dashboards should find: the database, its project, devices, classes and models."""
 
     influx: Influx
     project: str
     devices: tuple[str, ...]
     classes: tuple[str, ...]
-    model: str
+    model: str  # of devices[0]
     model_version: str
 
 
-def _line(measurement: str, tags: dict[str, str], fields: dict[str, object], ts_us: int) -> str:
-    tag_text = "".join(f",{k}={v}" for k, v in sorted(tags.items()))
+def run_device(database: str, name: str, bundle: Path, data_dir: Path, extra_env: dict[str, str]) -> None:
+    """One real device run: synthetic microscope -> model -> outbox -> InfluxDB."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPEHIVE_")}
+    env.update({"SCOPEHIVE_STATUS_INTERVAL_S": "0.2", **extra_env})
+    command = [
+        sys.executable, "-m", "device", "run", "--source", "synthetic://?seed=1", "--model", str(bundle),
+        "--max-frames", str(FRAMES), "--influx-url", INFLUX_V2, "--influx-bucket", database,
+        "--device-name", name, "--project", PROJECT, "--port", "0", "--data-dir", str(data_dir),
+    ]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"device run failed ({done.returncode}):\n{done.stderr[-3000:]}"
 
-    def value(v: object) -> str:
-        if isinstance(v, str):
-            return f'"{v}"'
-        return f"{v}i" if isinstance(v, int) else repr(v)
 
-    return f"{measurement}{tag_text} {','.join(f'{k}={value(v)}' for k, v in fields.items())} {ts_us}"
+def add_temperatures_where_unreadable(influx: Influx, devices: tuple[str, ...]) -> None:
+    """This test machine has no thermal sensors, so the loop writes no cpu_temp_c/gpu_temp_c.
 
-
-def _schema_points(device: str, frames: int, end_us: int) -> list[str]:
-    """Points exactly as docs/metrics.md describes them (stand-in until the device loop writes them)."""
+    To show the temperature panels fill when a device does report them (a Jetson does), repeat
+    each device's newest heartbeat, as written by the loop, with the two temperature fields added.
+    """
+    types = {row["fieldKey"]: row["fieldType"] for row in influx.rows('SHOW FIELD KEYS FROM "device_status"')}
+    if {"cpu_temp_c", "gpu_temp_c"} <= set(types):
+        return
+    encode = {"string": lambda v: f'"{v}"', "integer": lambda v: f"{int(v)}i", "float": lambda v: repr(float(v)), "boolean": str}
     lines = []
-    base = {"device": device, "project": PROJECT}
-    model = {**base, "model": "peaks", "model_version": "1.0.0"}
-    for i in range(frames):
-        ts = end_us - (frames - i) * 100_000
-        counts = [(i + k) % 4 for k in range(len(CLASSES))]
-        lines.append(_line("frame", model, {"count": sum(counts), "score_mean": 0.6 + (i % 5) / 20, "score_min": 0.5, "fps": 10.0,
-                                            "inference_ms": 20.0 + i % 3, "latency_ms": 40.0 + i % 7, "dropped_frames": i % 2}, ts))
-        for name, count in zip(CLASSES, counts, strict=True):
-            fields: dict[str, object] = {"count": count}
-            if count:
-                for prefix, px, um in (("width", 10.0 + i % 9, "um"), ("height", 8.0 + i % 5, "um"), ("area", 80.0 + i % 11, "um2")):
-                    for stat, factor in (("mean", 1.0), ("median", 1.0), ("p90", 1.3)):
-                        fields[f"{prefix}_px_{stat}"] = px * factor
-                        fields[f"{prefix}_{um}_{stat}"] = px * factor * 0.5
-                fields["score_mean"] = 0.5 + (i % 10) / 25
-            lines.append(_line("class_stats", {**model, "class": name}, fields, ts))
-        if i % 10 == 0:
-            lines.append(_line("device_status", base, {"model": "peaks", "model_version": "1.0.0", "backend": "onnx", "source_state": "ok",
-                                                      "fps": 10.0, "outbox_depth": i % 3, "outbox_dropped": 0, "uptime_s": i / 10,
-                                                      "cpu_temp_c": 45.0, "gpu_temp_c": 40.0}, ts))
-    lines.append(_line("device_event", {**base, "kind": "started"}, {"message": f"{device} started"}, end_us - frames * 100_000))
-    return lines
+    for device in devices:
+        (row,) = influx.rows(f"SELECT * FROM \"device_status\" WHERE \"device\" = '{device}' ORDER BY time DESC LIMIT 1")
+        fields = {k: v for k, v in row.items() if k not in ("time", "device", "project") and v is not None}
+        encoded = ",".join(f"{k}={encode[types[k]](v)}" for k, v in fields.items()) + ",cpu_temp_c=48.5,gpu_temp_c=44.0"
+        lines.append(f"device_status,device={device},project={PROJECT} {encoded} {int(row['time']) + 1000}")
+    requests.post(f"{INFLUX_V1}/write", params={"db": influx.database}, data="\n".join(lines).encode(), timeout=10).raise_for_status()
 
 
 @pytest.fixture(scope="session")
-def fleet_metrics() -> Iterator[Fleet]:
+def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     try:
         requests.get(f"{INFLUX_V1}/ping", timeout=2).raise_for_status()
+        requests.get(f"{INFLUX_V2}/ping", timeout=2).raise_for_status()
     except requests.RequestException as exc:
         pytest.fail(f"InfluxDB is not running on loopback ({exc}): run the tests with `make test`")
     name = f"test_grafana_{uuid.uuid4().hex[:10]}"
     requests.post(f"{INFLUX_V1}/query", data={"q": f'CREATE DATABASE "{name}"'}, timeout=10).raise_for_status()
-    end_us = int(time.time() * 1e6)
-    body = "\n".join(line for device in DEVICES for line in _schema_points(device, 200, end_us))
-    requests.post(f"{INFLUX_V1}/write", params={"db": name, "precision": "u"}, data=body.encode(), timeout=30).raise_for_status()
-    yield Fleet(Influx(name), PROJECT, DEVICES, CLASSES, "peaks", "1.0.0")
+    influx = Influx(name)
+    work = tmp_path_factory.mktemp("grafana-fleet")
+    bundle_a = peak_detector_bundle(work / "peaks")
+    bundle_b = peak_detector_bundle(work / "peaks-b", version="2.0.0", name="peaks-b")
+    run_device(name, "scope-a", bundle_a, work / "a", {"SCOPEHIVE_UM_PER_PIXEL": "0.65"})
+    run_device(name, "scope-b", bundle_b, work / "b", {"SCOPEHIVE_UM_PER_PIXEL": "0.65"})
+    devices = ("scope-a", "scope-b")
+    add_temperatures_where_unreadable(influx, devices)
+    time.sleep(0.1)
+    yield Fleet(influx, PROJECT, devices, ("cell", "crystal", "debris"), "peaks", "1.0.0")
     requests.post(f"{INFLUX_V1}/query", data={"q": f'DROP DATABASE "{name}"'}, timeout=10)

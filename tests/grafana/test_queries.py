@@ -100,11 +100,22 @@ def test_query_returns_the_series_its_panel_expects(dashboard: str, query: Dashb
             assert series[0]["columns"][1:] == QUANTILE_COLUMNS
 
 
-def test_model_panel_names_the_running_model(fleet_metrics: Fleet) -> None:
+@pytest.mark.parametrize(("device", "model", "version"), [("scope-a", "peaks", "1.0.0"), ("scope-b", "peaks-b", "2.0.0")])
+def test_model_panel_names_the_model_each_device_runs(device: str, model: str, version: str, fleet_metrics: Fleet) -> None:
     query = next(q for d, q in QUERIES if d == "microscope" and q.owner == "Model and camera")
-    rows = fleet_metrics.influx.rows(interpolate(query.query, variables("microscope", fleet_metrics, "width_um"), TIME_FILTER, INTERVAL))
-    assert rows[0]["model"] == fleet_metrics.model and rows[0]["version"] == fleet_metrics.model_version
-    assert rows[0]["camera"] == "ok"
+    values = {**variables("microscope", fleet_metrics, "width_um"), "device": device}
+    (row,) = fleet_metrics.influx.rows(interpolate(query.query, values, TIME_FILTER, INTERVAL))
+    assert (row["model"], row["version"], row["camera"]) == (model, version, "ok")
+    assert str(row["backend"]).startswith(("onnx", "opencv")), row["backend"]  # CPU machine: one of the CPU backends
+
+
+def test_fleet_shows_who_runs_what(fleet_metrics: Fleet) -> None:
+    status = next(q for d, q in QUERIES if d == "fleet" and q.owner == "Devices" and q.ref_id == "A")
+    rows = fleet_metrics.influx.rows(interpolate(status.query, {"project": [fleet_metrics.project]}, TIME_FILTER, INTERVAL))
+    assert {row["device"]: (row["model"], row["version"]) for row in rows} == {"scope-a": ("peaks", "1.0.0"), "scope-b": ("peaks-b", "2.0.0")}
+    timeline = next(q for d, q in QUERIES if d == "fleet" and q.owner == "Model version per device")
+    rows = fleet_metrics.influx.rows(interpolate(timeline.query, {"project": [fleet_metrics.project]}, TIME_FILTER, INTERVAL))
+    assert {(row["device"], row["version"]) for row in rows} == {("scope-a", "1.0.0"), ("scope-b", "2.0.0")}
 
 
 def test_fleet_table_marks_reporting_devices_online(fleet_metrics: Fleet) -> None:
