@@ -20,6 +20,7 @@ from trainer.config import TrainConfig
 from trainer.dataset import DatasetError, load_dataset_package, split_dataset
 from trainer.engines import EngineError
 from trainer.errors import ExportError, OutputDirError
+from trainer.fleet import cli as fleet_cli
 from trainer.publish import PublishError, StoreConfig, publish_bundle
 
 _TRAIN_FLAGS = ("epochs", "input_size", "width_multiplier", "weights", "seed", "batch_size", "crop",
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         publish.add_argument(f"--{flag}", help=f"S3 {flag} (or SCOPEHIVE_S3_{flag.upper().replace('-', '_')})")
     publish.add_argument("--secure", action=argparse.BooleanOptionalAction, default=None, help="use HTTPS")
     publish.add_argument("--store", help="s3://bucket?endpoint=host:port&secure=0 instead of the flags")
+    fleet_cli.register(sub)  # rollout, rollback: trainer/fleet/cli.py
     return parser
 
 
@@ -143,6 +145,8 @@ _KNOWN_ERRORS = (DatasetError, BundleError, EngineError, PublishError, Validatio
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in fleet_cli.COMMANDS:
+        return fleet_cli.run(args)
     try:
         _COMMANDS[args.command](args)
     except _KNOWN_ERRORS as exc:

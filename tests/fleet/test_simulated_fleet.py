@@ -23,7 +23,7 @@ from tests.conftest import Influx
 from tests.device.bundles import peak_detector_bundle
 from tests.fleet.fake_balena import FakeBalena
 from tests.fleet.publishing import publish_folder
-from trainer.fleet import cli
+from trainer import cli
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

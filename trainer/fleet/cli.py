@@ -114,12 +114,19 @@ def run_rollback(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+COMMANDS = ("rollout", "rollback")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed rollout/rollback; known failures print one `error:` line and return 2."""
     try:
         return int(args.func(args))
     except (RuntimeError, ValueError) as exc:  # FleetError, StoreError, PublishError, bad settings
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
+    register(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
