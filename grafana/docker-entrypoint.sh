@@ -5,7 +5,7 @@ if [ -z "${GF_SECURITY_ADMIN_PASSWORD:-}" ] && [ -z "${GF_SECURITY_ADMIN_PASSWOR
   echo "scopehive-grafana: GF_SECURITY_ADMIN_PASSWORD is not set: set it (or GF_SECURITY_ADMIN_PASSWORD__FILE) in the environment (balena variables or docker-compose)" >&2
   exit 64
 fi
-if [ -z "${INFLUX_TOKEN:-}" ] && [ -z "${INFLUX_USER:-}" ]; then
-  echo "scopehive-grafana: neither INFLUX_TOKEN nor INFLUX_USER is set: the datasource will only work with an InfluxDB without authentication" >&2
+if [ -z "${INFLUX_TOKEN:-}" ]; then
+  echo "scopehive-grafana: INFLUX_TOKEN is not set: the datasource will only work with an InfluxDB without authentication" >&2
 fi
 exec "${GRAFANA_RUN:-/run.sh}" "$@"

@@ -40,7 +40,7 @@ def test_datasource_is_influxql_with_the_uid_the_dashboards_use() -> None:
 def test_every_variable_the_provisioning_expands_has_an_image_default() -> None:
     text = "".join(p.read_text(encoding="utf-8") for p in (GRAFANA / "provisioning").rglob("*.yaml"))
     used = set(re.findall(r"\$\{(\w+)\}", text))
-    assert used == {"INFLUX_URL", "INFLUX_DATABASE", "INFLUX_TOKEN", "INFLUX_USER", "INFLUX_PASSWORD"}
+    assert used == {"INFLUX_URL", "INFLUX_DATABASE", "INFLUX_TOKEN"}
     assert used <= set(dockerfile_env()), "Grafana would expand an unset variable to an empty string"
 
 
