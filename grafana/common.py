@@ -52,7 +52,7 @@ def datasource() -> cm.DataSourceRef:
 
 
 def base_dashboard(uid: str, title: str, description: str) -> dash.Dashboard:
-    """Defaults every ScopeHive dashboard shares: tags, refresh, shared crosshair, UTC-free local time."""
+    """Defaults every ScopeHive dashboard shares: tags, refresh, shared crosshair, the viewer's time zone."""
     return (
         dash.Dashboard(title)
         .uid(uid)
@@ -269,6 +269,7 @@ def add_panels(board: dash.Dashboard, layout: Layout) -> dash.Dashboard:
         model.grid_pos = dm.GridPos(h=h, w=w, x=x, y=y)
         board = board.with_panel(panel)
     return board
+
 
 def textbox_variable(name: str, label: str, default: str, description: str) -> dash.TextBoxVariable:
     """A free-text variable with a default (used for the live stream's address)."""

@@ -71,7 +71,7 @@ def now_numbers() -> stat.Panel:
         fill="none",
     )
     return (
-        stat_panel("Now", "none", [Target("A", select)])
+        stat_panel("Now", "none", [Target("A", select).alias("$col")])
         .reduce_options(common.cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]))
         .graph_mode(cm.BigValueGraphMode.AREA)
         .decimals(1)
