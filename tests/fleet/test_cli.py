@@ -58,22 +58,26 @@ def test_rollout_publishes_assigns_and_marks_grafana(tmp_path: Path, s3_endpoint
     url, annotations = grafana
     api = FakeBalena()
     device_id = api.add_device(api.add_fleet("lab/hive"), "f" * 32, "pc-1", "genericx86-64-ext")
+    api.add("device_tag", device=device_id, tag_key="scopehive.model.running", value="peaks:3.1.3")
     api_url = api.start()
     for key, value in {"SCOPEHIVE_S3_ACCESS_KEY": "k", "SCOPEHIVE_S3_SECRET_KEY": "s", "BALENA_API_KEY": api.user_token,
                        "GRAFANA_URL": url, "GRAFANA_TOKEN": "glsa_test"}.items():
         monkeypatch.setenv(key, value)
     bundle = peak_detector_bundle(tmp_path / "bundle", version="3.1.4")
     store = f"s3://cli-test?endpoint={s3_endpoint}&secure=0"
+    common = ["--fleet", "lab/hive", "--store", store, "--balena-api-url", api_url, "--wait-s", "0"]
     try:
-        code = main(["rollout", str(bundle), "--fleet", "lab/hive", "--store", store, "--balena-api-url", api_url,
-                     "--wait-s", "0"])
+        assert main(["rollout", str(bundle), *common]) == 0
+        out = capsys.readouterr().out
+        assert "published peaks:3.1.4 to s3://cli-test/models/peaks/3.1.4/" in out
+        assert api.tag(device_id, "scopehive.model") == "peaks:3.1.4"
+
+        assert main(["rollback", *common]) == 0
+        assert api.tag(device_id, "scopehive.model") == "peaks:3.1.3"
     finally:
         api.stop()
 
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "published peaks:3.1.4 to s3://cli-test/models/peaks/3.1.4/" in out
-    assert api.tag(device_id, "scopehive.model") == "peaks:3.1.4"
-    [note] = annotations
-    assert note["path"] == "/api/annotations" and note["auth"] == "Bearer glsa_test"
-    assert "peaks" in note["text"] and "3.1.4" in note["text"] and "lab/hive" in note["text"]
+    deployed, restored = annotations
+    assert deployed["path"] == "/api/annotations" and deployed["auth"] == "Bearer glsa_test"
+    assert "peaks" in deployed["text"] and "3.1.4" in deployed["text"] and "lab/hive" in deployed["text"]
+    assert "3.1.3 (rollback of peaks:3.1.4)" in restored["text"]

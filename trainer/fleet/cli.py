@@ -17,7 +17,7 @@ from typing import Any
 
 from trainer.fleet.balena_api import BalenaFleet, BalenaSettings, FleetError, connect
 from trainer.fleet.history import HistoryStore
-from trainer.fleet.rollout import RolloutPlan, RolloutResult, rollback, rollout
+from trainer.fleet.rollout import RolloutPlan, rollback, rollout
 from trainer.fleet.store import FleetStore
 
 log = logging.getLogger(__name__)
@@ -78,16 +78,16 @@ def _connect(args: argparse.Namespace) -> tuple[BalenaFleet, HistoryStore]:
     return fleet, HistoryStore(FleetStore.from_url(args.store), args.fleet)
 
 
-def _annotate(fleet: str, result: RolloutResult, devices: list[str], what: str) -> None:
-    """Mark the rollout on the Grafana dashboards when GRAFANA_URL is set; never fails the rollout."""
+def _annotate(fleet: str, model_ref: str, devices: list[str], note: str) -> None:
+    """Mark a rollout on the Grafana dashboards when GRAFANA_URL is set; never fails the rollout."""
     try:
         from grafana.annotations import mark_rollout, settings_from_env
 
         settings = settings_from_env()
         if settings is None:
             return
-        name, _, version = result.model_ref.partition(":")
-        mark_rollout(settings, fleet, name, f"{version} ({what})", devices)
+        name, _, version = model_ref.partition(":")
+        mark_rollout(settings, fleet, name, f"{version} ({note})", devices)
     except Exception as exc:  # annotation is a courtesy: report it, keep the rollout's outcome
         print(f"warning: could not add the Grafana annotation ({exc})", file=sys.stderr)
 
@@ -100,7 +100,7 @@ def run_rollout(args: argparse.Namespace) -> int:
     result = rollout(fleet, history, plan)
     print(result.summary())
     touched = [uuid for _, stage in result.stages for uuid in stage.devices]
-    _annotate(args.fleet, result, touched, "rollout" if result.ok else "rollout stopped")
+    _annotate(args.fleet, result.model_ref, touched, "rollout" if result.ok else "rollout stopped early")
     return 0 if result.ok else 1
 
 
@@ -109,8 +109,9 @@ def run_rollback(args: argparse.Namespace) -> int:
     plan = RolloutPlan(model_ref="rollback:previous", wait_s=args.wait_s, poll_s=args.poll_s)
     result = rollback(fleet, history, plan)
     print("rolled back " + result.summary())
-    touched = [uuid for _, stage in result.stages for uuid in stage.devices]
-    _annotate(args.fleet, result, touched, "rolled back")
+    for target, stage in result.stages:  # one annotation per restored model
+        if target:
+            _annotate(args.fleet, target, stage.devices, f"rollback of {result.model_ref}")
     return 0 if result.ok else 1
 
 

@@ -66,7 +66,8 @@ class RolloutResult:
     def summary(self) -> str:
         lines = [f"rollout #{self.record_id} of {self.model_ref}: {'ok' if self.ok else 'FAILED'}"]
         for name, stage in self.stages:
-            lines.append(f"  {name}: {len(stage.switched)}/{len(stage.devices)} switched")
+            label = name or "assignment removed"
+            lines.append(f"  {label}: {len(stage.switched)}/{len(stage.devices)} switched")
             lines += [f"    {uuid[:7]} rejected it: {why}" for uuid, why in stage.failed.items()]
             lines += [f"    {uuid[:7]} did not answer in time" for uuid in stage.pending]
             lines += [f"    {uuid[:7]} is offline: it switches when it comes back" for uuid in stage.offline]
@@ -146,7 +147,9 @@ def rollout(fleet: BalenaFleet, history: HistoryStore, plan: RolloutPlan, sleep:
 
 
 def rollback(fleet: BalenaFleet, history: HistoryStore, plan: RolloutPlan, sleep: Sleep = time.sleep) -> RolloutResult:
-    """Undo the newest rollout: every device it touched gets its previous assignment back."""
+    """Undo the newest rollout: every device it touched gets its previous assignment back.
+
+    One stage per restored model, named by its name:version ("" = assignment removed)."""
     record = history.last_undoable()
     if record is None:
         raise FleetError(f"fleet '{fleet.fleet}' has no rollout to undo (history: {history.key})")
@@ -161,7 +164,7 @@ def rollback(fleet: BalenaFleet, history: HistoryStore, plan: RolloutPlan, sleep
                 fleet.unassign(device)
             else:
                 fleet.assign(device, target)
-        stages.append((f"back to {target or 'the configured default'}", wait_for(fleet, group, target, plan, sleep)))
+        stages.append((target or "", wait_for(fleet, group, target, plan, sleep)))
     history.update(record.id, "rolled_back", f"rolled back from {record.model_ref}")
     return RolloutResult(record.id, record.model_ref, stages)
 
