@@ -92,9 +92,14 @@ def _make_step(raw: keras.Model, optimizer: keras.optimizers.Optimizer):  # type
 
 
 def _eval_epochs(config: TrainConfig) -> set[int]:
-    every = config.eval_every or max(1, math.ceil(config.epochs / 10))
-    epochs = {e for e in range(1, config.epochs + 1) if e % every == 0 and e > config.epochs // 3}
-    return epochs | {config.epochs}
+    """Epochs after which to score the validation split (checkpointing the best).
+
+    By default about ten times, skipping the first third of the run (early weights never win).
+    """
+    if config.eval_every:
+        return {e for e in range(1, config.epochs + 1) if e % config.eval_every == 0} | {config.epochs}
+    every = max(1, math.ceil(config.epochs / 10))
+    return {e for e in range(1, config.epochs + 1) if e % every == 0 and e > config.epochs // 3} | {config.epochs}
 
 
 @dataclass(frozen=True)
