@@ -56,22 +56,21 @@ def quantile_heatmap(title: str, description: str, target: Target, y_unit: str |
     )
 
 
-def microscope_link(title: str = "Open ${__value.raw} in the Microscope dashboard") -> dash.DashboardLink:
+def microscope_link() -> dict[str, str]:
     """A data link from a `device` column to that device's Microscope dashboard, same time range.
 
-    The project comes from the row's `project` column where the table has one, else it is left
-    to the Microscope dashboard's own default.
+    The project comes from the row's `project` column (every table that links has one).
     """
     url = (
         f"/d/{MICROSCOPE_UID}/microscope?var-device=${{__value.raw}}"
         "&var-project=${__data.fields.project}&${__url_time_range}"
     )
-    return dash.DashboardLink(title).url(url)
+    return {"title": "Open ${__value.raw} in the Microscope dashboard", "url": url}
 
 
 def device_links_override() -> list[dm.DynamicConfigValue]:
     """Override properties turning the `device` column into links to the Microscope dashboard."""
-    return [dm.DynamicConfigValue(id_val="links", value=[microscope_link().build()])]
+    return [dm.DynamicConfigValue(id_val="links", value=[microscope_link()])]
 
 
 def version_timeline(title: str, where: tuple[str, ...], per_device: bool) -> statetimeline.Panel:
