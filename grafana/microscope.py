@@ -7,6 +7,7 @@ panel), which is why the Grafana image sets `GF_PANELS_DISABLE_SANITIZE_HTML=tru
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import heatmap, stat, table, text, timeseries
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
@@ -54,7 +55,7 @@ def model_info() -> stat.Panel:
     return (
         stat_panel("Model and camera", "none", [Target("A", select).table()])
         .description("What the device runs now, from its last heartbeat (last 7 days).")
-        .reduce_options(common.cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/^(model|version|backend|camera)$/"))
+        .reduce_options(cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]).fields("/^(model|version|backend|camera)$/"))
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(cm.BigValueColorMode.NONE)
         .graph_mode(cm.BigValueGraphMode.NONE)
@@ -72,7 +73,7 @@ def now_numbers() -> stat.Panel:
     )
     return (
         stat_panel("Now", "none", [Target("A", select).alias("$col")])
-        .reduce_options(common.cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]))
+        .reduce_options(cb.ReduceDataOptions().values(False).calcs(["lastNotNull"]))
         .graph_mode(cm.BigValueGraphMode.AREA)
         .decimals(1)
     )
@@ -147,7 +148,7 @@ def dropped_frames() -> timeseries.Panel:
     return (
         timeseries_panel("Dropped frames", "none", [Target("A", select).alias("dropped frames")])
         .span(8)
-        .draw_style(common.cm.GraphDrawStyle.BARS)
+        .draw_style(cm.GraphDrawStyle.BARS)
         .fill_opacity(60)
         .min(0)
     )
