@@ -19,7 +19,7 @@ from grafana.influxql import Select, Target, call
 from grafana.panels import quantile_heatmap, quantile_select, version_timeline
 
 STREAM_HTML = """<div style="height:100%;display:flex;flex-direction:column;align-items:center;justify-content:center">
-<img src="${stream_scheme}://${device}${stream_domain}:${stream_port}/stream.mjpg"
+<img src="${stream_scheme}://${device}${stream_domain}:${stream_port}/stream.mjpg?token=${stream_token}"
      alt="The live stream of ${device} is not reachable from this browser: check the stream variables (docs/dashboards.md)"
      style="max-width:100%;max-height:calc(100% - 1.5em);object-fit:contain">
 <a href="${stream_scheme}://${device}${stream_domain}:${stream_port}/" target="_blank">open the panel of ${device}</a>
@@ -183,7 +183,7 @@ def events() -> table.Panel:
 
 
 def stream_variables() -> list[common.dash.TextBoxVariable | common.dash.CustomVariable]:
-    """Where the browser finds the device's stream: scheme://<device><domain>:<port>/stream.mjpg.
+    """Where the browser finds the device's stream: scheme://<device><domain>:<port>/stream.mjpg?token=<token>.
 
     balenaOS publishes every device on the LAN as `<hostname>.local` (mDNS), so naming the
     device (SCOPEHIVE_DEVICE_NAME) after its hostname makes the default work with no setup.
@@ -194,6 +194,10 @@ def stream_variables() -> list[common.dash.TextBoxVariable | common.dash.CustomV
         scheme,
         common.textbox_variable("stream_domain", "Stream domain", ".local", "Appended to the device name to reach it from this browser"),
         common.textbox_variable("stream_port", "Stream port", "8080", "The device's web port (stream and panel)"),
+        common.textbox_variable(
+            "stream_token", "Stream token", "",
+            "The device's SCOPEHIVE_STREAM_TOKEN; needed only when its panel has a password (the stream then needs a login or this token)",
+        ),
     ]
 
 

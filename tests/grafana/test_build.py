@@ -76,9 +76,9 @@ def test_rollouts_and_training_runs_are_annotations(name: str) -> None:
 def test_microscope_shows_the_device_stream_as_html() -> None:
     stream = next(p for p in load("microscope.json")["panels"] if p["type"] == "text")
     assert stream["options"]["mode"] == "html"
-    assert '<img src="${stream_scheme}://${device}${stream_domain}:${stream_port}/stream.mjpg"' in stream["options"]["content"]
+    assert '<img src="${stream_scheme}://${device}${stream_domain}:${stream_port}/stream.mjpg?token=${stream_token}"' in stream["options"]["content"]
     variables = {v["name"] for v in load("microscope.json")["templating"]["list"]}
-    assert {"device", "project", "stream_scheme", "stream_domain", "stream_port"} <= variables
+    assert {"device", "project", "stream_scheme", "stream_domain", "stream_port", "stream_token"} <= variables
 
 
 @pytest.mark.parametrize("name", ["fleet.json", "experiment.json"])
