@@ -16,19 +16,21 @@ from device.metrics.outbox import Outbox
 
 log = logging.getLogger(__name__)
 MAINTAIN_EVERY_S = 2.0
+MAX_RETRY_DELAY_S = 8.0  # while InfluxDB is down: retry often enough to catch its return quickly
 
 
 class InfluxWriter:
     """influxdb-client's v2 write API, synchronous, microsecond precision."""
 
     def __init__(self, settings: InfluxSettings) -> None:
-        from influxdb_client import InfluxDBClient
-        from influxdb_client.client.write_api import SYNCHRONOUS
+        from influxdb_client import InfluxDBClient, WriteOptions
+        from influxdb_client.client.write_api import WriteType
 
         self._settings = settings
         self._client = InfluxDBClient(url=settings.url, token=settings.token or "none", org=settings.org,
                                       timeout=int(settings.timeout_s * 1000))
-        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+        # No client-side retries: a retrying write can block for minutes; the outbox is the retry.
+        self._api = self._client.write_api(write_options=WriteOptions(write_type=WriteType.synchronous, max_retries=0))
 
     def write(self, lines: list[str]) -> None:
         from influxdb_client import WritePrecision
@@ -105,7 +107,7 @@ class OutboxSender:
             except Exception as exc:  # network, HTTP 5xx, auth: report, keep the points, retry later
                 self._report_down(exc)
                 self._stop.wait(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
                 continue
             if self.state != "ok":
                 log.info("InfluxDB %s accepts points again", self.settings.url)
@@ -116,6 +118,7 @@ class OutboxSender:
 
     def _report_down(self, exc: Exception) -> None:
         message = f"{type(exc).__name__}: {str(exc)[:300]}"
+        log.debug("write failed: %s", message)
         if self.state != "down":
             log.warning("InfluxDB %s unreachable, keeping points in the outbox: %s", self.settings.url, message)
         self.state, self.error = "down", message
