@@ -105,7 +105,7 @@ def _secret_env_names() -> set[str]:
 
 def env_var_names() -> set[str]:
     """Every environment variable name the device accepts (balena.yml is checked against this)."""
-    names = set()
+    names: set[str] = set()
     sections = _sections()
     for field in DeviceConfig.model_fields:
         if field in sections:

@@ -228,8 +228,8 @@ class Runtime:
         latest = self._latest
         counts: dict[str, int] = {}
         if latest is not None:
-            per_class = np.bincount(latest.detections.class_ids, minlength=len(latest.classes)) if len(latest.detections) else []
-            counts = {name: int(per_class[i]) if len(per_class) else 0 for i, name in enumerate(latest.classes)}
+            per_class = np.bincount(latest.detections.class_ids, minlength=len(latest.classes))
+            counts = {name: int(per_class[i]) for i, name in enumerate(latest.classes)}
         stats = dict(latest.stats) if latest else {}
         return {"time": time.time(), "frame_index": latest.index if latest else None, "counts": counts,
                 "fps": round(self._fps.fps, 2), "count": stats.get("count", 0),

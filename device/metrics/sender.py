@@ -36,7 +36,7 @@ class InfluxWriter:
         from influxdb_client import WritePrecision
 
         self._api.write(bucket=self._settings.bucket, org=self._settings.org, record=lines,
-                        write_precision=WritePrecision.US)
+                        write_precision=WritePrecision.US)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._api.close()

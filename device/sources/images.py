@@ -30,9 +30,10 @@ def read_image(path: Path) -> np.ndarray:
             image = np.ascontiguousarray(image[:, :, [2, 1, 0]])  # TIFF is RGB, frames are BGR
         return image
     data = np.fromfile(path, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if decoded is None:
         raise ValueError(f"{path}: not a readable image")
+    image = np.asarray(decoded)
     return image
 
 

@@ -1,0 +1,88 @@
+"""The running device, in-process: hot model swap, bad bundles, bad frames, local history."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.config import DeviceConfig
+from device.models.bundle import BundleError
+from device.runtime import Runtime
+from device.sources.capture import Capture
+from tests.device.runtime_helpers import start_runtime, wait_for
+
+
+def test_hot_swap_keeps_the_loop_running(running: Runtime, peak_bundle_v2: Path) -> None:
+    before = running.processed
+    card = running.switch_model(peak_bundle_v2)
+    assert card.version == "2.0.0" and running.model_card().version == "2.0.0"  # type: ignore[union-attr]
+    assert wait_for(lambda: running.processed >= before + 10)
+    latest = running.latest()
+    assert latest is not None and latest.stats["count"] >= 0
+    history = running.history(60)
+    models = [h["model"] for h in history]
+    assert "peaks" in models and models[-1] == "peaks-b"  # frames before and after, no restart
+    assert [e["kind"] for e in running.events][-1] == "model_switched"
+
+
+def test_bad_bundle_is_rejected_and_the_old_model_keeps_running(running: Runtime, peak_bundle: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(peak_bundle, broken)
+    (broken / "model.onnx").write_bytes(b"not an onnx file")
+    with pytest.raises(BundleError, match="cannot load"):
+        running.switch_model(broken)
+    with pytest.raises(BundleError, match="no such model bundle"):
+        running.switch_model(tmp_path / "missing")
+    assert running.model_card().name == "peaks"  # type: ignore[union-attr]
+    count = running.processed
+    assert wait_for(lambda: running.processed > count + 5)
+    assert running.health()["model"]["error"].endswith("(give a folder or .zip with model.json and model.onnx)")
+    assert [e["kind"] for e in running.events].count("model_rejected") == 2
+
+
+class GarbageEveryOther:
+    """A camera that sometimes hands over broken frames (empty, 1-pixel, wrong channel count)."""
+
+    name, live = "flaky camera", False
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.bad = [np.zeros((0, 0, 3), np.uint8), np.zeros((1, 1, 7), np.uint8), np.zeros((5,), np.uint8)]
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> np.ndarray:
+        self.n += 1
+        if self.n % 2:
+            return self.bad[(self.n // 2) % 3]
+        return np.full((240, 320, 3), 128, np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+def test_corrupt_frames_are_skipped_and_counted(peak_bundle: Path, tmp_path: Path) -> None:
+    config = DeviceConfig.model_validate({"model": str(peak_bundle), "data_dir": str(tmp_path), "port": 0})
+    runtime, thread = start_runtime(config, Capture(GarbageEveryOther()))
+    try:
+        assert wait_for(lambda: runtime.processed >= 10)
+        assert runtime.bad_frames >= 9
+        assert runtime.health()["camera"]["bad_frames"] == runtime.bad_frames
+    finally:
+        runtime.stop()
+        thread.join(timeout=5)
+        runtime.shutdown()
+
+
+def test_heartbeat_and_health_without_influx(running: Runtime) -> None:
+    health = running.health()
+    assert health["ok"] and health["camera"]["state"] == "ok" and health["model"]["backend"].startswith("onnx")
+    assert health["outbox"]["state"] == "disabled" and health["outbox"]["depth"] == 0
+    stats = running.live_stats()
+    assert set(stats["counts"]) == {"cell", "crystal", "debris"} and stats["fps"] > 0
+    found = running.detect(np.full((240, 320, 3), 128, np.uint8))
+    assert len(found) == 0  # a blank field has no objects
