@@ -10,7 +10,7 @@
   const S = {
     index: 0, image: null, doc: { revision: 0, boxes: [], negative: false }, selected: -1,
     classId: 0, zoom: 1, ox: 0, oy: 0, undo: [], redo: [], drag: null, proposals: [],
-    saving: false, pending: false, dirty: false,
+    saving: false, pending: false, dirty: false, loading: true, loadSeq: 0,
   };
   window.annotator = S;
   const $ = (id) => document.getElementById(id);
@@ -64,17 +64,24 @@
 
   async function load(index) {
     if (S.dirty || S.saving) await flush();
+    const token = ++S.loadSeq;  // a newer navigation wins; stale responses are dropped
+    S.loading = true; S.image = null;
     S.index = index; S.selected = -1; S.undo = []; S.redo = []; S.proposals = [];
     const m = current();
     $("file-name").textContent = m.file_name;
     history.replaceState(null, "", "?image=" + m.id);
+    progress(); toggleProposalButtons(); draw();
     const r = await panel.send(api(m.id, "/annotation"), "GET");
+    if (token !== S.loadSeq) return;
     if (!r.ok) { status(r.data.error || "could not load the boxes", true); return; }
-    S.doc = r.data; $("negative").checked = !!S.doc.negative;
     const img = new Image();
-    img.onload = () => { S.image = img; fit(); status("rev " + S.doc.revision); };
+    img.onload = () => {
+      if (token !== S.loadSeq) return;
+      S.doc = r.data; $("negative").checked = !!S.doc.negative;
+      S.image = img; S.loading = false; fit(); status("rev " + S.doc.revision);
+    };
+    img.onerror = () => status("the image could not be shown: reload the page", true);
     img.src = api(m.id, "/display.jpg");
-    progress(); toggleProposalButtons();
   }
   function step(delta) {
     const only = $("only-unannotated").checked;
@@ -87,11 +94,12 @@
   // Changes: snapshot for undo, then save at once. Saves are serialised so revisions chain.
   const snapshot = () => JSON.stringify({ boxes: S.doc.boxes, negative: S.doc.negative });
   function change(mutator) {
+    if (S.loading) return;
     S.undo.push(snapshot()); S.redo = [];
     mutator(); S.dirty = true; draw(); save();
   }
   function restore(from, to) {
-    if (!from.length) return;
+    if (S.loading || !from.length) return;
     to.push(snapshot());
     const s = JSON.parse(from.pop());
     S.doc.boxes = s.boxes; S.doc.negative = s.negative; $("negative").checked = s.negative;
@@ -144,6 +152,7 @@
   canvas.addEventListener("contextmenu", (e) => e.preventDefault());
   canvas.addEventListener("mousedown", (e) => {
     canvas.focus();
+    if (S.loading) return;
     const [sx, sy] = pointer(e); const [ix, iy] = toImage(sx, sy);
     if (e.button === 2 || e.button === 1 || e.shiftKey) { S.drag = { kind: "pan", sx, sy, ox: S.ox, oy: S.oy }; return; }
     const proposal = S.proposals.findIndex((b) => ix >= b.x1 && ix <= b.x2 && iy >= b.y1 && iy <= b.y2);
@@ -229,7 +238,10 @@
   $("undo").addEventListener("click", () => restore(S.undo, S.redo));
   $("redo").addEventListener("click", () => restore(S.redo, S.undo));
   $("class-picker").addEventListener("change", (e) => setClass(Number(e.target.value)));
-  $("negative").addEventListener("change", (e) => change(() => { S.doc.negative = e.target.checked; }));
+  $("negative").addEventListener("change", (e) => {
+    if (S.loading) { e.target.checked = !!S.doc.negative; return; }
+    change(() => { S.doc.negative = e.target.checked; });
+  });
   $("only-unannotated").addEventListener("change", (e) => { if (e.target.checked && current().annotated) step(1); });
   window.addEventListener("resize", fit);
   window.addEventListener("beforeunload", (e) => { if (S.dirty || S.saving) { e.preventDefault(); e.returnValue = ""; } });
