@@ -69,9 +69,16 @@ class Runtime:
         self.capture = Capture(source, backoff, events=self.event)
 
     def init_model(self) -> None:
-        """Loads the configured bundle, if any; a bad one stops start-up with its BundleError."""
-        if self.config.model:
+        """Loads the configured bundle, if any. A bad one does not stop the device: the stream and
+        panel still come up (so a good model can be uploaded), /healthz says 503 with the reason."""
+        if not self.config.model:
+            return
+        try:
             self.detector = self._load(Path(self.config.model))
+        except BundleError as exc:
+            self.model_error = str(exc)
+            log.error("running WITHOUT a model: %s", exc)
+            self.event("model_rejected", str(exc)[:500])
 
     def start_sender(self) -> None:
         assert self.sender is not None

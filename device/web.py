@@ -19,7 +19,7 @@ def create_app(config: DeviceConfig, runtime: DeviceRuntime, with_panel: bool = 
     from device.live import bp as live_bp
 
     app = Flask("device")
-    app.config["SCOPEHIVE_CONFIG"] = config
+    app.config["SCOPEHIVE"] = app.config["SCOPEHIVE_CONFIG"] = config
     app.config["SCOPEHIVE_JPEG_QUALITY"] = config.jpeg_quality
     app.extensions["scopehive.runtime"] = runtime
     app.register_blueprint(live_bp)
