@@ -7,6 +7,7 @@ classes equal the project's, so switching to it later cannot fail for reasons kn
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from pathlib import Path
 
@@ -73,6 +74,8 @@ class ModelStore:
         return sorted(models, key=lambda m: m.card.created, reverse=True)
 
     def get(self, project: Project, model_id: str) -> StoredModel:
+        if not re.fullmatch(r"[0-9a-f]{12}", model_id):
+            raise PanelError(f"model '{model_id[:60]}' is not in project '{project.name}' (deleted?): reload the page")
         try:
             return StoredModel.model_validate(self.storage.get_json(f"projects/{project.slug}/models/{model_id}/model.json"))
         except KeyError:

@@ -28,6 +28,8 @@ from device.datasets.package import DatasetError
 from device.panel.imaging import display_copies, encode_original
 from device.storage import Storage
 
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,59}")
+_IMAGE_ID = re.compile(r"[0-9a-f]{12}")
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4")
 
 
@@ -135,6 +137,8 @@ class ProjectStore:
         return sorted(projects, key=lambda p: p.name.lower())
 
     def project(self, slug: str) -> Project:
+        if not _SLUG.fullmatch(slug):
+            raise PanelError(f"there is no project '{slug[:60]}': pick one from the Projects page")
         try:
             return Project.model_validate(self.storage.get_json(f"projects/{slug}/project.json"))
         except KeyError:
@@ -202,6 +206,8 @@ class ProjectStore:
         return sorted(metas, key=lambda m: (m.created, m.id))
 
     def image(self, slug: str, image_id: str) -> ImageMeta:
+        if not _IMAGE_ID.fullmatch(image_id) or not _SLUG.fullmatch(slug):
+            raise PanelError(f"image '{image_id[:60]}' is not in project '{slug[:60]}' (deleted?): reload the page")
         cached = self._meta_cache.get((slug, image_id))
         if cached is not None:
             return cached

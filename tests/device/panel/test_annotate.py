@@ -88,3 +88,12 @@ def test_preannotate_proposes_boxes_from_the_running_model(auth: Auth, client: F
     assert response.status_code == 200 and body["model"] == "tiny:1"  # type: ignore[attr-defined]
     assert len(body["proposals"]) == 1 and body["proposals"][0]["class_id"] == 0
     assert body["proposals"][0]["x2"] > body["proposals"][0]["x1"]
+
+
+@pytest.mark.parametrize("path", ["/panel/api/projects/../images/0123456789ab/annotation",
+                                  "/panel/api/projects/%2e%2e/images/0123456789ab/display.jpg",
+                                  "/panel/api/projects/blood/images/..%5C..%5Cetc/original"])
+def test_odd_names_in_urls_are_404_not_errors(auth: Auth, client: FlaskClient, path: str) -> None:
+    _captured(auth)
+    response = client.get(path)
+    assert response.status_code == 404
