@@ -75,6 +75,22 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+def _journey_bundle(tmp_path: Path) -> tuple[Path, str, str]:
+    """The trainer's demo bundle zipped when it is in the repo, else a tiny real ONNX bundle."""
+    import json
+    import zipfile
+
+    demo = Path(__file__).resolve().parents[3] / "device" / "models" / "demo"
+    if (demo / "model.json").is_file() and (demo / "model.onnx").is_file():
+        path = tmp_path / "demo.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            for file in sorted(p for p in demo.rglob("*") if p.is_file()):
+                archive.write(file, file.relative_to(demo).as_posix())
+        card = json.loads((demo / "model.json").read_text())
+        return path, card["name"], card["version"]
+    return bundle_zip(tmp_path / "tiny.zip", name="blood", version="7"), "blood", "7"
+
+
 def _drag(page: Any, x0: float, y0: float, x1: float, y1: float) -> None:
     page.mouse.move(x0, y0)
     page.mouse.down()
@@ -172,14 +188,16 @@ def test_the_whole_journey(device_url: str, browser: Any, artifacts_dir: Path, t
     page.screenshot(path=str(shots / "datasets.png"))
 
     page.click("text=Models")
-    page.set_input_files("#model-upload input[type=file]", str(bundle_zip(tmp_path / "tiny.zip", name="blood", version="7")))
+    bundle, name, version = _journey_bundle(tmp_path)
+    label = f"{name}:{version}"
+    page.set_input_files("#model-upload input[type=file]", str(bundle))
     page.click("#model-upload button")
-    assert "Model blood:7 added" in page.inner_text("main")
-    page.click(".model-row[data-label='blood:7'] button.primary")
-    assert "The device now runs blood:7" in page.inner_text("main")
-    assert page.inner_text("#running-model") == "blood:7"
+    assert f"Model {label} added" in page.inner_text("main")
+    page.click(f".model-row[data-label='{label}'] button.primary")
+    assert f"The device now runs {label}" in page.inner_text("main")
+    assert page.inner_text("#running-model") == label
     health = requests.get(f"{device_url}/healthz", timeout=5).json()
-    assert health["model"]["name"] == "blood" and health["model"]["version"] == "7"
+    assert health["model"]["name"] == name and health["model"]["version"] == version
     page.screenshot(path=str(shots / "models.png"))
 
     page.click("text=Annotate")  # pre-annotate the third image with the model just switched to
@@ -189,9 +207,10 @@ def test_the_whole_journey(device_url: str, browser: Any, artifacts_dir: Path, t
     page.wait_for_function("window.annotator.index === 2 && !window.annotator.loading")
     page.click("#preannotate")
     page.wait_for_function("window.annotator.proposals.length > 0")
+    proposals = page.evaluate("window.annotator.proposals.length")
     page.click("#accept-all")
     page.wait_for_function("window.annotator.doc.revision === 1 && !window.annotator.saving")
-    assert len(page.evaluate("window.annotator.doc.boxes")) == 1 and "annotated 3/3" in page.inner_text("#progress")
+    assert len(page.evaluate("window.annotator.doc.boxes")) == proposals and "annotated 3/3" in page.inner_text("#progress")
 
     page.click("text=Capture")  # uploads through the file picker: a bad batch changes nothing
     page.wait_for_function("document.getElementById('preview').naturalWidth > 0")  # capture.js is running
