@@ -206,8 +206,9 @@ def test_the_whole_journey(device_url: str, browser: Any, artifacts_dir: Path, t
     page.keyboard.press("ArrowRight")
     page.wait_for_function("window.annotator.index === 2 && !window.annotator.loading")
     page.click("#preannotate")
-    page.wait_for_function("window.annotator.proposals.length > 0")
+    page.wait_for_function("document.getElementById('save-state').textContent.includes('proposals from')")
     proposals = page.evaluate("window.annotator.proposals.length")
+    assert proposals > 0, "the running model proposed nothing on a synthetic frame full of objects"
     page.click("#accept-all")
     page.wait_for_function("window.annotator.doc.revision === 1 && !window.annotator.saving")
     assert len(page.evaluate("window.annotator.doc.boxes")) == proposals and "annotated 3/3" in page.inner_text("#progress")
