@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from device.metrics.points import Point
+from device.metrics.points import Point, encode_line, series_key
 
 HISTORY_MEASUREMENTS = ("frame", "class_stats")
 _SCHEMA = """
@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS points (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts_us INTEGER NOT NULL,
     measurement TEXT NOT NULL,
-    body TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    fields TEXT NOT NULL,
     sent INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS points_queue ON points(sent, id);
@@ -59,22 +60,34 @@ class Outbox:
     def add(self, points: Iterable[Point]) -> None:
         """Commit points durably (one transaction); never touches the network."""
         sent = 0 if self.sending else 1
-        rows = [(p.ts_us, p.measurement, json.dumps([p.tags, p.fields], separators=(",", ":")), sent) for p in points]
+        dumps = json.JSONEncoder(separators=(",", ":")).encode
+        rows = [(p.ts_us, p.measurement, dumps(p.tags), dumps(p.fields), sent) for p in points]
         db = self._db()
         db.execute("BEGIN")
-        db.executemany("INSERT INTO points (ts_us, measurement, body, sent) VALUES (?, ?, ?, ?)", rows)
+        db.executemany("INSERT INTO points (ts_us, measurement, tags, fields, sent) VALUES (?, ?, ?, ?, ?)", rows)
         db.execute("COMMIT")
 
     def pending(self, limit: int) -> list[tuple[int, Point]]:
         """The oldest unsent points, oldest first."""
         rows = self._db().execute(
-            "SELECT id, ts_us, measurement, body FROM points WHERE sent = 0 ORDER BY id LIMIT ?", (limit,)
+            "SELECT id, ts_us, measurement, tags, fields FROM points WHERE sent = 0 ORDER BY id LIMIT ?", (limit,)
         ).fetchall()
-        out = []
-        for row_id, ts_us, measurement, body in rows:
-            tags, fields = json.loads(body)
-            out.append((row_id, Point(measurement, tags, fields, ts_us)))
-        return out
+        return [(row_id, Point(m, json.loads(tags), json.loads(fields), ts)) for row_id, ts, m, tags, fields in rows]
+
+    def pending_lines(self, limit: int) -> tuple[list[int], list[str]]:
+        """The oldest unsent points as line protocol, oldest first: the sender's fast path (a series
+        key is encoded once per batch, not once per point)."""
+        rows = self._db().execute(
+            "SELECT id, ts_us, measurement, tags, fields FROM points WHERE sent = 0 ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+        keys: dict[tuple[str, str], str] = {}
+        lines = []
+        for _, ts_us, measurement, tags, fields in rows:
+            key = keys.get((measurement, tags))
+            if key is None:
+                key = keys[(measurement, tags)] = series_key(measurement, json.loads(tags))
+            lines.append(encode_line(key, json.loads(fields), ts_us))
+        return [row[0] for row in rows], lines
 
     def mark_sent(self, ids: list[int]) -> None:
         """InfluxDB accepted these: keep history measurements as history, delete the rest."""
@@ -133,12 +146,12 @@ class Outbox:
         """Recent `frame` points with their per-class counts, oldest first (the panel's charts)."""
         since = int((time.time() - seconds) * 1e6)
         rows = self._db().execute(
-            "SELECT ts_us, measurement, body FROM points WHERE measurement IN ('frame', 'class_stats') "
+            "SELECT ts_us, measurement, tags, fields FROM points WHERE measurement IN ('frame', 'class_stats') "
             "AND ts_us >= ? ORDER BY ts_us", (since,)
         ).fetchall()
         frames: dict[int, dict[str, Any]] = {}
-        for ts_us, measurement, body in rows:
-            tags, fields = json.loads(body)
+        for ts_us, measurement, tags_text, fields_text in rows:
+            tags, fields = json.loads(tags_text), json.loads(fields_text)
             entry = frames.setdefault(ts_us, {"time": ts_us / 1e6, "classes": {}})
             if measurement == "frame":
                 entry.update(fields)

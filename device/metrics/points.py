@@ -34,9 +34,18 @@ class Point:
     ts_us: int = field(default=0)
 
     def to_line(self) -> str:
-        tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(self.tags.items()) if v != "")
-        encoded = [(k, _field(v)) for k, v in self.fields.items()]
-        fields = ",".join(f"{_escape_key(k)}={v}" for k, v in encoded if v is not None)
-        if not fields:
-            raise ValueError(f"point '{self.measurement}' has no writable field")
-        return f"{_escape_key(self.measurement)}{tags} {fields} {self.ts_us}"
+        return encode_line(series_key(self.measurement, self.tags), self.fields, self.ts_us)
+
+
+def series_key(measurement: str, tags: dict[str, str]) -> str:
+    """`measurement,tag=value,...` (tags sorted, empty ones left out): the part shared by a series."""
+    encoded = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(tags.items()) if v != "")
+    return f"{_escape_key(measurement)}{encoded}"
+
+
+def encode_line(key: str, fields: dict[str, FieldValue], ts_us: int) -> str:
+    """One line of line protocol from a series key, the fields and a microsecond timestamp."""
+    encoded = ",".join(f"{_escape_key(k)}={text}" for k, v in fields.items() if (text := _field(v)) is not None)
+    if not encoded:
+        raise ValueError(f"point '{key}' has no writable field")
+    return f"{key} {encoded} {ts_us}"

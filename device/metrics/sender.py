@@ -82,15 +82,15 @@ class OutboxSender:
 
     def send_once(self) -> int:
         """Send one batch; returns how many points InfluxDB accepted (raises when it refused)."""
-        batch = self.outbox.pending(self.settings.batch_size)
-        if not batch:
+        ids, lines = self.outbox.pending_lines(self.settings.batch_size)
+        if not ids:
             return 0
         if self._writer is None:
             self._writer = InfluxWriter(self.settings)
-        self._writer.write([point.to_line() for _, point in batch])
-        self.outbox.mark_sent([row_id for row_id, _ in batch])
-        self.sent += len(batch)
-        return len(batch)
+        self._writer.write(lines)
+        self.outbox.mark_sent(ids)
+        self.sent += len(ids)
+        return len(ids)
 
     def _run(self) -> None:
         delay = 1.0

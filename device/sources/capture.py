@@ -72,13 +72,12 @@ class Capture:
         return self.state in ("ended", "failed") and self._slot is None
 
     def _publish(self, image: np.ndarray) -> None:
-        frame = Frame(image, self.frames, time.time(), time.perf_counter())
         with self._cond:
-            if not self.source.live:
+            if not self.source.live:  # hand over (and time-stamp) when the detector is ready for it
                 self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
             elif self._slot is not None:
                 self.dropped += 1
-            self._slot = frame
+            self._slot = Frame(image, self.frames, time.time(), time.perf_counter())
             self.frames += 1
             self._cond.notify_all()
 

@@ -98,9 +98,9 @@ def test_sigkill_then_restart_loses_and_duplicates_nothing(influx: Influx, peak_
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     with sqlite3.connect(tmp_path / "outbox.sqlite") as db:
-        bodies = db.execute("SELECT body FROM points WHERE measurement = 'frame'").fetchall()
+        bodies = db.execute("SELECT fields FROM points WHERE measurement = 'frame'").fetchall()
         pending = db.execute("SELECT count(*) FROM points WHERE sent = 0").fetchone()[0]
-    recorded = sorted(json.loads(body)[1]["frame_index"] for (body,) in bodies)
+    recorded = sorted(json.loads(body)["frame_index"] for (body,) in bodies)
     assert len(recorded) > 20 and pending > 0, "the kill should catch points not yet sent"
     restart = time.time()
     time.sleep(0.05)

@@ -1,0 +1,66 @@
+"""Benchmark: outbox -> InfluxDB throughput (target >= 20,000 points/s) against the real InfluxDB
+that `make test` / tests/services/services.sh starts on loopback (v2 write API via the nginx proxy)."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from device_common import ROOT  # noqa: F401  (puts the repo on sys.path)
+
+from device.config import InfluxSettings
+from device.metrics.outbox import Outbox
+from device.metrics.points import Point
+from device.metrics.sender import OutboxSender
+
+
+def frame_like_points(n: int) -> list[Point]:
+    """frame + class_stats shaped points, four per simulated frame."""
+    tags = {"device": "bench", "project": "p", "model": "demo", "model_version": "1"}
+    start = int(time.time() * 1e6) - n
+    points = []
+    for i in range(n // 4):
+        ts = start + i * 4
+        points.append(Point("frame", tags, {"count": 12, "fps": 30.0, "inference_ms": 20.5, "latency_ms": 31.0,
+                                            "dropped_frames": 0, "frame_index": i, "score_mean": 0.8, "score_min": 0.4}, ts))
+        for cls in ("cell", "crystal", "debris"):
+            fields = {"count": 4, **{f"{d}_px_{s}": 12.5 for d in ("width", "height", "area") for s in ("mean", "median", "p90")},
+                      "score_mean": 0.8}
+            points.append(Point("class_stats", {**tags, "class": cls}, fields, ts))
+    return points
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--points", type=int, default=200_000)
+    parser.add_argument("--url", default="http://127.0.0.1:18087")
+    parser.add_argument("--v1-url", default="http://127.0.0.1:18086")
+    args = parser.parse_args()
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    requests.post(f"{args.v1_url}/query", data={"q": f'CREATE DATABASE "{database}"'}, timeout=10).raise_for_status()
+    try:
+        for batch in (5000, 10000):
+            outbox = Outbox(Path(tempfile.mkdtemp()) / "o.sqlite", 10**10, 3600)
+            points = frame_like_points(args.points)
+            for i in range(0, len(points), 1000):
+                outbox.add(points[i : i + 1000])
+            sender = OutboxSender(outbox, InfluxSettings(url=args.url, bucket=database, batch_size=batch))
+            start = time.perf_counter()
+            while sender.send_once():
+                pass
+            elapsed = time.perf_counter() - start
+            print(f"outbox -> InfluxDB, batch {batch}: {len(points)} points in {elapsed:.2f} s = "
+                  f"{len(points) / elapsed:,.0f} points/s (target >= 20,000)")
+        result = requests.post(f"{args.v1_url}/query", params={"db": database},
+                               data={"q": 'SELECT count("count") FROM "frame"'}, timeout=30).json()
+        print(f"frame points visible via InfluxQL: {result['results'][0]['series'][0]['values'][0][1]}")
+    finally:
+        requests.post(f"{args.v1_url}/query", data={"q": f'DROP DATABASE "{database}"'}, timeout=30)
+
+
+if __name__ == "__main__":
+    main()
