@@ -56,8 +56,8 @@ typecheck: $(VENV)/.full-stamp
 
 bench: setup
 	$(PY) bench/synthetic_fps.py
-	cd bench && ../$(PY) device_backends.py && ../$(PY) device_loop.py
-	bash tests/services/services.sh start && cd bench && ../$(PY) device_outbox.py
+	cd bench && $(abspath $(PY)) device_backends.py && $(abspath $(PY)) device_loop.py
+	bash tests/services/services.sh start && cd bench && $(abspath $(PY)) device_outbox.py
 
 # Regenerate the provisioned Grafana dashboards from grafana/*.py; commit the JSON it writes.
 dashboards: $(VENV)/.full-stamp
