@@ -7,6 +7,7 @@ import signal
 from types import FrameType
 
 from device.config import DeviceConfig
+from device.fleet.watcher import start_watcher
 from device.runtime import Runtime
 from device.web import WebServer, create_app
 
@@ -21,6 +22,7 @@ def run_device(config: DeviceConfig) -> int:
     runtime.init_model()
     runtime.start_sender()
     runtime.start_capture()
+    watcher = start_watcher(config.fleet, runtime, config.data_dir)  # None unless fleet.enabled
     web = WebServer(create_app(config, runtime), config.host, config.port).start() if config.port else None
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -32,6 +34,8 @@ def run_device(config: DeviceConfig) -> int:
     try:
         processed = runtime.run(config.max_frames)
     finally:
+        if watcher is not None:
+            watcher.stop()
         runtime.shutdown()
         if web is not None:
             web.stop()

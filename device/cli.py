@@ -70,11 +70,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.validate_config:
         return _validate(config)
     from device.app import run_device
+    from device.fleet.balena_device import BalenaDeviceError
     from device.sources.base import SourceError
 
     try:
         return run_device(config)
-    except (BundleError, SourceError) as exc:
+    except (BundleError, SourceError, BalenaDeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

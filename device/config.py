@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from device.fleet.settings import FleetSettings
 from device.panel.settings import PanelSettings
 
 ENV_PREFIX = "SCOPEHIVE_"
@@ -81,6 +82,7 @@ class DeviceConfig(BaseModel):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Durable local metric store")  # type: ignore[arg-type]
     capture: CaptureSettings = Field(default_factory=CaptureSettings, description="Source reconnection")  # type: ignore[arg-type]
     panel: PanelSettings = Field(default_factory=PanelSettings, description="Web panel (login, uploads, storage)")  # type: ignore[arg-type]
+    fleet: FleetSettings = Field(default_factory=FleetSettings, description="Follow the model balena assigns (fleet rollout)")  # type: ignore[arg-type]
 
 
 def _sections() -> dict[str, type[BaseModel]]:

@@ -71,3 +71,9 @@ def test_validate_config_flag(tmp_path: Path, peak_bundle: Path, capsys: pytest.
     assert "unknown source scheme" in capsys.readouterr().err
     assert main(["run", "--validate-config", "--model", str(tmp_path / "nope")]) == 2
     assert "no such model bundle" in capsys.readouterr().err
+
+
+def test_fleet_section_comes_from_balena_style_variables() -> None:
+    config = load_config(environ={"SCOPEHIVE_FLEET__ENABLED": "true", "SCOPEHIVE_FLEET__MODEL_REF": "cells:3"})
+    assert config.fleet.enabled and config.fleet.model_ref == "cells:3"
+    assert "SCOPEHIVE_FLEET__STORE" in env_var_names()
