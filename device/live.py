@@ -78,12 +78,6 @@ def live() -> Response:
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@bp.get("/api/history")
-def history() -> Response:
-    seconds = min(max(request.args.get("seconds", 300.0, type=float), 1.0), 86400.0)
-    return jsonify(runtime().history(seconds))
-
-
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     health = runtime().health()

@@ -45,8 +45,13 @@ class Outbox:
         self.sending = sending
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._db() as db:
-            db.executescript(_SCHEMA)
+        db = self._db()
+        columns = [row[1] for row in db.execute("PRAGMA table_info(points)")]
+        if columns and "fields" not in columns:  # a pre-release layout: keep it aside, start fresh
+            db.execute(f"ALTER TABLE points RENAME TO points_old_{int(time.time())}")
+            db.execute("DROP INDEX IF EXISTS points_queue")
+            db.execute("DROP INDEX IF EXISTS points_history")
+        db.executescript(_SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)

@@ -52,8 +52,8 @@ def test_live_stats_are_server_sent_events(client: FlaskClient) -> None:
     assert set(events[0]["counts"]) == {"cell", "crystal", "debris"} and events[0]["model"]["name"] == "peaks"
 
 
-def test_history_and_healthz(client: FlaskClient) -> None:
-    history = client.get("/api/history?seconds=60").get_json()
+def test_history_and_healthz(client: FlaskClient, running: Runtime) -> None:
+    history = running.history(60)  # the panel serves it (behind its login) at /panel/api/live/history
     assert history and {"time", "count", "fps", "classes"} <= set(history[-1])
     health = client.get("/healthz")
     assert health.status_code == 200 and health.get_json()["ok"] is True
