@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask, redirect, url_for
+from flask import Blueprint, Flask, redirect, url_for
 from werkzeug.wrappers import Response
 
 from device import storage as storage_ext
@@ -55,7 +55,13 @@ def init_app(app: Flask) -> None:
     data_dir = Path(getattr(config, "data_dir", "var/device")) / "panel"
     data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.storage or f"file://{(data_dir / 'store').resolve()}"
-    store = storage_ext.open_storage(url, settings.s3_access_key_env, settings.s3_secret_key_env)
+    try:
+        store = storage_ext.open_storage(url, settings.s3_access_key_env, settings.s3_secret_key_env)
+    except storage_ext.StorageError as exc:
+        # The stream and metrics must keep running when the object store is down or misconfigured.
+        log.error("panel disabled: %s", exc)
+        app.register_blueprint(_unavailable(f"The panel cannot open its storage: {exc}. Fix panel.storage and restart."))
+        return
     storage_ext.init_app(app, store)
     password_hash = security.load_password_hash(settings, data_dir)
     if password_hash is None:
@@ -72,6 +78,17 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(bp)
     if not any(rule.rule == "/" for rule in app.url_map.iter_rules()):
         app.add_url_rule("/", "panel_home", lambda: _home())
+
+
+def _unavailable(message: str) -> Blueprint:
+    bp = Blueprint("panel_unavailable", __name__, url_prefix="/panel")
+
+    @bp.route("/", defaults={"rest": ""})
+    @bp.route("/<path:rest>")
+    def unavailable(rest: str) -> tuple[str, int, dict[str, str]]:
+        return message, 503, {"Content-Type": "text/plain; charset=utf-8"}
+
+    return bp
 
 
 def _home() -> Response:

@@ -14,6 +14,7 @@ two tabs (or two people) can never overwrite each other silently.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import uuid
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from device.datasets.imageinfo import check_image, decode
 from device.datasets.package import DatasetError
 from device.panel.imaging import display_copies, encode_original
-from device.storage import Storage
+from device.storage import Storage, StorageError
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,59}")
 _IMAGE_ID = re.compile(r"[0-9a-f]{12}")
@@ -254,11 +255,20 @@ class ProjectStore:
                 original=f"{prefix}/original{suffix}", source=source, created=_now(),
             )
             display, thumb = display_copies(pixels)
-            self.storage.put(meta.original, data)
-            self.storage.put(f"{prefix}/display.jpg", display, "image/jpeg")
-            self.storage.put(f"{prefix}/thumb.jpg", thumb, "image/jpeg")
-            self.storage.put_json(f"{prefix}/meta.json", meta.model_dump(mode="json"))  # last: the commit point
+            try:
+                self.storage.put(meta.original, data)
+                self.storage.put(f"{prefix}/display.jpg", display, "image/jpeg")
+                self.storage.put(f"{prefix}/thumb.jpg", thumb, "image/jpeg")
+                self.storage.put_json(f"{prefix}/meta.json", meta.model_dump(mode="json"))  # last: the commit point
+            except StorageError:
+                self._discard(prefix)
+                raise
         return meta
+
+    def _discard(self, prefix: str) -> None:
+        """Best effort: remove the parts of an image whose commit (meta.json) never happened."""
+        with contextlib.suppress(StorageError):
+            self.storage.delete_prefix(prefix + "/")
 
     def delete_image(self, slug: str, image_id: str) -> None:
         with self._lock:

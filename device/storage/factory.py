@@ -37,6 +37,7 @@ def open_storage(url: str, access_key_env: str = ACCESS_KEY_ENV, secret_key_env:
 
 
 def _open_s3(url: str, parsed: ParseResult, keys: tuple[str, str]) -> Storage:
+    import urllib3
     from minio import Minio
 
     from device.storage.s3 import S3Storage
@@ -47,7 +48,11 @@ def _open_s3(url: str, parsed: ParseResult, keys: tuple[str, str]) -> Storage:
         raise StorageError(f"storage URL '{url}' needs a bucket and ?endpoint=host:port (s3://bucket?endpoint=minio:9000)")
     secure = (query.get("secure") or ["1"])[0].lower() not in ("0", "false", "no")
     region = (query.get("region") or [""])[0] or None
-    client = Minio(endpoint, access_key=keys[0], secret_key=keys[1], secure=secure, region=region)
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=5, read=60),
+        retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
+    client = Minio(endpoint, access_key=keys[0], secret_key=keys[1], secure=secure, region=region, http_client=http)
     return S3Storage(client, bucket, prefix)
 
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import io
 
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 
 from device.storage.base import Storage, StorageError, check_key
+
+_NETWORK = (OSError, urllib3.exceptions.HTTPError)  # refused, DNS, timeouts, retries exhausted
+
+
+def _unreachable(where: str, exc: Exception) -> StorageError:
+    return StorageError(f"{where}: cannot reach the S3 endpoint ({type(exc).__name__}); check that it runs and retry")
 
 
 class S3Storage(Storage):
@@ -22,7 +29,7 @@ class S3Storage(Storage):
                 client.make_bucket(bucket)
         except S3Error as exc:
             raise StorageError(f"s3://{bucket}: cannot open the bucket ({exc.code}: {exc.message})") from exc
-        except OSError as exc:  # connection refused, DNS, timeouts (urllib3 errors subclass OSError)
+        except _NETWORK as exc:
             raise StorageError(
                 f"s3://{bucket}: cannot reach the S3 endpoint ({exc}); check the endpoint and that it runs"
             ) from exc
@@ -35,6 +42,8 @@ class S3Storage(Storage):
             self.client.put_object(self.bucket, self._name(key), io.BytesIO(data), len(data), content_type=content_type)
         except S3Error as exc:
             raise StorageError(f"{self.describe(key)}: write failed ({exc.code}: {exc.message})") from exc
+        except _NETWORK as exc:
+            raise _unreachable(self.describe(key), exc) from exc
 
     def get(self, key: str) -> bytes:
         response = None
@@ -45,6 +54,8 @@ class S3Storage(Storage):
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 raise KeyError(key) from None
             raise StorageError(f"{self.describe(key)}: read failed ({exc.code}: {exc.message})") from exc
+        except _NETWORK as exc:
+            raise _unreachable(self.describe(key), exc) from exc
         finally:
             if response is not None:
                 response.close()
@@ -58,16 +69,25 @@ class S3Storage(Storage):
             if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"):
                 return False
             raise StorageError(f"{self.describe(key)}: stat failed ({exc.code}: {exc.message})") from exc
+        except _NETWORK as exc:
+            raise _unreachable(self.describe(key), exc) from exc
 
     def delete(self, key: str) -> None:
         try:
             self.client.remove_object(self.bucket, self._name(key))
         except S3Error as exc:
             raise StorageError(f"{self.describe(key)}: delete failed ({exc.code}: {exc.message})") from exc
+        except _NETWORK as exc:
+            raise _unreachable(self.describe(key), exc) from exc
 
     def list(self, prefix: str = "") -> list[str]:
-        objects = self.client.list_objects(self.bucket, prefix=self.prefix + prefix, recursive=True)
-        return sorted(str(obj.object_name)[len(self.prefix) :] for obj in objects if obj.object_name)
+        try:
+            objects = self.client.list_objects(self.bucket, prefix=self.prefix + prefix, recursive=True)
+            return sorted(str(obj.object_name)[len(self.prefix) :] for obj in objects if obj.object_name)
+        except S3Error as exc:
+            raise StorageError(f"{self.describe(prefix)}: listing failed ({exc.code}: {exc.message})") from exc
+        except _NETWORK as exc:
+            raise _unreachable(self.describe(prefix), exc) from exc
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from device.panel.store import PanelError, Project
+from device.storage import StorageError
 
 bp = Blueprint("panel", __name__, template_folder="templates", static_folder="static", static_url_path="/panel/static")
 
@@ -59,6 +60,14 @@ def back(endpoint: str, **values: Any) -> Response:
 @bp.app_context_processor
 def _globals() -> dict[str, Any]:
     return {"current_project": current_project(), "logged_in": bool(session.get("user"))}
+
+
+@bp.app_errorhandler(StorageError)
+def _storage_error(exc: StorageError) -> Any:
+    """The object store failed (down, full, refused): say so instead of a bare 500."""
+    if request.path.startswith("/panel/api/"):
+        return jsonify(error=f"storage problem, nothing was changed: {exc}"), 503
+    return f"Storage problem: {exc}", 503, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 @bp.app_errorhandler(HTTPException)

@@ -33,6 +33,7 @@ def annotated_images(store: ProjectStore, project: Project) -> list[AnnotatedIma
 
 def save_import(store: ProjectStore, project: Project, result: ImportResult) -> int:
     """Store a problem-free import; if any write fails, the images already added are removed."""
+    before = project.classes
     project = store.add_classes(project.slug, result.classes)
     ids = [project.class_names.index(name) for name in result.classes]
     added: list[str] = []
@@ -48,6 +49,7 @@ def save_import(store: ProjectStore, project: Project, result: ImportResult) -> 
     except BaseException:
         for image_id in added:
             store.delete_image(project.slug, image_id)
+        store.set_classes(project.slug, before)
         raise
     return len(added)
 

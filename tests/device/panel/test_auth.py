@@ -89,3 +89,15 @@ def test_stream_needs_login_or_token(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert client.get("/snapshot.jpg?token=grafana-embed-token").status_code == 200
         Auth(client).login()
         assert client.get("/snapshot.jpg").status_code == 200
+
+
+def test_unreachable_storage_disables_the_panel_but_not_the_stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: object) -> None:
+    monkeypatch.setenv("SCOPEHIVE_S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("SCOPEHIVE_S3_SECRET_KEY", "b")
+    from tests.conftest import _free_port
+
+    app = make_app(tmp_path, runtime, storage=f"s3://bucket?endpoint=127.0.0.1:{_free_port()}&secure=0")
+    with app.test_client() as client:
+        page = client.get("/panel/projects/")
+        assert page.status_code == 503 and b"cannot open its storage" in page.data and b"panel.storage" in page.data
+        assert client.get("/snapshot.jpg").status_code == 200

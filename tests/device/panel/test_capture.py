@@ -6,6 +6,7 @@ import io
 
 import cv2
 import numpy as np
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -83,3 +84,24 @@ def test_file_names_cannot_escape(app: Flask, auth: Auth) -> None:
     (meta,) = _store(app).list_images(slug)
     assert meta.file_name == "evil.png"
     assert all(key.startswith(f"projects/{slug}/") for key in _store(app).storage.list("projects/"))
+
+
+def test_a_failing_store_says_so_and_keeps_nothing(app: Flask, auth: Auth, monkeypatch: pytest.MonkeyPatch) -> None:
+    from device.storage import StorageError
+
+    auth.login()
+    slug = auth.project()
+    store = _store(app).storage
+    real_put = store.put
+
+    def failing_put(key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        if key.endswith("/meta.json"):
+            raise StorageError(f"{key}: write failed (disk full)")
+        real_put(key, data, content_type)
+
+    monkeypatch.setattr(store, "put", failing_put)
+    response = auth.json("POST", f"/panel/api/projects/{slug}/capture", None)
+    assert response.status_code == 503  # type: ignore[attr-defined]
+    assert "storage problem, nothing was changed" in response.get_json()["error"]  # type: ignore[attr-defined]
+    assert _store(app).list_images(slug) == []
+    assert store.list(f"projects/{slug}/images/") == [], "no orphaned originals or display copies"

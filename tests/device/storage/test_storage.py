@@ -87,3 +87,21 @@ def test_s3_url_without_endpoint_says_so(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("SCOPEHIVE_S3_SECRET_KEY", "b")
     with pytest.raises(StorageError, match=r"\?endpoint=host:port"):
         open_storage("s3://bucket")
+
+
+def test_s3_going_away_is_a_storage_error(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib3
+    from minio import Minio
+
+    from device.storage.s3 import S3Storage
+    from tests.conftest import _free_port
+
+    monkeypatch.setenv("SCOPEHIVE_S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("SCOPEHIVE_S3_SECRET_KEY", "b")
+    store = open_storage(f"s3://gone-test?endpoint={s3_endpoint}&secure=0")
+    assert isinstance(store, S3Storage)
+    store.client = Minio(f"127.0.0.1:{_free_port()}", access_key="a", secret_key="b", secure=False,
+                         http_client=urllib3.PoolManager(retries=urllib3.Retry(total=0)))
+    for action in (lambda: store.put("k", b"v"), lambda: store.get("k"), lambda: store.list(""), lambda: store.exists("k")):
+        with pytest.raises(StorageError, match="cannot reach the S3 endpoint"):
+            action()
