@@ -22,104 +22,30 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from device.datasets.imageinfo import check_image, decode
 from device.datasets.package import DatasetError
 from device.panel.imaging import display_copies, encode_original
+from device.panel.records import (
+    PALETTE,
+    AnnotationDoc,
+    Box,
+    ClassSpec,
+    ConflictError,
+    ImageMeta,
+    PanelError,
+    Project,
+    safe_file_name,
+    slugify,
+)
 from device.storage import Storage, StorageError
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,59}")
 _IMAGE_ID = re.compile(r"[0-9a-f]{12}")
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4")
-
-
-class PanelError(ValueError):
-    """Something a user asked for that cannot be done; the message says why and what to do."""
-
-
-class ConflictError(PanelError):
-    """The annotation changed since the client read it (another tab or person saved first)."""
-
-    def __init__(self, current: AnnotationDoc) -> None:
-        super().__init__(
-            f"this image was changed elsewhere (now at revision {current.revision}); reload to see the latest boxes"
-        )
-        self.current = current
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ClassSpec(_Model):
-    name: str = Field(min_length=1, max_length=64, description="Class name as the model reports it")
-    color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$", description="Box colour, #rrggbb")
-
-
-class Project(_Model):
-    slug: str = Field(description="Stable storage name; never changes on rename")
-    name: str = Field(min_length=1, max_length=100, description="Display name")
-    classes: list[ClassSpec] = Field(default_factory=list, description="Class id = index")
-    created: datetime
-
-    @property
-    def class_names(self) -> list[str]:
-        return [c.name for c in self.classes]
-
-
-class ImageMeta(_Model):
-    id: str
-    file_name: str = Field(description="Plain file name used in exports; unique in the project")
-    width: int
-    height: int
-    dtype: str = Field(description="Pixel type of the original, e.g. uint8 or uint16")
-    channels: int
-    original: str = Field(description="Storage key of the untouched original")
-    source: str = Field(description="capture, upload or import")
-    created: datetime
-
-
-class Box(_Model):
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    class_id: int = Field(ge=0)
-
-    @field_validator("x2", "y2")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not np.isfinite(value):
-            raise ValueError("coordinates must be finite numbers")
-        return value
-
-
-class AnnotationDoc(_Model):
-    revision: int = Field(0, ge=0, description="0 = never saved; +1 on every save")
-    boxes: list[Box] = Field(default_factory=list)
-    negative: bool = Field(False, description="Checked: the image has no objects (a real negative example)")
-    updated: datetime | None = None
-
-    @property
-    def annotated(self) -> bool:
-        return bool(self.boxes) or self.negative
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
-    return slug or "project"
-
-
-def safe_file_name(name: str) -> str:
-    """A plain file name: folders dropped, odd characters replaced (no ../ can survive)."""
-    base = PurePosixPath(name.replace("\\", "/")).name
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip("._")
-    return cleaned[:120] or "image"
 
 
 class ProjectStore:
