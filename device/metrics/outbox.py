@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+
+
 class Outbox:
     """SQLite-backed queue + recent history; safe to use from several threads (one connection each)."""
 
@@ -59,13 +62,14 @@ class Outbox:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives process crashes (SIGKILL)
+            db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in maintain(), never in the frame loop
             self._local.db = db
         return db
 
     def add(self, points: Iterable[Point]) -> None:
         """Commit points durably (one transaction); never touches the network."""
         sent = 0 if self.sending else 1
-        dumps = json.JSONEncoder(separators=(",", ":")).encode
+        dumps = _COMPACT
         rows = [(p.ts_us, p.measurement, dumps(p.tags), dumps(p.fields), sent) for p in points]
         db = self._db()
         db.execute("BEGIN")
@@ -126,6 +130,7 @@ class Outbox:
         cutoff = int(((time.time() if now is None else now) - self.history_s) * 1e6)
         db = self._db()
         db.execute("DELETE FROM points WHERE sent = 1 AND ts_us < ?", (cutoff,))
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         dropped = 0
         for _ in range(100):
             used = self.used_bytes()
