@@ -31,6 +31,7 @@ from trainer.train import FitPlan, FitResult, fit
 
 WORK_DIR = "train"  # inside --out: checkpoint and the spec `export` needs to rebuild the model
 _PARITY_FRAMES = 4
+_MIN_STEPS = 16
 
 
 def _prepare_out(out: Path, force: bool) -> None:
@@ -64,6 +65,16 @@ def make_card(dataset: Dataset, config: TrainConfig, hw: tuple[int, int], metric
         dataset_sha256=dataset.sha256,
         created=now,
     )
+
+
+def steps_per_epoch(n_train: int, hw: tuple[int, int], config: TrainConfig) -> int:
+    """Enough crops to cover every training pixel once, and never fewer than 16 steps.
+
+    A few dozen large frames would otherwise make an epoch a handful of steps and the default
+    epoch count far too little training.
+    """
+    crops_per_image = math.ceil(hw[0] * hw[1] / config.crop**2)
+    return max(_MIN_STEPS, math.ceil(n_train * crops_per_image / config.batch_size))
 
 
 def parity_frames(samples: list[Sample], hw: tuple[int, int]) -> np.ndarray:
@@ -107,7 +118,7 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
     work = out / WORK_DIR
     work.mkdir(exist_ok=True)
     save_spec(work, ModelSpec(len(dataset.classes), config.width_multiplier, weights=config.backbone_weights()), hw, config)
-    reporter = ProgressReporter(out, config.epochs, math.ceil(len(train) / config.batch_size), quiet)
+    reporter = ProgressReporter(out, config.epochs, steps_per_epoch(len(train), hw, config), quiet)
     try:
         fitted = fit(FitPlan(train, val, dataset.classes, hw, work), config, reporter)
         _finish(out, dataset, val, fitted, config, hw, reporter)

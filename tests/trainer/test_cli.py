@@ -14,6 +14,8 @@ import pytest
 
 from trainer.bundle import read_card
 
+from .conftest import SMALL_SCENE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -64,7 +66,7 @@ def test_evaluate_scores_the_onnx_model_on_a_held_out_package(trained_bundle: Pa
     bundle = tmp_path / "bundle"
     shutil.copytree(trained_bundle, bundle)
     held_out = tmp_path / "held.zip"
-    write_synthetic_package(held_out, count=6, seed=123, width=320, height=240, density=120.0)
+    write_synthetic_package(held_out, count=6, seed=123, **SMALL_SCENE)  # type: ignore[arg-type]
     result = run_trainer("evaluate", str(bundle), str(held_out), "--record", "held_out")
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
