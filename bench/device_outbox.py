@@ -50,8 +50,7 @@ def main() -> None:
                 outbox.add(points[i : i + 1000])
             sender = OutboxSender(outbox, InfluxSettings(url=args.url, bucket=database, batch_size=batch))
             start = time.perf_counter()
-            while sender.send_once():
-                pass
+            sender.drain()
             elapsed = time.perf_counter() - start
             print(f"outbox -> InfluxDB, batch {batch}: {len(points)} points in {elapsed:.2f} s = "
                   f"{len(points) / elapsed:,.0f} points/s (target >= 20,000)")

@@ -83,11 +83,12 @@ class Outbox:
         ).fetchall()
         return [(row_id, Point(m, json.loads(tags), json.loads(fields), ts)) for row_id, ts, m, tags, fields in rows]
 
-    def pending_lines(self, limit: int) -> tuple[list[int], list[str]]:
-        """The oldest unsent points as line protocol, oldest first: the sender's fast path (a series
-        key is encoded once per batch, not once per point)."""
+    def pending_lines(self, limit: int, after_id: int = 0) -> tuple[list[int], list[str]]:
+        """The oldest unsent points (after `after_id`) as line protocol, oldest first: the sender's
+        fast path (a series key is encoded once per batch, not once per point)."""
         rows = self._db().execute(
-            "SELECT id, ts_us, measurement, tags, fields FROM points WHERE sent = 0 ORDER BY id LIMIT ?", (limit,)
+            "SELECT id, ts_us, measurement, tags, fields FROM points WHERE sent = 0 AND id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
         ).fetchall()
         keys: dict[tuple[str, str], str] = {}
         lines = []

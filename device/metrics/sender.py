@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from device.config import InfluxSettings
@@ -56,6 +57,7 @@ class OutboxSender:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox-sender", daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="influx-write")
 
     def start(self) -> OutboxSender:
         self._thread.start()
@@ -65,6 +67,7 @@ class OutboxSender:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=self.settings.timeout_s + 5)
+        self._pool.shutdown(wait=True)
         if self._writer is not None:
             self._writer.close()
 
@@ -92,6 +95,23 @@ class OutboxSender:
         self.sent += len(ids)
         return len(ids)
 
+    def drain(self) -> int:
+        """Send everything pending, overlapping the encoding of batch k+1 with the write of batch k
+        (the write waits on the network with the GIL released); returns the points accepted."""
+        if self._writer is None:
+            self._writer = InfluxWriter(self.settings)
+        writer, limit, total = self._writer, self.settings.batch_size, 0
+        ids, lines = self.outbox.pending_lines(limit)
+        while ids:
+            future = self._pool.submit(writer.write, lines)
+            following = self.outbox.pending_lines(limit, after_id=ids[-1]) if len(ids) == limit else ([], [])
+            future.result()  # raises when InfluxDB refused: these ids stay in the outbox
+            self.outbox.mark_sent(ids)
+            self.sent += len(ids)
+            total += len(ids)
+            ids, lines = following
+        return total
+
     def _run(self) -> None:
         delay = 1.0
         last_maintain = 0.0
@@ -103,7 +123,7 @@ class OutboxSender:
                 self._stop.wait(MAINTAIN_EVERY_S)
                 continue
             try:
-                sent = self.send_once()
+                self.drain()
             except Exception as exc:  # network, HTTP 5xx, auth: report, keep the points, retry later
                 self._report_down(exc)
                 self._stop.wait(delay)
@@ -112,9 +132,8 @@ class OutboxSender:
             if self.state != "ok":
                 log.info("InfluxDB %s accepts points again", self.settings.url)
             self.state, self.error, delay = "ok", "", 1.0
-            if sent < self.settings.batch_size:
-                self._wake.wait(self.settings.flush_interval_s)
-                self._wake.clear()
+            self._wake.wait(self.settings.flush_interval_s)
+            self._wake.clear()
 
     def _report_down(self, exc: Exception) -> None:
         message = f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -94,3 +94,24 @@ def test_local_store_keeps_history_without_influx(tmp_path: Path) -> None:
     assert len(box.history(300)) == 4
     box.maintain()
     assert len(box.history(300)) == 3  # older than history_s is forgotten
+
+
+def test_drain_pipelines_batches_and_stops_at_the_first_refusal(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", 10**9, 3600)
+    box.add(_points(10, 100))
+
+    class RefusesSecondBatch(FlakyWriter):
+        def write(self, lines: list[str]) -> None:
+            self.down = bool(self.lines)
+            super().write(lines)
+
+    writer = RefusesSecondBatch()
+    sender = OutboxSender(box, InfluxSettings(url="http://x", batch_size=4), writer)
+    with pytest.raises(ConnectionError):
+        sender.drain()
+    assert len(writer.lines) == 4 and box.depth() == 6  # only the accepted batch left the outbox
+    writer.lines.clear()
+    plain = FlakyWriter()
+    assert OutboxSender(box, InfluxSettings(url="http://x", batch_size=4), plain).drain() == 6
+    assert [line.rsplit(" ", 1)[1] for line in plain.lines] == [str(100 + i) for i in range(4, 10)]
+    assert box.depth() == 0
