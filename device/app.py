@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 from device.config import DeviceConfig
 from device.fleet.watcher import start_watcher
+from device.reload import ModelReloader
 from device.runtime import Runtime
 from device.web import WebServer, create_app
 
 log = logging.getLogger(__name__)
 
 
-def run_device(config: DeviceConfig) -> int:
-    """Run until SIGTERM/SIGINT, the end of a finite source, or `config.max_frames` frames."""
+def run_device(config: DeviceConfig, reload_config: Callable[[], DeviceConfig] | None = None,
+               config_file: Path | None = None) -> int:
+    """Run until SIGTERM/SIGINT, the end of a finite source, or `config.max_frames` frames.
+    `reload_config` re-reads file + environment + flags; with it, model changes apply live."""
     runtime = Runtime(config)
     runtime.init_outbox()
     runtime.init_source()
@@ -23,6 +28,7 @@ def run_device(config: DeviceConfig) -> int:
     runtime.start_sender()
     runtime.start_capture()
     watcher = start_watcher(config.fleet, runtime, config.data_dir)  # None unless fleet.enabled
+    reloader = ModelReloader(runtime, reload_config, config_file).start() if reload_config else None
     web = WebServer(create_app(config, runtime), config.host, config.port).start() if config.port else None
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -36,6 +42,8 @@ def run_device(config: DeviceConfig) -> int:
     finally:
         if watcher is not None:
             watcher.stop()
+        if reloader is not None:
+            reloader.stop()
         runtime.shutdown()
         if web is not None:
             web.stop()

@@ -61,8 +61,9 @@ def _validate(config: DeviceConfig) -> int:
 def _run(args: argparse.Namespace) -> int:
     from device.models.bundle import BundleError
 
+    overrides = {name: getattr(args, name) for name in CLI_FIELDS}
     try:
-        config = load_config(args.config, cli={name: getattr(args, name) for name in CLI_FIELDS})
+        config = load_config(args.config, cli=overrides)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -74,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     from device.sources.base import SourceError
 
     try:
-        return run_device(config)
+        return run_device(config, lambda: load_config(args.config, cli=overrides), Path(args.config) if args.config else None)
     except (BundleError, SourceError, BalenaDeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
