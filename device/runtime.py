@@ -8,6 +8,7 @@ JPEGs are encoded only when a viewer asks for one.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -54,6 +55,7 @@ class Runtime:
         self._stop = threading.Event()
         self.processed = 0
         self.bad_frames = 0
+        self.store_errors = 0
 
     # ---- wiring steps ------------------------------------------------------------------------
     def init_outbox(self) -> None:
@@ -156,11 +158,20 @@ class Runtime:
         return frame_points(detections, measure, self._tags(detector), classes, self.config.um_per_pixel)
 
     def _publish(self, frame: Frame, detections: Detections, points: list[Point], detector: Detector | None) -> None:
-        assert self.outbox is not None
-        self.outbox.add(points)
+        self._store(points)
         classes = tuple(detector.card.classes) if detector else ()
         self._latest = LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, dict(points[0].fields))
         self.processed += 1
+
+    def _store(self, points: list[Point]) -> None:
+        """Commit to the outbox; a failing disk is reported and counted, the stream goes on."""
+        assert self.outbox is not None
+        try:
+            self.outbox.add(points)
+        except sqlite3.Error as exc:
+            self.store_errors += 1
+            if self.store_errors in (1, 10, 100) or self.store_errors % 1000 == 0:
+                log.error("cannot write the outbox (%d failures; disk full or read-only?): %s", self.store_errors, exc)
 
     # ---- status and events -------------------------------------------------------------------
     def event(self, kind: str, message: str) -> None:
@@ -168,7 +179,7 @@ class Runtime:
         self.events.append({"time": time.time(), "kind": kind, "message": message})
         if self.outbox is not None:
             tags = {"device": self.config.device_name, "project": self.config.project, "kind": kind}
-            self.outbox.add([Point("device_event", tags, {"message": message}, int(time.time() * 1e6))])
+            self._store([Point("device_event", tags, {"message": message}, int(time.time() * 1e6))])
 
     def _heartbeat_if_due(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -189,7 +200,7 @@ class Runtime:
         }
         fields.update(temperatures())
         tags = {"device": self.config.device_name, "project": self.config.project}
-        self.outbox.add([Point("device_status", tags, fields, int(time.time() * 1e6))])
+        self._store([Point("device_status", tags, fields, int(time.time() * 1e6))])
 
     def _source_state(self) -> str:
         state = self.capture.state if self.capture else "failed"
@@ -259,7 +270,7 @@ class Runtime:
                   "error": self.sender.error if self.sender else "",
                   "depth": self.outbox.depth() if self.outbox else 0,
                   "dropped": self.outbox.dropped() if self.outbox else 0,
-                  "sent": self.sender.sent if self.sender else 0}
+                  "sent": self.sender.sent if self.sender else 0, "write_errors": self.store_errors}
         ok = camera["state"] in ("ok", "ended") and (detector is not None or not self.config.model)
         return {"ok": ok, "camera": camera, "model": model, "outbox": outbox}
 

@@ -86,3 +86,17 @@ def test_heartbeat_and_health_without_influx(running: Runtime) -> None:
     assert set(stats["counts"]) == {"cell", "crystal", "debris"} and stats["fps"] > 0
     found = running.detect(np.full((240, 320, 3), 128, np.uint8))
     assert len(found) == 0  # a blank field has no objects
+
+
+def test_a_failing_outbox_disk_is_reported_and_the_stream_goes_on(running: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    def disk_full(points: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    assert running.outbox is not None
+    monkeypatch.setattr(running.outbox, "add", disk_full)
+    start = running.processed
+    assert wait_for(lambda: running.processed >= start + 5)
+    assert running.health()["outbox"]["write_errors"] >= 5
+    assert running.latest() is not None and running.latest().index > start  # type: ignore[union-attr]
