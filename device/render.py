@@ -26,7 +26,7 @@ def annotate(image: np.ndarray, detections: Detections, classes: Sequence[str], 
     canvas = to_bgr8(image).copy()
     thickness = max(1, round(max(canvas.shape[:2]) / 800))
     for (x1, y1, x2, y2), cid in zip(detections.xyxy.astype(np.int32).tolist(), detections.class_ids.tolist(), strict=True):
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), class_colour(cid), thickness, cv2.LINE_AA)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), class_colour(cid), thickness, cv2.LINE_8)  # axis-aligned: exact colours
     counts = np.bincount(detections.class_ids, minlength=len(classes)) if len(detections) else np.zeros(len(classes), int)
     lines = [(f"{fps:5.1f} FPS  {len(detections)} objects", (255, 255, 255))]
     lines += [(f"{name}: {int(counts[i])}", class_colour(i)) for i, name in enumerate(classes)]
