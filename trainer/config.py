@@ -10,9 +10,12 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int = Field(40, ge=1, le=10000, description="Passes over the training split")
+    epochs: int = Field(
+        0, ge=0, le=10000, description="Passes over the training split (0: as many as make about "
+        "2400 training steps)"
+    )
     input_size: int = Field(
-        384, ge=64, le=2048, description="Longest side of the network input; the other side follows the "
+        640, ge=64, le=2048, description="Longest side of the network input; the other side follows the "
         "images' aspect ratio, both rounded to multiples of 32"
     )
     width_multiplier: float = Field(0.35, gt=0, le=1.4, description="MobileNetV2 alpha (0.35 suits a Jetson Nano)")
@@ -41,6 +44,17 @@ class TrainConfig(BaseModel):
 
     def backbone_weights(self) -> str | None:
         return None if self.weights == "none" else self.weights
+
+
+TARGET_STEPS = 2400  # what the default run trains for: enough to converge, ~10 min on 2 CPU cores
+
+
+def resolve_epochs(config: TrainConfig, steps_per_epoch: int) -> TrainConfig:
+    """The config with `epochs` fixed: auto (0) means about TARGET_STEPS steps, 3 to 300 epochs."""
+    if config.epochs:
+        return config
+    epochs = min(300, max(3, round(TARGET_STEPS / steps_per_epoch)))
+    return config.model_copy(update={"epochs": epochs})
 
 
 def input_hw(config: TrainConfig, image_hw: tuple[int, int]) -> tuple[int, int]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from trainer.augment import PIXEL_MEAN, PIXEL_SCALE
 from trainer.bundle import InputSpec, ModelCard, Normalization, OutputSpec, write_bundle
-from trainer.config import TrainConfig, input_hw
+from trainer.config import TrainConfig, input_hw, resolve_epochs
 from trainer.dataset import Dataset, Sample, load_dataset_package, split_dataset
 from trainer.errors import OutputDirError
 from trainer.export import compare_with_keras, export_onnx
@@ -117,8 +117,10 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
     hw = input_hw(config, dataset.samples[0].image.shape[:2])
     work = out / WORK_DIR
     work.mkdir(exist_ok=True)
+    steps = steps_per_epoch(len(train), hw, config)
+    config = resolve_epochs(config, steps)
     save_spec(work, ModelSpec(len(dataset.classes), config.width_multiplier, weights=config.backbone_weights()), hw, config)
-    reporter = ProgressReporter(out, config.epochs, steps_per_epoch(len(train), hw, config), quiet)
+    reporter = ProgressReporter(out, config.epochs, steps, quiet)
     try:
         fitted = fit(FitPlan(train, val, dataset.classes, hw, work), config, reporter)
         _finish(out, dataset, val, fitted, config, hw, reporter)
