@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+
 from device.sources.capture import Capture
 from device.sources.registry import open_source
 from tests.device.metrics.private_influx import free_port
@@ -27,6 +29,13 @@ def _camera_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _up(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def test_stream_that_dies_and_returns_is_reconnected(tmp_path: Path) -> None:
     port = free_port()
     server = _camera_server(port, tmp_path / "a")
@@ -34,6 +43,7 @@ def test_stream_that_dies_and_returns_is_reconnected(tmp_path: Path) -> None:
     capture = Capture(open_source(f"http://127.0.0.1:{port}/stream.mjpg"), backoff=(0.2, 0.5),
                       events=lambda kind, message: events.append(kind))
     try:
+        assert wait_for(lambda: _up(port), timeout=60)
         capture.start()
         assert wait_for(lambda: capture.get(0.2) is not None, timeout=60)
         server.send_signal(signal.SIGKILL)
