@@ -121,13 +121,39 @@ def _splat(heat: np.ndarray, cx: int, cy: int, sigma: tuple[float, float]) -> No
     np.maximum(heat[y0:y1, x0:x1], blob, out=heat[y0:y1, x0:x1])
 
 
+def _regress_around(targets: Targets, owner: np.ndarray, centre: tuple[float, float], log_wh: tuple[float, float]) -> None:
+    """Size and offset targets at the centre cell and its 8 neighbours (weight 1 and 0.5).
+
+    The decoder reads size and offset at whichever cell peaks; for small objects the peak often
+    lands one cell off, and a box read from an untrained cell would be garbage. Where touching
+    objects share a neighbour cell, the object whose centre is nearer owns it.
+    """
+    gh, gw = owner.shape
+    cx, cy = centre
+    ix, iy = min(int(cx), gw - 1), min(int(cy), gh - 1)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            x, y = ix + dx, iy + dy
+            if not (0 <= x < gw and 0 <= y < gh):
+                continue
+            weight = 1.0 if dx == dy == 0 else 0.5
+            closeness = weight - 0.01 * float(np.hypot(cx - x - 0.5, cy - y - 0.5))
+            if closeness <= owner[y, x]:
+                continue
+            owner[y, x] = closeness
+            targets.log_size[y, x] = log_wh
+            targets.offset[y, x] = (cx - x, cy - y)
+            targets.mask[y, x] = weight
+
+
 def encode_targets(boxes: np.ndarray, classes: np.ndarray, image_hw: tuple[int, int], num_classes: int) -> Targets:
     """Boxes in input pixels -> dense targets at stride 4 (elliptical gaussians sized by the box)."""
     gh, gw = image_hw[0] // STRIDE, image_hw[1] // STRIDE
     heat = np.zeros((num_classes, gh, gw), np.float32)
-    log_size = np.zeros((gh, gw, 2), np.float32)
-    offset = np.zeros((gh, gw, 2), np.float32)
-    mask = np.zeros((gh, gw, 1), np.float32)
+    targets = Targets(
+        heat, np.zeros((gh, gw, 2), np.float32), np.zeros((gh, gw, 2), np.float32), np.zeros((gh, gw, 1), np.float32)
+    )
+    owner = np.zeros((gh, gw), np.float32)
     for (x1, y1, x2, y2), cls in zip(boxes.tolist(), classes.tolist(), strict=True):
         bw, bh = (x2 - x1) / STRIDE, (y2 - y1) / STRIDE
         if bw <= 0 or bh <= 0:
@@ -135,7 +161,5 @@ def encode_targets(boxes: np.ndarray, classes: np.ndarray, image_hw: tuple[int, 
         cx, cy = (x1 + x2) / 2 / STRIDE, (y1 + y2) / 2 / STRIDE
         ix, iy = min(int(cx), gw - 1), min(int(cy), gh - 1)
         _splat(heat[cls], ix, iy, (max(0.54 * bw / 6, 0.35), max(0.54 * bh / 6, 0.35)))
-        log_size[iy, ix] = (np.log(bw), np.log(bh))
-        offset[iy, ix] = (cx - ix, cy - iy)
-        mask[iy, ix] = 1.0
-    return Targets(np.ascontiguousarray(heat.transpose(1, 2, 0)), log_size, offset, mask)
+        _regress_around(targets, owner, (cx, cy), (float(np.log(bw)), float(np.log(bh))))
+    return Targets(np.ascontiguousarray(heat.transpose(1, 2, 0)), targets.log_size, targets.offset, targets.mask)

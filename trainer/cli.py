@@ -77,12 +77,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     dataset = load_dataset_package(args.package)
     if dataset.classes != card.classes:
         raise BundleError(f"the package's classes {dataset.classes} differ from the bundle's {card.classes}")
-    from trainer.export import run_onnx
+    from trainer.export import onnx_runner
     from trainer.predict import evaluate_predictions, predict
 
-    onnx_model = (args.bundle / "model.onnx").read_bytes()
-    hw = (card.input.height, card.input.width)
-    preds = predict(lambda x: run_onnx(onnx_model, x), dataset.samples, hw)
+    runner = onnx_runner((args.bundle / "model.onnx").read_bytes())
+    preds = predict(runner, dataset.samples, (card.input.height, card.input.width))
     result: dict[str, Any] = evaluate_predictions(dataset.samples, preds, card.classes, card.output.max_detections)
     result["dataset_sha256"] = dataset.sha256
     if args.record:

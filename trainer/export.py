@@ -8,6 +8,7 @@ least a little confident; the largest absolute difference goes into model.json.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,7 +33,11 @@ def export_onnx(model: keras.Model) -> bytes:
     height, width = model.input_shape[1:3]
     model(np.zeros((1, height, width, 3), np.float32), training=False)  # build every layer first
     spec = [tf.TensorSpec((None, height, width, 3), tf.float32, name="image")]
-    function = tf.function(lambda image: model(image, training=False), input_signature=spec)
+    @tf.autograph.experimental.do_not_convert  # plain Keras call: nothing for autograph to rewrite
+    def infer(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        return model(image, training=False)  # type: ignore[no-any-return]
+
+    function = tf.function(infer, input_signature=spec)
     try:
         proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=OPSET)
     except Exception as exc:  # tf2onnx raises bare exceptions of many kinds
@@ -48,13 +53,23 @@ def export_onnx(model: keras.Model) -> bytes:
     return bytes(proto.SerializeToString())
 
 
-def run_onnx(onnx_model: bytes, batch: np.ndarray) -> dict[str, np.ndarray]:
+def onnx_runner(onnx_model: bytes) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """One ONNX Runtime session, called like the Keras model: batch in, named outputs out."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    values = session.run(None, {session.get_inputs()[0].name: batch.astype(np.float32)})
-    return dict(zip(names, values, strict=True))
+    input_name = session.get_inputs()[0].name
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        values = session.run(None, {input_name: batch.astype(np.float32)})
+        return dict(zip(names, values, strict=True))
+
+    return run
+
+
+def run_onnx(onnx_model: bytes, batch: np.ndarray) -> dict[str, np.ndarray]:
+    return onnx_runner(onnx_model)(batch)
 
 
 def compare_with_keras(onnx_model: bytes, model: keras.Model, frames: np.ndarray) -> dict[str, float]:

@@ -77,13 +77,13 @@ def test_map_matches_cocoeval_on_noisy_predictions(seed: int) -> None:
 def test_map_matches_cocoeval_on_real_model_predictions(trained_bundle, train_package) -> None:  # type: ignore[no-untyped-def]
     from trainer.bundle import read_card
     from trainer.dataset import load_dataset_package
-    from trainer.export import run_onnx
+    from trainer.export import onnx_runner
     from trainer.predict import predict, truth_of
 
     card = read_card(trained_bundle)
     samples = load_dataset_package(train_package).samples
-    onnx_model = (trained_bundle / "model.onnx").read_bytes()
-    preds = predict(lambda x: run_onnx(onnx_model, x), samples, (card.input.height, card.input.width))
+    runner = onnx_runner((trained_bundle / "model.onnx").read_bytes())
+    preds = predict(runner, samples, (card.input.height, card.input.width))
     ours = coco_map(truth_of(samples), preds, card.classes)
     theirs_5095, theirs_50 = cocoeval_stats(truth_of(samples), preds, len(card.classes))
     assert theirs_50 > 0.2  # real, non-trivial predictions

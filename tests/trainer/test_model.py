@@ -65,5 +65,8 @@ def test_targets_put_exact_peaks_at_object_centres() -> None:
     np.testing.assert_allclose(np.exp(targets.log_size[4, 4]) * STRIDE, [16.0, 8.0], rtol=1e-5)
     np.testing.assert_allclose(targets.offset[4, 4], [0.0, 0.0])
     np.testing.assert_allclose(targets.offset[10, 10], [0.75, 0.75])
-    assert targets.mask.sum() == 2
+    np.testing.assert_allclose(targets.offset[10, 11], [-0.25, 0.75])  # neighbour: offset to the same centre
+    np.testing.assert_allclose(targets.log_size[9, 9], [np.log(1.5), np.log(1.5)], rtol=1e-5)
+    assert targets.mask[4, 4, 0] == 1.0 and targets.mask[5, 5, 0] == 0.5
+    assert targets.mask.sum() == 2 * (1 + 8 * 0.5)
     assert 0 < targets.heatmap[4, 5, 0] < 1  # gaussian shoulder, not a second peak
