@@ -16,8 +16,10 @@ import numpy as np
 from device.models.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
-# bench/device_backends.py on the reference 2-core x86 box: onnxruntime is faster than cv2.dnn for
-# the demo model and both give the same boxes (see the bench output in docs/metrics.md's notes).
+# bench/device_backends.py on the 2-core x86 reference box (OpenCV 5.0, onnxruntime 1.31): the
+# demo model runs at 26 frames/s on onnxruntime and not at all on cv2.dnn (its new graph engine
+# rejects the model); on the test peak detector both give the same boxes and onnxruntime is ~6x
+# faster. So ONNX Runtime is the CPU default; `opencv` stays selectable for models it runs well.
 CPU_DEFAULT = "onnx"
 
 
