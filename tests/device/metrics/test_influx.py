@@ -72,7 +72,9 @@ def test_influxdb_outage_mid_run_loses_nothing(peak_bundle: Path, tmp_path: Path
         proc = _device(["--source", "synthetic://?width=320&height=240&fps=40", "--model", str(peak_bundle),
                         "--data-dir", str(tmp_path / "data"), "--influx-url", server.url, "--influx-bucket", "outage",
                         "--max-frames", "160"], SCOPEHIVE_INFLUX__FLUSH_INTERVAL_S="0.2")
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not server.query('SELECT count("count") FROM "frame"', "outage"):
+            time.sleep(0.1)  # the device is up and its points arrive
         server.stop_influxd()  # down for a while, mid-run
         time.sleep(2.0)
         server.start_influxd()
