@@ -101,7 +101,7 @@ def hive(tmp_path: Path, s3_endpoint: str, influx: Influx, monkeypatch: pytest.M
     for name, dtype, uuid in DEVICES:
         env = _device_env(tmp_path / "devices", name, dtype, uuid, f"key-{name}", v1, urls, influx)
         log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-        procs.append((subprocess.Popen([sys.executable, "-m", "tests.fleet.fleet_device"], cwd=ROOT, env=env,
+        procs.append((subprocess.Popen([sys.executable, "-m", "device", "run"], cwd=ROOT, env=env,
                                        stdout=log, stderr=subprocess.STDOUT), log))
     try:
         yield Hive(api, api_url, store_url, ids, influx, v2, tmp_path)
