@@ -33,6 +33,7 @@ class PanelState:
     projects: ProjectStore
     models: ModelStore
     password_hash: str | None
+    setup_code: str | None = None  # one-time code, printed in the device log, to create the password
 
 
 def _blueprints() -> list:  # type: ignore[type-arg]
@@ -64,16 +65,19 @@ def init_app(app: Flask) -> None:
         return
     storage_ext.init_app(app, store)
     password_hash = security.load_password_hash(settings, data_dir)
-    if password_hash is None:
+    setup_code = None if password_hash is not None else security.new_setup_code()
+    if setup_code is not None:
         log.warning(
-            "panel: no password is set, so nobody can log in: set %s or run `python -m device.panel set-password`",
-            settings.password_env,
+            "panel: no password is set yet. Open the panel (/panel/login) and create one with the one-time "
+            "setup code %s, or set %s, or run `python -m device.panel set-password`",
+            setup_code, settings.password_env,
         )
     app.extensions[EXTENSION_KEY] = PanelState(
-        settings, data_dir, ProjectStore(store, settings.max_image_pixels), ModelStore(store, data_dir / "cache"), password_hash
+        settings, data_dir, ProjectStore(store, settings.max_image_pixels), ModelStore(store, data_dir / "cache"),
+        password_hash, setup_code,
     )
     blueprints = _blueprints()
-    security.init_app(app, settings, data_dir, {bp.name for bp in blueprints}, password_hash is not None)
+    security.init_app(app, settings, data_dir, {bp.name for bp in blueprints})
     for bp in blueprints:
         app.register_blueprint(bp)
     if not any(rule.rule == "/" for rule in app.url_map.iter_rules()):

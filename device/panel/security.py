@@ -1,8 +1,9 @@
 """Login, CSRF and cookie hardening: a lab network is not a safe network.
 
 The password is set at install time (environment variable, or a werkzeug hash file written by
-`python -m device.panel set-password`); with neither, the login page says how to set one and no
-password works. Every state-changing request must carry the session's CSRF token (form field
+`python -m device.panel set-password`), or on first start: the device prints a one-time setup code
+in its log, and only someone who can read that log can create the password in the browser. Until
+then no password works. Every state-changing request must carry the session's CSRF token (form field
 `csrf_token` or header `X-CSRF-Token`).
 """
 
@@ -66,6 +67,17 @@ def _secret_key(data_dir: Path) -> str:
     return key
 
 
+def new_setup_code() -> str:
+    """A one-time code shown only in the device's log: proves the person at the browser owns the box."""
+    raw = secrets.token_hex(4).upper()
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def setup_code_matches(expected: str | None, given: str) -> bool:
+    given = given.strip().upper()
+    return bool(expected) and hmac.compare_digest(expected or "", given)
+
+
 def csrf_token() -> str:
     token = session.get("csrf")
     if not token:
@@ -85,13 +97,16 @@ def _stream_allowed(settings: PanelSettings) -> bool:
     return bool(session.get("user")) or bool(token and given and hmac.compare_digest(token, given))
 
 
-def init_app(app: Flask, settings: PanelSettings, data_dir: Path, panel_blueprints: set[str], has_password: bool) -> None:
+def _has_password() -> bool:
+    return current_app.extensions["scopehive.panel"].password_hash is not None
+
+
+def init_app(app: Flask, settings: PanelSettings, data_dir: Path, panel_blueprints: set[str]) -> None:
     """Cookie flags, upload limit, login gate and CSRF check for the panel's blueprints.
 
     The stream, snapshot and live stats need a login (or the stream token) once a password is
     set; on a device without one (the out-of-the-box demo) they stay open, read-only.
     """
-    gate_stream = settings.protect_stream and has_password
     if not app.secret_key:
         app.secret_key = _secret_key(data_dir)
     app.config.update(
@@ -105,6 +120,7 @@ def init_app(app: Flask, settings: PanelSettings, data_dir: Path, panel_blueprin
 
     @app.before_request
     def _gate() -> Response | None:
+        gate_stream = settings.protect_stream and _has_password()
         if gate_stream and request.path.startswith(STREAM_PATHS) and not _stream_allowed(settings):
             abort(401, description="log in to the panel, or add ?token=<stream token> (panel.stream_token_env)")
         if request.blueprint not in panel_blueprints:

@@ -1,10 +1,11 @@
-"""Logging in and out. No password set at install means nobody gets in, with a message saying how."""
+"""Logging in and out, and creating the password on first start with the one-time setup code."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from device.panel import security
 from device.panel.base import state
 from device.panel.security import check_password
 
@@ -22,7 +23,7 @@ def _safe_next(target: str | None) -> str:
 def login() -> str | Response | tuple[str, int]:
     panel = state()
     if panel.password_hash is None:
-        return render_template("auth/login.html", no_password=True, env=panel.settings.password_env), 503
+        return _first_password(panel)
     if request.method == "POST":
         if check_password(request.form.get("password", "")):
             session.clear()
@@ -38,3 +39,28 @@ def login() -> str | Response | tuple[str, int]:
 def logout() -> Response:
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+def _first_password(panel: object) -> tuple[str, int] | Response:
+    """No password yet: whoever holds the setup code from the device log may create it, once."""
+    env = panel.settings.password_env  # type: ignore[attr-defined]
+    if request.method != "POST":
+        return render_template("auth/login.html", no_password=True, env=env), 503
+    password = request.form.get("new_password", "")
+    if not security.setup_code_matches(panel.setup_code, request.form.get("setup_code", "")):  # type: ignore[attr-defined]
+        flash("That setup code is not right: copy it from the device's log (it is printed at start).", "error")
+        return render_template("auth/login.html", no_password=True, env=env), 403
+    if password != request.form.get("repeat_password", ""):
+        flash("The two passwords differ: type the same password twice.", "error")
+        return render_template("auth/login.html", no_password=True, env=env), 400
+    try:
+        security.write_password_hash(security.password_file(panel.settings, panel.data_dir), password)  # type: ignore[attr-defined]
+    except ValueError as exc:
+        flash(f"{exc}.", "error")
+        return render_template("auth/login.html", no_password=True, env=env), 400
+    panel.password_hash = security.load_password_hash(panel.settings, panel.data_dir)  # type: ignore[attr-defined]
+    panel.setup_code = None  # type: ignore[attr-defined]
+    session.clear()
+    session.permanent = True
+    session["user"] = "panel"
+    return redirect(_safe_next(request.args.get("next")))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from tests.device.panel.conftest import Auth, make_app
+from tests.device.panel.conftest import PASSWORD, Auth, make_app
 
 
 def test_pages_need_a_login(client: FlaskClient) -> None:
@@ -101,3 +101,32 @@ def test_unreachable_storage_disables_the_panel_but_not_the_stream(tmp_path: Pat
         page = client.get("/panel/projects/")
         assert page.status_code == 503 and b"cannot open its storage" in page.data and b"panel.storage" in page.data
         assert client.get("/snapshot.jpg").status_code == 200
+
+
+def test_first_start_password_needs_the_setup_code_from_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import re
+
+    monkeypatch.delenv("SCOPEHIVE_PANEL_PASSWORD", raising=False)
+    with caplog.at_level("WARNING"):
+        app = make_app(tmp_path)
+    code = re.search(r"setup code ([0-9A-F]{4}-[0-9A-F]{4})", caplog.text)
+    assert code, "the device log must show the one-time setup code"
+    with app.test_client() as client:
+        auth = Auth(client)
+        form = {"new_password": "microscope-42", "repeat_password": "microscope-42", "csrf_token": auth.token()}
+        assert client.post("/panel/login", data={**form, "setup_code": "0000-0000"}).status_code == 403
+        assert client.get("/panel/projects/").status_code == 302
+        mismatch = {**form, "repeat_password": "other-password", "setup_code": code.group(1)}
+        assert client.post("/panel/login", data=mismatch).status_code == 400
+        done = client.post("/panel/login", data={**form, "setup_code": code.group(1).lower()})
+        assert done.status_code == 302 and client.get("/panel/projects/").status_code == 200
+        # the code is spent: replaying the form cannot set another password
+        again = {"new_password": "attacker-pass", "repeat_password": "attacker-pass", "setup_code": code.group(1)}
+        assert client.post("/panel/login", data={**again, "csrf_token": auth.token()}).status_code == 401
+    restarted = make_app(tmp_path)
+    with restarted.test_client() as client:
+        assert Auth(client).login("microscope-42").status_code == 302  # type: ignore[attr-defined]
+        assert Auth(client).login(PASSWORD).status_code == 401  # type: ignore[attr-defined]
+        assert Auth(client).login("attacker-pass").status_code == 401  # type: ignore[attr-defined]
