@@ -13,6 +13,8 @@ trap 'bash tests/services/services.sh stop' EXIT
 
 ruff check device trainer grafana tests bench || exit 1
 mypy device trainer grafana || exit 1
+# device and trainer also run on JetPack 6's Python 3.10 (the dashboard generator needs 3.11)
+mypy --python-version 3.10 device trainer || exit 1
 pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
