@@ -19,7 +19,7 @@ from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaException, GrafanaUnauthorizedError
 from pydantic import BaseModel, ConfigDict, Field
 
-from grafana.common import TAG_APP, TAG_ROLLOUT, TAG_TRAINING
+from grafana.tags import TAG_APP, TAG_ROLLOUT, TAG_TRAINING
 
 
 class AnnotationError(RuntimeError):

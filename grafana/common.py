@@ -22,17 +22,13 @@ from grafana.influxql import (
     matches,
     show_tag_values,
 )
+from grafana.tags import TAG_APP, TAG_ROLLOUT, TAG_TRAINING  # noqa: F401 (re-exported for panels)
 
 # Dashboard uids are part of every saved link and bookmark: never change them.
 MICROSCOPE_UID = "scopehive-microscope"
 FLEET_UID = "scopehive-fleet"
 EXPERIMENT_UID = "scopehive-experiment"
 DASHBOARD_TAGS = ["scopehive"]
-
-# Annotation tags written by grafana.annotations and queried by every dashboard.
-TAG_APP = "scopehive"
-TAG_ROLLOUT = "rollout"
-TAG_TRAINING = "training"
 
 # Box size measures: (variable value, label, Grafana unit). The value is the field prefix in
 # docs/metrics.md (`<prefix>_mean|_median|_p90`); µm fields exist only on calibrated devices.

@@ -28,3 +28,9 @@ def test_urllib3_is_the_genuine_package() -> None:
     import urllib3
 
     assert hasattr(urllib3, "PoolManager") and "urllib3_future" not in (urllib3.__file__ or "")
+
+
+def test_grafana_annotations_work_without_the_dashboard_sdk() -> None:
+    """The trainer marks rollouts on a machine that only has the trainer extra installed."""
+    loaded = _modules_after("import grafana.annotations, trainer.fleet.cli")
+    assert "grafana_foundation_sdk" not in {m.split(".")[0] for m in loaded}
