@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+# Small objects are found easily (recall at IoU 0.1 is ~0.97) but a 2 px error is IoU < 0.5 on an
+# 8 px speck: box regression gets twice the heatmap's weight.
+_BOX_WEIGHT = 2.0
+
 
 def focal_loss(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """Mean over objects of the CenterNet focal loss (alpha 2, beta 4), computed from logits."""
@@ -30,4 +34,5 @@ def detection_loss(outputs: dict[str, tf.Tensor], targets: dict[str, tf.Tensor])
     heat = focal_loss(outputs["heatmap"], targets["heatmap"])
     size = masked_l1(outputs["log_size"], targets["log_size"], targets["mask"])
     offset = masked_l1(outputs["offset"], targets["offset"], targets["mask"])
-    return {"total": heat + size + offset, "heatmap": heat, "size": size, "offset": offset}
+    total = heat + _BOX_WEIGHT * (size + offset)
+    return {"total": total, "heatmap": heat, "size": size, "offset": offset}
