@@ -87,7 +87,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.record:
         card.metrics[args.record] = result
         write_card(args.bundle, card)
+        _append_to_report(args.bundle, args.record, result, args.package.name)
     print(json.dumps(result, indent=1))
+
+
+def _append_to_report(bundle: Path, key: str, result: dict[str, Any], package: str) -> None:
+    """Recorded evaluations belong in the human-readable report too."""
+    report = bundle / "report.md"
+    if report.is_file():
+        per_class = ", ".join(f"{k} {v['map50']:.3f}" for k, v in result["per_class"].items() if v["map50"] is not None)
+        with report.open("a") as fh:
+            fh.write(f"\n## {key}: {package}\n\n{result['val_images']} images, {result['val_objects']} objects: "
+                     f"mAP@0.5 **{result['map50']:.3f}** ({per_class}), mAP@[.5:.95] {result['map50_95']:.3f}, "
+                     f"count MAE per image {result['count_error']['total_mae']:.2f}.\n")
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -72,6 +72,7 @@ def test_evaluate_scores_the_onnx_model_on_a_held_out_package(trained_bundle: Pa
     scores = json.loads(result.stdout)
     assert scores["val_images"] == 6 and 0.2 < scores["map50"] <= 1.0
     assert read_card(bundle).metrics["held_out"]["map50"] == pytest.approx(scores["map50"])
+    assert "## held_out: held.zip" in (bundle / "report.md").read_text()
 
 
 def test_export_rebuilds_the_onnx_of_an_existing_bundle(trained_bundle: Path, train_package: Path, tmp_path: Path) -> None:
