@@ -7,11 +7,13 @@ archives that inflate past a size budget (zip bombs) are refused before anything
 from __future__ import annotations
 
 import io
+import json
 import stat
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
 from device.datasets.imageinfo import IMAGE_SUFFIXES, check_image
 from device.datasets.package import AnnotatedImage, DatasetError
@@ -70,6 +72,17 @@ def write_zip(files: Mapping[str, bytes]) -> bytes:
         for name, data in files.items():
             archive.writestr(check_entry_name(name), data)
     return buffer.getvalue()
+
+
+def json_documents(files: Mapping[str, bytes], result: ImportResult) -> Iterator[tuple[str, Any]]:
+    """Every .json entry that parses; the ones that don't are reported as problems."""
+    for path, data in files.items():
+        if not path.lower().endswith(".json"):
+            continue
+        try:
+            yield path, json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            result.problems.append(f"{path}: not valid JSON ({exc})")
 
 
 def image_files(files: Mapping[str, bytes], result: ImportResult) -> dict[str, bytes]:

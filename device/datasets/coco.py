@@ -6,7 +6,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from device.datasets.archive import ImportResult, boxes_from, checked_image, image_files
+from device.datasets.archive import (
+    ImportResult,
+    boxes_from,
+    checked_image,
+    image_files,
+    json_documents,
+)
 from device.datasets.package import AnnotatedImage, coco_document
 
 ANNOTATIONS = "annotations.json"
@@ -20,14 +26,7 @@ def export_coco(images: Sequence[AnnotatedImage], classes: Sequence[str]) -> dic
 
 def _find_document(files: Mapping[str, bytes], result: ImportResult) -> tuple[str, dict[str, Any]] | None:
     found: list[tuple[str, dict[str, Any]]] = []
-    for path, data in files.items():
-        if not path.lower().endswith(".json"):
-            continue
-        try:
-            doc = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            result.problems.append(f"{path}: not valid JSON ({exc})")
-            continue
+    for path, doc in json_documents(files, result):
         if isinstance(doc, dict) and "images" in doc and "annotations" in doc:
             found.append((path, doc))
     if len(found) != 1:

@@ -6,7 +6,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from device.datasets.archive import ImportResult, boxes_from, checked_image, image_files
+from device.datasets.archive import (
+    ImportResult,
+    boxes_from,
+    checked_image,
+    image_files,
+    json_documents,
+)
 from device.datasets.package import AnnotatedImage
 
 ATTRIBUTE = "class"
@@ -31,14 +37,7 @@ def export_via(images: Sequence[AnnotatedImage], classes: Sequence[str]) -> dict
 
 
 def _document(files: Mapping[str, bytes], result: ImportResult) -> tuple[str, dict[str, Any], list[str]] | None:
-    for path, data in files.items():
-        if not path.lower().endswith(".json"):
-            continue
-        try:
-            doc = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            result.problems.append(f"{path}: not valid JSON ({exc})")
-            continue
+    for path, doc in json_documents(files, result):
         if not isinstance(doc, dict):
             continue
         options = ((doc.get("_via_attributes") or {}).get("region") or {}).get(ATTRIBUTE, {}).get("options") or {}

@@ -1,6 +1,5 @@
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -9,21 +8,13 @@ import numpy as np
 from device.sources.capture import Capture
 from device.sources.images import ImageFolderSource
 from device.sources.registry import open_source
-
-
-def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
+from tests.device.runtime_helpers import wait_for
 
 
 def test_live_source_keeps_only_the_newest_frame_and_counts_drops() -> None:
     capture = Capture(open_source("synthetic://?width=160&height=120&fps=100")).start()
     try:
-        assert _wait(lambda: capture.frames >= 20)  # nobody reads: each new frame replaces the last
+        assert wait_for(lambda: capture.frames >= 20)  # nobody reads: each new frame replaces the last
         frame = capture.get(timeout=2)
         assert frame is not None and frame.index >= 19
         assert capture.dropped >= frame.index  # every frame before the one we got was dropped
@@ -60,17 +51,17 @@ def test_folder_that_is_removed_and_comes_back_is_reconnected(tmp_path: Path) ->
         first = capture.get(timeout=3)
         assert first is not None and int(first.image.flat[0]) == 50
         shutil.rmtree(folder)  # the share went away
-        assert _wait(lambda: capture.get(0.1) is None and capture.state == "reconnecting")
+        assert wait_for(lambda: capture.get(0.1) is None and capture.state == "reconnecting")
         assert capture.error and "no images" in capture.error
         attempts = capture.reconnects
         _fill(folder, 90)  # and it is back, with new images
-        assert _wait(lambda: capture.state == "ok")
+        assert wait_for(lambda: capture.state == "ok")
 
         def fresh_frame() -> bool:
             frame = capture.get(0.2)
             return frame is not None and int(frame.image.flat[0]) == 90
 
-        assert _wait(fresh_frame)
+        assert wait_for(fresh_frame)
         assert capture.reconnects >= attempts
         assert [k for k, _ in events] == ["source_lost", "source_restored"]
     finally:
@@ -85,9 +76,9 @@ def test_emptied_folder_reports_and_recovers(tmp_path: Path) -> None:
         assert capture.get(timeout=3) is not None
         for path in folder.iterdir():
             path.unlink()
-        assert _wait(lambda: capture.get(0.05) is None and capture.state == "reconnecting")
+        assert wait_for(lambda: capture.get(0.05) is None and capture.state == "reconnecting")
         _fill(folder, 30)
-        assert _wait(lambda: capture.state == "ok")
+        assert wait_for(lambda: capture.state == "ok")
     finally:
         capture.stop()
 
@@ -98,7 +89,7 @@ def test_finite_source_ends_cleanly(tmp_path: Path) -> None:
     try:
         got = [capture.get(timeout=2) for _ in range(2)]
         assert all(f is not None for f in got)
-        assert _wait(lambda: capture.finished)
+        assert wait_for(lambda: capture.finished)
     finally:
         capture.stop()
 
@@ -120,6 +111,6 @@ def test_permanent_error_marks_failed() -> None:
 
     capture = Capture(Broken()).start()
     try:
-        assert _wait(lambda: capture.state == "failed") and capture.error == "bad pipeline"
+        assert wait_for(lambda: capture.state == "failed") and capture.error == "bad pipeline"
     finally:
         capture.stop()
