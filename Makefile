@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTHON ?= python3
 
-.PHONY: help setup setup-device system-deps demo demo-model test lint typecheck unit bench dashboards clean
+.PHONY: help setup setup-device system-deps demo demo-model test lint typecheck unit bench bench-train dashboards clean
 
 help:
 	@echo "make demo     set up (device only) and run the live demo on http://localhost:8080"
 	@echo "make test     set up everything, start InfluxDB + proxy on loopback, lint, typecheck, test"
-	@echo "make bench    print the performance figures (bench/)"
+	@echo "make bench    print the performance figures (bench/); make bench-train for the trainer's"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,10 @@ bench: setup
 	$(PY) bench/synthetic_fps.py
 	cd bench && $(abspath $(PY)) device_backends.py && $(abspath $(PY)) device_loop.py
 	bash tests/services/services.sh start && cd bench && $(abspath $(PY)) device_outbox.py
+
+# The trainer's figures (300 synthetic frames at 640x480, default CPU training): ~15-20 minutes.
+bench-train: setup
+	$(PY) bench/train_synthetic.py
 
 # Regenerate the provisioned Grafana dashboards from grafana/*.py; commit the JSON it writes.
 dashboards: $(VENV)/.full-stamp
