@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.http_stubs import JSONHandler
+
 _NATURAL_KEYS = {
     "device_tag": ("device", "tag_key"),
     "application_environment_variable": ("application", "name"),
@@ -188,17 +190,9 @@ def _key_filter(key: str) -> str:
 
 
 def _handler(api: FakeBalena) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(JSONHandler):
         def _reply(self, status: int, payload: Any) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply_json(status, payload)
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

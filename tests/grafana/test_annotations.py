@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from grafana.annotations import (
     mark_training,
     settings_from_env,
 )
+from tests.http_stubs import JSONHandler
 
 TOKEN = "glsa_test_token"
 USER, PASSWORD = "admin", "s3cret"
@@ -68,19 +69,11 @@ class FakeGrafana(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     server: FakeGrafana
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-        pass
-
     def _answer(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply_json(status, payload)
 
     def _authorised(self) -> bool:
         header = self.headers.get("Authorization", "")
