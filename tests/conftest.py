@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,17 +53,36 @@ class Influx:
         return out
 
 
-@pytest.fixture
-def influx() -> Iterator[Influx]:
+def create_database(prefix: str = "test") -> Influx:
+    """A fresh database on the InfluxDB that `make test` started (fails loudly when it is down)."""
     try:
         requests.get(f"{INFLUX_V1}/ping", timeout=2).raise_for_status()
         requests.get(f"{INFLUX_V2}/ping", timeout=2).raise_for_status()
     except requests.RequestException as exc:
         pytest.fail(f"InfluxDB is not running on loopback ({exc}): run the tests with `make test`")
-    name = f"test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     requests.post(f"{INFLUX_V1}/query", data={"q": f'CREATE DATABASE "{name}"'}, timeout=10).raise_for_status()
-    yield Influx(name)
-    requests.post(f"{INFLUX_V1}/query", data={"q": f'DROP DATABASE "{name}"'}, timeout=10)
+    return Influx(name)
+
+
+def drop_database(influx: Influx) -> None:
+    requests.post(f"{INFLUX_V1}/query", data={"q": f'DROP DATABASE "{influx.database}"'}, timeout=10)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it does not exit in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def influx() -> Iterator[Influx]:
+    database = create_database()
+    yield database
+    drop_database(database)
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +116,6 @@ def s3_endpoint() -> Iterator[str]:
     Credentials are any non-empty pair; set SCOPEHIVE_S3_ACCESS_KEY/SECRET_KEY as the code wants.
     """
     import shutil
-    import subprocess
     import sys
     import time
 
@@ -116,8 +135,4 @@ def s3_endpoint() -> Iterator[str]:
                 time.sleep(0.2)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)

@@ -20,7 +20,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return False
 
 
-def start_runtime(config: DeviceConfig, capture: Capture | None = None) -> tuple[Runtime, threading.Thread]:
+def ready_runtime(config: DeviceConfig, capture: Capture | None = None) -> Runtime:
+    """A runtime wired the way device/app.py wires it (no web server), ready for run()."""
     runtime = Runtime(config)
     runtime.init_outbox()
     runtime.init_source()
@@ -29,6 +30,11 @@ def start_runtime(config: DeviceConfig, capture: Capture | None = None) -> tuple
     runtime.init_model()
     runtime.start_sender()
     runtime.start_capture()
+    return runtime
+
+
+def start_runtime(config: DeviceConfig, capture: Capture | None = None) -> tuple[Runtime, threading.Thread]:
+    runtime = ready_runtime(config, capture)
     thread = threading.Thread(target=runtime.run, daemon=True)
     thread.start()
     return runtime, thread

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import INFLUX_V1, INFLUX_V2, Influx
+from tests.conftest import INFLUX_V1, INFLUX_V2, Influx, create_database, drop_database
 from tests.device.bundles import peak_detector_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,14 +72,8 @@ def add_temperatures_where_unreadable(influx: Influx, devices: tuple[str, ...]) 
 
 @pytest.fixture(scope="session")
 def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    try:
-        requests.get(f"{INFLUX_V1}/ping", timeout=2).raise_for_status()
-        requests.get(f"{INFLUX_V2}/ping", timeout=2).raise_for_status()
-    except requests.RequestException as exc:
-        pytest.fail(f"InfluxDB is not running on loopback ({exc}): run the tests with `make test`")
-    name = f"test_grafana_{uuid.uuid4().hex[:10]}"
-    requests.post(f"{INFLUX_V1}/query", data={"q": f'CREATE DATABASE "{name}"'}, timeout=10).raise_for_status()
-    influx = Influx(name)
+    influx = create_database("test_grafana")
+    name = influx.database
     work = tmp_path_factory.mktemp("grafana-fleet")
     bundle_a = peak_detector_bundle(work / "peaks")
     bundle_b = peak_detector_bundle(work / "peaks-b", version="2.0.0", name="peaks-b")
@@ -90,4 +83,4 @@ def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     add_temperatures_where_unreadable(influx, devices)
     time.sleep(0.1)
     yield Fleet(influx, PROJECT, devices, ("cell", "crystal", "debris"), "peaks", "1.0.0")
-    requests.post(f"{INFLUX_V1}/query", data={"q": f'DROP DATABASE "{name}"'}, timeout=10)
+    drop_database(influx)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from device.config import DeviceConfig
-from device.runtime import Runtime
 from tests.conftest import Influx
 from tests.device.metrics.private_influx import PrivateInflux
+from tests.device.runtime_helpers import ready_runtime
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -40,12 +40,7 @@ def test_points_land_with_the_documented_schema(influx: Influx, peak_bundle: Pat
         "device_name": "scope-7", "project": "yeast", "source": "synthetic://?seed=3&width=320&height=240",
         "model": str(peak_bundle), "um_per_pixel": 0.5, "data_dir": str(tmp_path), "port": 0,
         "influx": {"url": influx.url, "bucket": influx.database}})
-    runtime = Runtime(config)
-    runtime.init_outbox()
-    runtime.init_source()
-    runtime.init_model()
-    runtime.start_sender()
-    runtime.start_capture()
+    runtime = ready_runtime(config)
     assert runtime.run(max_frames=12) == 12
     runtime.shutdown()
     frames = influx.rows('SELECT * FROM "frame"')

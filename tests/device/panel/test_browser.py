@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.conftest import stop_process
 from tests.device.panel.helpers import bundle_zip
 
 pytestmark = pytest.mark.browser
@@ -56,11 +57,7 @@ def device_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=20)
 
 
 @pytest.fixture(scope="module")
