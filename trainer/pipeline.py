@@ -67,6 +67,13 @@ def make_card(dataset: Dataset, config: TrainConfig, hw: tuple[int, int], metric
     )
 
 
+def box_sizes(samples: list[Sample]) -> np.ndarray:
+    """sqrt(width * height) of every box, in image pixels (what the automatic input size reads)."""
+    boxes = [s.boxes.reshape(-1, 4) for s in samples]
+    xyxy = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)
+    return np.sqrt(np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None))
+
+
 def steps_per_epoch(n_train: int, hw: tuple[int, int], config: TrainConfig) -> int:
     """Enough crops to cover every training pixel once, and never fewer than 16 steps.
 
@@ -114,7 +121,7 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
     out = Path(out)
     _prepare_out(out, force)
     train, val = split_dataset(dataset.samples, config.val_fraction, config.seed)
-    hw = input_hw(config, dataset.samples[0].image.shape[:2])
+    hw = input_hw(config, dataset.samples[0].image.shape[:2], box_sizes(train))
     work = out / WORK_DIR
     work.mkdir(exist_ok=True)
     steps = steps_per_epoch(len(train), hw, config)

@@ -57,6 +57,7 @@ class _Object:
     sprite: np.ndarray  # float32 intensity change
     box: tuple[int, int, int, int]  # tight object extent inside the sprite (x1, y1, x2, y2)
     step: float  # Brownian step in pixels per frame
+    visible: bool = True  # drawn either way; labelled only if a person could tell it from the noise
 
 
 def _illumination(width: int, height: int, vignetting: float, rng: np.random.Generator) -> np.ndarray:
@@ -155,7 +156,38 @@ def _make_object(rng: np.random.Generator, config: SyntheticConfig, class_id: in
     sprite = _blur(sprite, float(rng.uniform(0, config.max_defocus)))
     step = config.brownian * float(np.sqrt(20.0 / size))
     h, w = sprite.shape
-    return _Object(class_id, x - w / 2, y - h / 2, sprite.astype(np.float32), box, step)
+    visible = float(np.abs(sprite).max()) >= _VISIBLE_SNR * _noise_sigma(config)
+    return _Object(class_id, x - w / 2, y - h / 2, sprite.astype(np.float32), box, step, visible)
+
+
+# A defocused crystal's bright facets and dark rim blur into each other until it is a faint smudge
+# nobody would label: objects whose strongest contrast is under 4 noise sigmas are drawn, not labelled.
+_VISIBLE_SNR = 4.0
+
+
+def _noise_sigma(config: SyntheticConfig) -> float:
+    """Grey-level noise at the background level (shot and read noise together)."""
+    return float(np.hypot(config.shot_noise * np.sqrt(_BACKGROUND_LEVEL), config.read_noise))
+
+
+_PLACEMENT_TRIES = 20
+# Objects settle in one focal plane: they may touch and overlap at the edges, but one lying mostly
+# on top of another would be hidden in the image while still labelled, which no person would do.
+_MAX_STACKING = 0.5
+
+
+def _world_box(obj: _Object) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = obj.box
+    return obj.x + x1, obj.y + y1, obj.x + x2, obj.y + y2
+
+
+def _stacked(a: _Object, b: _Object) -> bool:
+    """Whether over half of the smaller object's extent lies inside the other's."""
+    ax1, ay1, ax2, ay2 = _world_box(a)
+    bx1, by1, bx2, by2 = _world_box(b)
+    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
+    smaller = min((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1))
+    return inter > _MAX_STACKING * smaller
 
 
 class SyntheticMicroscope:
@@ -201,11 +233,17 @@ class SyntheticMicroscope:
         class_ids = rng.choice(len(CLASSES), size=count, p=mix / mix.sum())
         objects: list[_Object] = []
         for class_id in class_ids:
-            if objects and rng.uniform() < cfg.cluster_fraction:
-                x, y = self._beside(objects[int(rng.integers(len(objects)))], rng)
-            else:
-                x, y = rng.uniform(0, cfg.width), rng.uniform(0, cfg.height)
-            objects.append(_make_object(rng, cfg, int(class_id), x, y))
+            obj = _make_object(rng, cfg, int(class_id), 0.0, 0.0)
+            for _ in range(_PLACEMENT_TRIES):
+                if objects and rng.uniform() < cfg.cluster_fraction:
+                    x, y = self._beside(objects[int(rng.integers(len(objects)))], rng)
+                else:
+                    x, y = rng.uniform(0, cfg.width), rng.uniform(0, cfg.height)
+                h, w = obj.sprite.shape
+                obj.x, obj.y = x - w / 2, y - h / 2
+                if not any(_stacked(obj, other) for other in objects):
+                    objects.append(obj)
+                    break
         self._objects = objects
 
     @staticmethod
@@ -235,7 +273,7 @@ class SyntheticMicroscope:
         boxes, class_ids = [], []
         for obj in self._objects:
             box = self._paste(canvas, obj)
-            if box is not None:
+            if box is not None and obj.visible:
                 boxes.append(box)
                 class_ids.append(obj.class_id)
         self._add_noise(canvas)

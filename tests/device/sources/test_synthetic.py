@@ -51,6 +51,19 @@ def test_touching_objects_exist_when_clustered() -> None:
     assert overlapping.any()
 
 
+def test_objects_touch_but_never_lie_mostly_on_top_of_another() -> None:
+    """A labelled object hidden under another would be a label no person could give."""
+    for seed in range(5):
+        b = SyntheticMicroscope(seed=seed, density=120, cluster_fraction=0.8, width=640, height=480).read().truth.xyxy
+        ix = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
+        iy = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
+        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        covered = ix * iy / np.minimum(area[:, None], area[None, :])
+        np.fill_diagonal(covered, 0)
+        assert len(b) > 20 and (covered > 0).any()
+        assert covered.max() <= 0.6  # placement allows 0.5; pixel rounding and frame edges add a little
+
+
 def test_config_rejects_typos_and_bad_values() -> None:
     with pytest.raises(ValidationError):
         SyntheticConfig(densty=3)  # type: ignore[call-arg]
