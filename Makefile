@@ -56,7 +56,7 @@ demo-model: $(VENV)/.full-stamp
 	  w('$(DEMO_DATA)/train.zip', 200, seed=21, width=640, height=480, density=60); \
 	  w('$(DEMO_DATA)/held_out.zip', 60, seed=909, width=640, height=480)"
 	$(PY) -m trainer train $(DEMO_DATA)/train.zip --out device/models/demo --force \
-	  --name synthetic-cells --input-size 960 --epochs 40
+	  --name synthetic-cells --epochs 30
 	$(PY) -m trainer evaluate device/models/demo $(DEMO_DATA)/held_out.zip --record held_out
 
 test: setup

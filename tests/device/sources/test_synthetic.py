@@ -64,6 +64,32 @@ def test_objects_touch_but_never_lie_mostly_on_top_of_another() -> None:
         assert covered.max() <= 0.6  # placement allows 0.5; pixel rounding and frame edges add a little
 
 
+def test_faint_objects_are_drawn_but_not_labelled() -> None:
+    """A crystal blurred into a smudge under 4 noise sigmas is in the image but not in the truth."""
+    scene = {"seed": 4, "density": 150.0, "width": 640, "height": 480, "class_mix": (0.0, 1.0, 0.0)}
+    noisy = SyntheticMicroscope(**scene).read()  # type: ignore[arg-type]
+    quiet_scope = SyntheticMicroscope(**scene, shot_noise=0.0, read_noise=0.0)  # type: ignore[arg-type]
+    quiet = quiet_scope.read()  # same objects (noise settings draw nothing), every one labelled
+    labelled = {tuple(b) for b in noisy.truth.xyxy.tolist()}
+    assert labelled < {tuple(b) for b in quiet.truth.xyxy.tolist()}
+    sigma = float(np.hypot(0.35 * np.sqrt(175.0), 2.0))  # default shot and read noise at the background
+    contrast = np.abs(quiet.image[:, :, 0].astype(np.float32) - quiet_scope._background)
+    boxes = quiet.truth.xyxy
+    ix = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    iy = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    alone = ((ix > -3) & (iy > -3)).sum(axis=1) == 1  # nothing else within 3 px of its box
+    checked = {True: 0, False: 0}
+    for box, isolated in zip(boxes.tolist(), alone.tolist(), strict=True):
+        if not isolated:
+            continue
+        x1, y1, x2, y2 = (int(v) for v in box)
+        strongest = contrast[y1:y2, x1:x2].max()
+        is_labelled = tuple(box) in labelled
+        checked[is_labelled] += 1
+        assert strongest > 3.0 * sigma if is_labelled else strongest < 4.0 * sigma + 2.0  # + rounding, vignetting
+    assert checked[True] and checked[False]
+
+
 def test_config_rejects_typos_and_bad_values() -> None:
     with pytest.raises(ValidationError):
         SyntheticConfig(densty=3)  # type: ignore[call-arg]
