@@ -4,6 +4,10 @@ It is the demo's camera, the tests' data and the first dataset a new user trains
 from doing the expensive work once: every object is pre-rendered as a small sprite (shape, defocus),
 noise comes from a pre-drawn bank read at random offsets, and illumination is a fixed field. A frame
 is then a copy, a few dozen sprite additions and three whole-frame OpenCV passes.
+
+The truth is what a careful person would label: objects may touch and overlap at their edges but
+are never placed mostly on top of another (hidden, yet labelled), and an object blurred so far out
+of focus that it is no longer distinguishable from the noise is drawn but not labelled.
 """
 
 from __future__ import annotations
