@@ -18,7 +18,7 @@ class TrainConfig(BaseModel):
     input_size: int = Field(
         0, ge=0, le=2048, description="Longest side of the network input; the other side follows the "
         "images' aspect ratio, both rounded to multiples of 32 (0: chosen from the object sizes so the "
-        "small objects span about 12 px)"
+        "small objects span 12-24 px)"
     )
     width_multiplier: float = Field(0.35, gt=0, le=1.4, description="MobileNetV2 alpha (0.35 suits a Jetson Nano)")
     weights: str = Field("none", description="Backbone weights: none, imagenet or a path to a weights file")

@@ -151,6 +151,16 @@ _SHAPES = (_cell, _crystal, _debris)
 _SIZE_RANGES = ((24.0, 80.0), (12.0, 60.0), (6.0, 16.0))
 
 
+# A defocused crystal's bright facets and dark rim blur into each other until it is a faint smudge
+# nobody would label: objects whose strongest contrast is under 4 noise sigmas are drawn, not labelled.
+_VISIBLE_SNR = 4.0
+
+
+def _noise_sigma(config: SyntheticConfig) -> float:
+    """Grey-level noise at the background level (shot and read noise together)."""
+    return float(np.hypot(config.shot_noise * np.sqrt(_BACKGROUND_LEVEL), config.read_noise))
+
+
 def _make_object(rng: np.random.Generator, config: SyntheticConfig, class_id: int, x: float, y: float) -> _Object:
     lo, hi = _SIZE_RANGES[class_id]
     size = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
@@ -162,16 +172,6 @@ def _make_object(rng: np.random.Generator, config: SyntheticConfig, class_id: in
     h, w = sprite.shape
     visible = float(np.abs(sprite).max()) >= _VISIBLE_SNR * _noise_sigma(config)
     return _Object(class_id, x - w / 2, y - h / 2, sprite.astype(np.float32), box, step, visible)
-
-
-# A defocused crystal's bright facets and dark rim blur into each other until it is a faint smudge
-# nobody would label: objects whose strongest contrast is under 4 noise sigmas are drawn, not labelled.
-_VISIBLE_SNR = 4.0
-
-
-def _noise_sigma(config: SyntheticConfig) -> float:
-    """Grey-level noise at the background level (shot and read noise together)."""
-    return float(np.hypot(config.shot_noise * np.sqrt(_BACKGROUND_LEVEL), config.read_noise))
 
 
 _PLACEMENT_TRIES = 20
