@@ -39,10 +39,11 @@ def main() -> None:
     started = time.monotonic()
     train_bundle(package, out, config, force=True)
     seconds = time.monotonic() - started
-    metrics = read_card(out).metrics
+    card = read_card(out)
+    metrics = card.metrics
     training = metrics["training"]
     print(f"cpu cores visible: {os.cpu_count()}, epochs: {training['epochs_run']} (best {training['best_epoch']}), "
-          f"input: {read_card(out).input.width}x{read_card(out).input.height}")
+          f"input: {card.input.width}x{card.input.height}")
     print(f"training + evaluation + export: {seconds / 60:.1f} min ({seconds:.0f} s)")
     print(f"validation mAP@0.5: {metrics['map50']:.3f}   mAP@[.5:.95]: {metrics['map50_95']:.3f}")
     print(f"precision {metrics['precision']:.3f} recall {metrics['recall']:.3f} at threshold {metrics['score_threshold']:.3f}")

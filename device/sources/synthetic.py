@@ -180,18 +180,19 @@ _PLACEMENT_TRIES = 20
 _MAX_STACKING = 0.5
 
 
-def _world_box(obj: _Object) -> tuple[float, float, float, float]:
+def _world_box(obj: _Object) -> np.ndarray:
     x1, y1, x2, y2 = obj.box
-    return obj.x + x1, obj.y + y1, obj.x + x2, obj.y + y2
+    return np.array([obj.x + x1, obj.y + y1, obj.x + x2, obj.y + y2])
 
 
-def _stacked(a: _Object, b: _Object) -> bool:
-    """Whether over half of the smaller object's extent lies inside the other's."""
-    ax1, ay1, ax2, ay2 = _world_box(a)
-    bx1, by1, bx2, by2 = _world_box(b)
-    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
-    smaller = min((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1))
-    return inter > _MAX_STACKING * smaller
+def _stacked(box: np.ndarray, placed: np.ndarray) -> bool:
+    """Whether over half of the smaller extent of `box` and any placed box lies inside the other."""
+    iw = np.minimum(box[2], placed[:, 2]) - np.maximum(box[0], placed[:, 0])
+    ih = np.minimum(box[3], placed[:, 3]) - np.maximum(box[1], placed[:, 1])
+    inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
+    areas = (placed[:, 2] - placed[:, 0]) * (placed[:, 3] - placed[:, 1])
+    smaller = np.minimum((box[2] - box[0]) * (box[3] - box[1]), areas)
+    return bool((inter > _MAX_STACKING * smaller).any())
 
 
 class SyntheticMicroscope:
@@ -236,6 +237,7 @@ class SyntheticMicroscope:
         mix = np.asarray(cfg.class_mix, np.float64)
         class_ids = rng.choice(len(CLASSES), size=count, p=mix / mix.sum())
         objects: list[_Object] = []
+        placed = np.empty((count, 4))  # world boxes of `objects`, for one vectorised stacking test
         for class_id in class_ids:
             obj = _make_object(rng, cfg, int(class_id), 0.0, 0.0)
             for _ in range(_PLACEMENT_TRIES):
@@ -245,7 +247,9 @@ class SyntheticMicroscope:
                     x, y = rng.uniform(0, cfg.width), rng.uniform(0, cfg.height)
                 h, w = obj.sprite.shape
                 obj.x, obj.y = x - w / 2, y - h / 2
-                if not any(_stacked(obj, other) for other in objects):
+                box = _world_box(obj)
+                if not _stacked(box, placed[: len(objects)]):
+                    placed[len(objects)] = box
                     objects.append(obj)
                     break
         self._objects = objects

@@ -41,11 +41,16 @@ def test_objects_move_between_frames_but_stay_counted() -> None:
     assert abs(len(first.truth) - len(later.truth)) <= max(3, len(first.truth) // 3)
 
 
-def test_touching_objects_exist_when_clustered() -> None:
-    frame = SyntheticMicroscope(seed=9, density=80, cluster_fraction=0.8).read()
-    b = frame.truth.xyxy
+def _pairwise_gaps(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Overlap widths and heights of every pair of boxes (negative: the gap between them)."""
     ix = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
     iy = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
+    return ix, iy
+
+
+def test_touching_objects_exist_when_clustered() -> None:
+    frame = SyntheticMicroscope(seed=9, density=80, cluster_fraction=0.8).read()
+    ix, iy = _pairwise_gaps(frame.truth.xyxy)
     overlapping = (ix > 0) & (iy > 0)
     np.fill_diagonal(overlapping, False)
     assert overlapping.any()
@@ -55,10 +60,9 @@ def test_objects_touch_but_never_lie_mostly_on_top_of_another() -> None:
     """A labelled object hidden under another would be a label no person could give."""
     for seed in range(5):
         b = SyntheticMicroscope(seed=seed, density=120, cluster_fraction=0.8, width=640, height=480).read().truth.xyxy
-        ix = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
-        iy = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
+        ix, iy = _pairwise_gaps(b)
         area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        covered = ix * iy / np.minimum(area[:, None], area[None, :])
+        covered = ix.clip(0, None) * iy.clip(0, None) / np.minimum(area[:, None], area[None, :])
         np.fill_diagonal(covered, 0)
         assert len(b) > 20 and (covered > 0).any()
         assert covered.max() <= 0.6  # placement allows 0.5; pixel rounding and frame edges add a little
@@ -75,8 +79,7 @@ def test_faint_objects_are_drawn_but_not_labelled() -> None:
     sigma = float(np.hypot(0.35 * np.sqrt(175.0), 2.0))  # default shot and read noise at the background
     contrast = np.abs(quiet.image[:, :, 0].astype(np.float32) - quiet_scope._background)
     boxes = quiet.truth.xyxy
-    ix = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0])
-    iy = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    ix, iy = _pairwise_gaps(boxes)
     alone = ((ix > -3) & (iy > -3)).sum(axis=1) == 1  # nothing else within 3 px of its box
     checked = {True: 0, False: 0}
     for box, isolated in zip(boxes.tolist(), alone.tolist(), strict=True):
