@@ -265,7 +265,8 @@ class Runtime:
         detector = self.detector
         model = {"loaded": detector is not None, "configured": bool(self.config.model),
                  "name": detector.card.name if detector else None, "version": detector.card.version if detector else None,
-                 "backend": detector.backend_name if detector else None, "error": self.model_error}
+                 "backend": detector.backend_name if detector else None, "error": self.model_error,
+                 "tiling": detector.tiling_info() if detector else None}
         outbox = {"state": self.sender.state if self.sender else "disabled",
                   "error": self.sender.error if self.sender else "",
                   "depth": self.outbox.depth() if self.outbox else 0,

@@ -1,7 +1,9 @@
 """Running the inference model on whole frames the way the device does, and scoring the result.
 
-Frames are stretched to the network input (the bundle says `resize: stretch`) and boxes are
-scaled back to frame pixels, so validation numbers are what the device will actually see.
+Frames are resized by the bundle's one scale and padded or cut into tiles (`resize: tile`,
+trainer/tiling.py), or, for bundles written before that, stretched to the network input
+(`resize: stretch`); boxes come back in frame pixels, so validation numbers are what the device
+will actually see.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import numpy as np
 from trainer.augment import normalize
 from trainer.dataset import Sample
 from trainer.metrics import Boxes, best_f1_threshold, coco_map, count_errors
+from trainer.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles
+
+Resize = TilePolicy | tuple[int, int]  # a tile policy, or the (height, width) old bundles stretch to
 
 
 def prepare_input(image: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
@@ -30,20 +35,49 @@ def keras_runner(model: object) -> Runner:
     return lambda x: model(x, training=False)  # type: ignore[operator]
 
 
-def predict(model: Runner, samples: list[Sample], input_hw: tuple[int, int], batch: int = 4) -> list[Boxes]:
+def predict(model: Runner, samples: list[Sample], resize: Resize, batch: int = 4) -> list[Boxes]:
     """Detector outputs (Keras or ONNX runner) for each sample, boxes in the sample's own pixels."""
+    if isinstance(resize, TilePolicy):
+        return _predict_tiled(model, samples, resize, batch)
     results: list[Boxes] = []
     for start in range(0, len(samples), batch):
         chunk = samples[start : start + batch]
-        x = np.stack([prepare_input(s.image, input_hw) for s in chunk])
+        x = np.stack([prepare_input(s.image, resize) for s in chunk])
         out: Mapping[str, object] = model(x)
         for i, sample in enumerate(chunk):
-            sy = sample.image.shape[0] / input_hw[0]
-            sx = sample.image.shape[1] / input_hw[1]
+            sy = sample.image.shape[0] / resize[0]
+            sx = sample.image.shape[1] / resize[1]
             boxes = np.asarray(out["boxes"], np.float64)[i] * np.array([sx, sy, sx, sy])
             scores = np.asarray(out["scores"], np.float64)[i]
             results.append(Boxes(boxes, scores, np.asarray(out["classes"])[i].astype(int)))
     return results
+
+
+def _predict_tiled(model: Runner, samples: list[Sample], policy: TilePolicy, batch: int) -> list[Boxes]:
+    """Tiles of every frame, run `batch` at a time across frames, merged back per frame."""
+    cuts: list[tuple[np.ndarray, TileLayout]] = [cut_tiles(s.image, policy) for s in samples]
+    flat = [(i, t) for i, (tiles, _) in enumerate(cuts) for t in range(len(tiles))]
+    outputs: dict[str, list[np.ndarray]] = {"boxes": [], "scores": [], "classes": []}
+    for start in range(0, len(flat), batch):
+        x = np.stack([normalize(cuts[i][0][t]) for i, t in flat[start : start + batch]])
+        out = model(x)
+        for key in outputs:
+            outputs[key].extend(np.asarray(out[key]))  # type: ignore[call-overload]
+    results: list[Boxes] = []
+    first = 0
+    for tiles, layout in cuts:
+        part = {k: v[first : first + len(tiles)] for k, v in outputs.items()}
+        first += len(tiles)
+        xyxy, scores, classes = merge_tiles(part["boxes"], part["scores"], part["classes"], layout, policy)
+        results.append(Boxes(xyxy, scores, classes.astype(int)))
+    return results
+
+
+def first_tiles(samples: list[Sample], resize: Resize) -> np.ndarray:
+    """One normalised network input per sample (its first tile): ONNX parity and int8 calibration."""
+    if isinstance(resize, TilePolicy):
+        return np.stack([normalize(cut_tiles(s.image, resize)[0][0]) for s in samples])
+    return np.stack([prepare_input(s.image, resize) for s in samples])
 
 
 def truth_of(samples: list[Sample]) -> list[Boxes]:
