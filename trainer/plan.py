@@ -23,6 +23,8 @@ from trainer.tiling import TilePolicy, frame_scale, scaled_hw, tile_count
 _MIN_STEPS = 16
 _TILE_SIDE = (64, 1280)  # network input sides, before rounding up to multiples of 32
 _MIN_OVERLAP = 48  # input pixels; beyond the object itself, context for the features at its edge
+_SQUARE_TILES = (256, 384, 512, 640, 768, 1024)
+_PASS_OVERHEAD_PX = 128 * 128  # a network pass costs about this much beyond its pixels (launch, decode)
 _MAX_TILES = (16, 64)  # default budget per frame: at least 16, and enough for every training frame, up to 64
 _MAX_DETECTIONS = (100, 1000)
 _DENSITY_MARGIN = 1.5
@@ -79,8 +81,17 @@ def _overlap(stats: BoxStats, scale: float, tile_hw: tuple[int, int]) -> int:
 
 
 def _tile_cost(sizes: Counter[tuple[int, int]], policy: TilePolicy) -> float:
-    area = policy.input_hw[0] * policy.input_hw[1]
+    """Network pixels to run every frame of the dataset once, plus a fixed cost per pass."""
+    area = policy.input_hw[0] * policy.input_hw[1] + _PASS_OVERHEAD_PX
     return float(sum(n * tile_count(hw, policy.scale, policy) * area for hw, n in sizes.items()))
+
+
+def _candidate_tiles(sizes: Counter[tuple[int, int]], scale: float) -> list[tuple[int, int]]:
+    """Each frame size at the scale (rounded up to 32s), and square tiles between them."""
+    fitted = {(_snap_up(h), _snap_up(w)) for h, w in (scaled_hw(hw, scale) for hw in sizes)}
+    longest = max(max(t) for t in fitted)
+    squares = {(side, side) for side in _SQUARE_TILES if min(min(t) for t in fitted) < side < longest}
+    return sorted(fitted | squares)
 
 
 def choose_policy(sizes: Counter[tuple[int, int]], stats: BoxStats, config: TrainConfig) -> TilePolicy:
@@ -91,14 +102,13 @@ def choose_policy(sizes: Counter[tuple[int, int]], stats: BoxStats, config: Trai
     if config.input_size:
         ref = sizes.most_common(1)[0][0]
         scale = config.input_size / max(ref)
-        candidates = [ref]
+        h, w = scaled_hw(ref, scale)
+        candidates = [(_snap_up(h), _snap_up(w))]
     else:
         scale = auto_scale(stats.sqrt_area)
-        candidates = sorted(sizes)
+        candidates = _candidate_tiles(sizes, scale)
     best: TilePolicy | None = None
-    for hw in candidates:
-        h, w = scaled_hw(hw, scale)
-        tile = (_snap_up(h), _snap_up(w))
+    for tile in candidates:
         policy = TilePolicy(scale, tile, _overlap(stats, scale, tile), _MAX_TILES[1])
         if best is None or _tile_cost(sizes, policy) < _tile_cost(sizes, best):
             best = policy
