@@ -43,7 +43,8 @@ def test_mixed_frame_sizes_get_one_scale_and_the_big_frames_tiles() -> None:
     # an epoch draws each frame as often as crops cover it: the big ones many times
     assert plan.steps_per_epoch > (20 + 1) / 8
     text = describe(plan)
-    assert "scale 1.333x for every frame" in text and "352x352" in text and "up to 450 detections" in text
+    assert "scale 1.333x for every frame" in text and f"{policy.input_hw[1]}x{policy.input_hw[0]}" in text
+    assert "up to 450 detections" in text
 
 
 def test_a_uniform_dataset_keeps_its_whole_frame_as_one_input() -> None:
