@@ -20,11 +20,15 @@ import numpy as np
 from device.api import LatestFrame
 from device.config import DeviceConfig
 from device.detections import Detections
+from device.experiments.annotate import mark_in_background
+from device.experiments.quality import FrameQuality, QualityGate
+from device.experiments.recorder import ExperimentRecorder, FrameContext
+from device.experiments.store import ExperimentStore
 from device.inference.detector import Detector, load_detector
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
-from device.metrics.stats import FpsMonitor, FrameMeasure, frame_points
+from device.metrics.stats import FpsMonitor, FrameExtra, FrameMeasure, frame_points
 from device.models.bundle import BundleError, ModelCard
 from device.render import annotate, encode_jpeg
 from device.sources.capture import Capture, Frame
@@ -45,6 +49,8 @@ class Runtime:
         self.capture: Capture | None = None
         self.outbox: Outbox | None = None
         self.sender: OutboxSender | None = None
+        self.experiments: ExperimentRecorder | None = None
+        self.quality = QualityGate(config.quality)
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self._fps = FpsMonitor()
         self._latest: LatestFrame | None = None
@@ -63,6 +69,13 @@ class Runtime:
         self.outbox = Outbox(cfg.data_dir / "outbox.sqlite", int(cfg.outbox.max_mb * 1e6), cfg.outbox.history_s,
                              sending=bool(cfg.influx.url))
         self.sender = OutboxSender(self.outbox, cfg.influx)
+
+    def init_experiments(self) -> None:
+        """The experiment store and recorder; an experiment running before a restart continues."""
+        cfg = self.config
+        self.experiments = ExperimentRecorder(
+            ExperimentStore(cfg.data_dir / "experiments.sqlite"), cfg.device_name, cfg.project, self.event,
+            lambda experiment, which: mark_in_background(cfg.grafana, experiment, which)).start_thread()
 
     def init_source(self) -> None:
         """Builds the capture for `config.source`; a malformed URI fails here, a missing camera does not."""
@@ -97,6 +110,8 @@ class Runtime:
         """Stop capture, push what is queued (bounded wait), stop the sender."""
         if self.capture is not None:
             self.capture.stop()
+        if self.experiments is not None:
+            self.experiments.close()
         if self.sender is not None:
             if not self.sender.flush(flush_timeout):
                 log.warning("InfluxDB did not take every point before exit; %d stay in the outbox for next time",
@@ -117,19 +132,20 @@ class Runtime:
                     break
                 continue
             detector = self.detector  # one read: a hot swap takes effect on the next frame
-            detections = self._detect(detector, frame)
-            if detections is None:
-                continue
-            points = self._measure(frame, detections, detector)
+            quality = self.quality.assess(frame.image)
+            if quality.status == "skipped":
+                self.bad_frames += 1
+            analysed = quality.status if not quality.usable else ("ok" if detector is not None else "no_model")
+            detections = self._detect(detector, frame) if analysed == "ok" and detector is not None else None
+            analysed = "skipped" if analysed == "ok" and detections is None else analysed
+            points = self._measure(frame, detections, detector, quality, analysed)
             self._publish(frame, detections, points, detector)
         self._heartbeat_if_due(force=True)
         return self.processed
 
-    def _detect(self, detector: Detector | None, frame: Frame) -> Detections | None:
+    def _detect(self, detector: Detector, frame: Frame) -> Detections | None:
         """Detections, or None for a frame the model cannot take (corrupt, empty, odd shape): it is
         skipped and counted, the loop goes on."""
-        if detector is None:
-            return Detections.empty()
         try:
             return detector.detect(frame.image)
         except Exception as exc:  # one bad frame must never stop the instrument
@@ -139,12 +155,16 @@ class Runtime:
             return None
 
     def _tags(self, detector: Detector | None) -> dict[str, str]:
-        tags = {"device": self.config.device_name, "project": self.config.project}
+        tags = {"device": self.config.device_name, "project": self.config.project, **self._experiment_tags()}
         if detector is not None:
             tags.update(model=detector.card.name, model_version=detector.card.version)
         return tags
 
-    def _measure(self, frame: Frame, detections: Detections, detector: Detector | None) -> list[Point]:
+    def _experiment_tags(self) -> dict[str, str]:
+        return self.experiments.tags() if self.experiments is not None else {}
+
+    def _measure(self, frame: Frame, detections: Detections | None, detector: Detector | None,
+                 quality: FrameQuality, analysed: str) -> list[Point]:
         self._fps.tick()
         assert self.capture is not None
         dropped = self.capture.dropped - self._dropped_reported
@@ -155,13 +175,25 @@ class Runtime:
             latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped,
         )
         classes = detector.card.classes if detector else []
-        return frame_points(detections, measure, self._tags(detector), classes, self.config.um_per_pixel)
+        recorder = self.experiments
+        um = recorder.um_per_pixel(self.config.um_per_pixel) if recorder else self.config.um_per_pixel
+        context = FrameContext(classes, detector.card.name if detector else "", detector.card.version if detector else "",
+                               um, frame.image.shape)
+        extra = FrameExtra(analysed, quality.focus, quality.saturated, quality.dark, context.fov_mm2)
+        points = frame_points(detections, measure, self._tags(detector), classes, um, extra)
+        if recorder is not None:
+            points += recorder.record(points[0].ts_us, frame.index, quality, analysed, detections, context)
+        return points
 
-    def _publish(self, frame: Frame, detections: Detections, points: list[Point], detector: Detector | None) -> None:
+    def _publish(self, frame: Frame, detections: Detections | None, points: list[Point], detector: Detector | None) -> None:
         self._store(points)
-        classes = tuple(detector.card.classes) if detector else ()
-        self._latest = LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, dict(points[0].fields))
+        if points[0].tags.get("analysed") == "skipped":
+            return  # an unusable frame is recorded (flagged), never shown nor counted as processed
         self.processed += 1
+        classes = tuple(detector.card.classes) if detector else ()
+        stats = {**points[0].fields, "analysed": points[0].tags.get("analysed", "ok")}
+        shown = detections if detections is not None else Detections.empty()
+        self._latest = LatestFrame(frame.image, shown, frame.captured_at, frame.index, classes, stats)
 
     def _store(self, points: list[Point]) -> None:
         """Commit to the outbox; a failing disk is reported and counted, the stream goes on."""
@@ -174,12 +206,14 @@ class Runtime:
                 log.error("cannot write the outbox (%d failures; disk full or read-only?): %s", self.store_errors, exc)
 
     # ---- status and events -------------------------------------------------------------------
-    def event(self, kind: str, message: str) -> None:
+    def event(self, kind: str, message: str, tags: dict[str, str] | None = None, when: float | None = None) -> None:
         """A device_event point (and a line in /healthz); safe from any thread."""
-        self.events.append({"time": time.time(), "kind": kind, "message": message})
+        when = time.time() if when is None else when
+        self.events.append({"time": when, "kind": kind, "message": message})
         if self.outbox is not None:
-            tags = {"device": self.config.device_name, "project": self.config.project, "kind": kind}
-            self._store([Point("device_event", tags, {"message": message}, int(time.time() * 1e6))])
+            all_tags = {"device": self.config.device_name, "project": self.config.project, **self._experiment_tags(),
+                        **(tags or {}), "kind": kind}
+            self._store([Point("device_event", all_tags, {"message": message}, int(when * 1e6))])
 
     def _heartbeat_if_due(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -199,7 +233,7 @@ class Runtime:
             "uptime_s": round(time.time() - self.started, 3),
         }
         fields.update(temperatures())
-        tags = {"device": self.config.device_name, "project": self.config.project}
+        tags = {"device": self.config.device_name, "project": self.config.project, **self._experiment_tags()}
         self._store([Point("device_status", tags, fields, int(time.time() * 1e6))])
 
     def _source_state(self) -> str:
@@ -243,14 +277,22 @@ class Runtime:
             return self._jpeg[1]
 
     def live_stats(self) -> dict[str, Any]:
+        """Counts are None (not 0) for a frame that was not analysed; `analysed` says why."""
         latest = self._latest
-        counts: dict[str, int] = {}
-        if latest is not None:
+        stats = dict(latest.stats) if latest else {}
+        analysed = "count" in stats
+        counts: dict[str, int] | None = {} if analysed or latest is None else None
+        if latest is not None and analysed:
             per_class = np.bincount(latest.detections.class_ids, minlength=len(latest.classes))
             counts = {name: int(per_class[i]) for i, name in enumerate(latest.classes)}
-        stats = dict(latest.stats) if latest else {}
+        recorder = self.experiments
+        active = recorder.active if recorder else None
         return {"time": time.time(), "frame_index": latest.index if latest else None, "counts": counts,
-                "fps": round(self._fps.fps, 2), "count": stats.get("count", 0),
+                "fps": round(self._fps.fps, 2), "count": stats.get("count", 0 if latest is None else None),
+                "analysed": stats.get("analysed"), "focus": stats.get("focus"),
+                "saturated_frac": stats.get("saturated_frac"), "fov_mm2": stats.get("fov_mm2"),
+                "um_per_pixel": recorder.um_per_pixel(self.config.um_per_pixel) if recorder else self.config.um_per_pixel,
+                "experiment": active.public() if active else None,
                 "inference_ms": stats.get("inference_ms"), "latency_ms": stats.get("latency_ms"),
                 **{k: v for k, v in self.health().items() if k != "ok"}}
 
