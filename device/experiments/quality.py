@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from device.sources.capture import Frame
+
 Analysed = Literal["ok", "out_of_focus", "overexposed", "underexposed", "no_model", "skipped"]
 ANALYSED: tuple[str, ...] = ("ok", "out_of_focus", "overexposed", "underexposed", "no_model", "skipped")
 _SATURATED = 250  # grey levels at or above: clipped highlights
@@ -116,7 +118,7 @@ class QualityGate:
             return FrameQuality(float("nan"), float("nan"), float("nan"), "skipped")
         try:
             focus, saturated, dark = score(image)
-        except (cv2.error, ValueError, IndexError):  # empty, 1-pixel or odd-shaped frame: unusable
+        except (cv2.error, ValueError):  # an odd frame: unusable
             return FrameQuality(float("nan"), float("nan"), float("nan"), "skipped")
         if saturated > gates.saturated_max:  # exposure first: a white-out frame also scores unsharp
             return FrameQuality(focus, saturated, dark, "overexposed")
@@ -126,3 +128,28 @@ class QualityGate:
         if (gates.focus_min and focus < gates.focus_min) or focus < gates.focus_relative_min * reference:
             return FrameQuality(focus, saturated, dark, "out_of_focus")
         return FrameQuality(focus, saturated, dark, "ok")
+
+
+class QualityFrameGate:
+    """The device loop's frame gate (device/pipeline.FrameGate): '' or the reason a frame is not
+    worth analysing. Keeps the newest scores for the frame's points. A frame too broken to score
+    passes: the model then fails on it and the loop counts it as a bad frame."""
+
+    def __init__(self, settings: QualitySettings) -> None:
+        self.gate = QualityGate(settings)
+        self.last = FrameQuality(float("nan"), float("nan"), float("nan"), "ok")
+
+    def __call__(self, frame: Frame) -> str:
+        quality = self.gate.assess(frame.image)
+        self.last = quality
+        return "" if quality.status in ("ok", "skipped") else quality.status
+
+
+def analysed_status(detections_present: bool, inference: str) -> str:
+    """`analysed` of a frame from what its model did (device/pipeline `inference`): one rule for
+    both, so `ok` always means counts were written and anything else means none were."""
+    if detections_present:
+        return "ok"
+    if inference in ANALYSED:
+        return inference
+    return "no_model" if inference == "none" else "skipped"
