@@ -268,6 +268,7 @@ class Runtime:
                  "backend": detector.backend_name if detector else None, "error": self.model_error}
         outbox = {"state": self.sender.state if self.sender else "disabled",
                   "error": self.sender.error if self.sender else "",
+                  "store_error": self.sender.store_error if self.sender else "",
                   "depth": self.outbox.depth() if self.outbox else 0,
                   "dropped": self.outbox.dropped() if self.outbox else 0,
                   "sent": self.sender.sent if self.sender else 0, "write_errors": self.store_errors}
