@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="web port (0: no web server)")
     run.add_argument("--max-frames", type=int, help="stop after N frames, flushing the outbox")
     run.add_argument("--validate-config", action="store_true", help="check config, source URI and model, print, exit")
+    from device.experiments.cli import add_parser as add_experiment_parser
+
+    add_experiment_parser(sub)
     pkg = sub.add_parser("synthetic-package", help="write a dataset package of synthetic frames")
     pkg.add_argument("out", help="output .zip")
     pkg.add_argument("--count", type=int, required=True)
@@ -85,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "experiment":
+        from device.experiments.cli import main as experiment_main
+
+        return experiment_main(args)
     from device.datasets.package import write_synthetic_package
 
     manifest = write_synthetic_package(args.out, count=args.count, seed=args.seed, width=args.width, height=args.height)
