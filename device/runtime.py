@@ -32,6 +32,7 @@ from device.metrics.sender import OutboxSender
 from device.metrics.stats import FrameMeasure
 from device.models.bundle import BundleError, ModelCard
 from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions
+from device.redact import redact
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
 from device.status import Heartbeat
@@ -195,7 +196,9 @@ class Runtime:
         return {"device": self.config.device_name, "project": self.config.project}
 
     def event(self, kind: str, message: str) -> None:
-        """A device_event point (and a line in /healthz); safe from any thread."""
+        """A device_event point (and a line in /healthz); safe from any thread. Redacted: an event
+        may quote a camera URI."""
+        message = redact(message)
         self.events.append({"time": time.time(), "kind": kind, "message": message})
         if self.outbox is not None:
             self._store([Point("device_event", {**self._base_tags(), "kind": kind}, {"message": message}, int(time.time() * 1e6))])
