@@ -26,6 +26,7 @@ from device.detections import Detections
 
 DATASET_FORMAT = "scopehive-dataset"
 DATASET_FORMAT_VERSION = 1
+PACKAGE_MODE = 0o644
 
 
 class DatasetError(ValueError):
@@ -130,6 +131,7 @@ def write_dataset_package(
             )
             archive.writestr("annotations.json", json.dumps(coco_document(written, classes), indent=1))
             archive.writestr("manifest.json", manifest.model_dump_json(indent=2))
+        os.chmod(tmp_name, PACKAGE_MODE)  # mkstemp makes it 0600: a trainer under another uid could not read it
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
