@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.counts import agreement, count_agreement, fit_class_thresholds, fit_count_threshold, keep_above, threshold_vector
+from trainer.counts import (
+    agreement,
+    count_agreement,
+    fit_class_thresholds,
+    fit_count_threshold,
+    keep_above,
+    threshold_vector,
+)
 from trainer.metrics import Boxes
 from trainer.predict import FITTED, GIVEN, evaluate_predictions
 
