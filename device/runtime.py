@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from device.api import LatestFrame
+from device.colours import class_colours
 from device.config import DeviceConfig
 from device.detections import Detections
 from device.inference.detector import Detector, load_detector
@@ -50,6 +51,7 @@ class Runtime:
         self._latest: LatestFrame | None = None
         self._jpeg: tuple[int, bytes] | None = None
         self._jpeg_lock = threading.Lock()
+        self.class_colours: dict[str, str] = {}  # name -> #rrggbb of the panel's current project
         self._dropped_reported = 0
         self._next_status = 0.0
         self._stop = threading.Event()
@@ -238,9 +240,16 @@ class Runtime:
         with self._jpeg_lock:
             if self._jpeg is not None and self._jpeg[0] == latest.index:
                 return self._jpeg[1]
-            image = annotate(latest.image, latest.detections, latest.classes, self._fps.fps)
+            colours = class_colours(latest.classes, self.class_colours)
+            image = annotate(latest.image, latest.detections, latest.classes, self._fps.fps, colours)
             self._jpeg = (latest.index, encode_jpeg(image, quality))
             return self._jpeg[1]
+
+    def set_class_colours(self, colours: dict[str, str]) -> None:
+        """The panel's project colours by class name: the stream draws classes as the panel does."""
+        with self._jpeg_lock:
+            self.class_colours = dict(colours)
+            self._jpeg = None
 
     def live_stats(self) -> dict[str, Any]:
         latest = self._latest
@@ -250,6 +259,7 @@ class Runtime:
             counts = {name: int(per_class[i]) for i, name in enumerate(latest.classes)}
         stats = dict(latest.stats) if latest else {}
         return {"time": time.time(), "frame_index": latest.index if latest else None, "counts": counts,
+                "colours": dict(zip(latest.classes, class_colours(latest.classes, self.class_colours), strict=True)) if latest else {},
                 "fps": round(self._fps.fps, 2), "count": stats.get("count", 0),
                 "inference_ms": stats.get("inference_ms"), "latency_ms": stats.get("latency_ms"),
                 **{k: v for k, v in self.health().items() if k != "ok"}}

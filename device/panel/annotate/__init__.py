@@ -97,10 +97,12 @@ def put_annotation(slug: str, image_id: str) -> tuple[dict[str, Any], int]:
 
 @bp.delete("/api/projects/<slug>/images/<image_id>")
 def delete_image(slug: str, image_id: str) -> tuple[dict[str, Any], int]:
+    """The image, its display copies and its boxes; answers what went and how many images are left."""
     project_for_api(slug)
     _image(slug, image_id)
+    boxes = len(state().projects.annotation(slug, image_id).boxes)
     state().projects.delete_image(slug, image_id)
-    return {"deleted": image_id}, 200
+    return {"deleted": image_id, "boxes": boxes, "total": len(state().projects.list_images(slug))}, 200
 
 
 @bp.post("/api/projects/<slug>/images/<image_id>/preannotate")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from device.panel.store import ProjectStore
-from tests.device.panel.conftest import Auth
+from tests.device.panel.conftest import PASSWORD, Auth, make_app
+from tests.device.panel.helpers import SyntheticRuntime, bundle_zip
 
 
 def _store(app: Flask) -> ProjectStore:
@@ -52,3 +55,66 @@ def test_live_page_data(auth: Auth, client: FlaskClient) -> None:
     assert client.get("/panel/api/live/stats").get_json()["fps"] == 10.0
     history = client.get("/panel/api/live/history?seconds=60").get_json()
     assert history["seconds"] == 60 and len(history["points"]) == 30 and "fps" in history["points"][0]
+
+
+def test_blank_classes_are_refused_and_the_add_box_takes_a_comma_list(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    auth.login()
+    page = auth.post("/panel/projects/", data={"name": "No classes", "classes": " , "}, follow_redirects=True)
+    assert "at least one class" in page.data.decode()  # type: ignore[attr-defined]
+    assert _store(app).list_projects() == []
+    slug = auth.project(classes="cell")
+    auth.post(f"/panel/projects/{slug}/classes", data={"class_name": ["cell"], "class_color": ["#3cc83c"], "new_class": "crystal, debris"})
+    assert _store(app).project(slug).class_names == ["cell", "crystal", "debris"]
+
+
+def test_the_current_project_survives_logging_out_and_in(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    auth.login()
+    auth.project("First")
+    second = auth.project("Second")
+    client.post("/panel/logout", data={"csrf_token": auth.token()})
+    auth.login()
+    assert 'id="current-project">Second<' in client.get("/panel/projects/").data.decode()
+    with client.session_transaction() as session:
+        session.pop("project", None)
+    assert 'id="current-project">Second<' in client.get("/panel/capture").data.decode()
+    assert second == "second"
+
+
+def test_deleting_a_project_takes_its_images_and_says_so(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    auth.login()
+    keep = auth.project("Keep")
+    slug = auth.project("Gone")
+    for _ in range(2):
+        auth.json("POST", f"/panel/api/projects/{slug}/capture", None)
+    page = client.get("/panel/projects/").data.decode()
+    assert "Delete project &#39;Gone&#39; with 2 images (0 annotated) and 0 model bundles?" in page
+    done = auth.post(f"/panel/projects/{slug}/delete", follow_redirects=True)
+    assert "Deleted project &#39;Gone&#39; with 2 images" in done.data.decode()  # type: ignore[attr-defined]
+    assert [p.slug for p in _store(app).list_projects()] == [keep]
+    assert _store(app).storage.list(f"projects/{slug}/") == []
+    assert "no project chosen" in client.get("/panel/projects/").data.decode()
+
+
+def test_pages_answer_with_and_without_a_trailing_slash_and_the_icon(auth: Auth, client: FlaskClient) -> None:
+    assert client.get("/favicon.ico").status_code == 200
+    auth.login()
+    auth.project()
+    for path in ("/panel/capture", "/panel/capture/", "/panel/annotate/", "/panel/live/", "/panel/projects"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_first_start_with_a_model_creates_one_demo_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCOPEHIVE_PANEL_PASSWORD", PASSWORD)
+    runtime = SyntheticRuntime(tmp_path / "cache")
+    runtime.switch_model(bundle_zip(tmp_path / "b.zip", name="blood", classes=["cell", "crystal", "debris"]))
+    app = make_app(tmp_path / "data", runtime)
+    projects = _store(app).list_projects()
+    assert [(p.name, p.class_names) for p in projects] == [("Demo (blood model)", ["cell", "crystal", "debris"])]
+    assert runtime.colours == {c.name: c.color for c in projects[0].classes}, "the stream draws the project's colours"
+    with app.test_client() as client:
+        auth = Auth(client)
+        auth.login()
+        assert 'id="current-project">Demo (blood model)<' in client.get("/panel/projects/").data.decode()
+        auth.post(f"/panel/projects/{projects[0].slug}/delete")
+    again = make_app(tmp_path / "data", runtime)  # a restart after deleting it: it stays deleted
+    assert _store(again).list_projects() == []
