@@ -160,10 +160,10 @@ class Outbox:
             "SELECT ts_us, measurement, tags, fields FROM points WHERE measurement IN ('frame', 'class_stats') "
             "AND ts_us >= ? ORDER BY ts_us", (since,)
         ).fetchall()
-        frames: dict[int, dict[str, Any]] = {}
+        frames: dict[tuple[int, str], dict[str, Any]] = {}  # several models write the same frame: one entry each
         for ts_us, measurement, tags_text, fields_text in rows:
             tags, fields = json.loads(tags_text), json.loads(fields_text)
-            entry = frames.setdefault(ts_us, {"time": ts_us / 1e6, "classes": {}})
+            entry = frames.setdefault((ts_us, tags.get("model", "")), {"time": ts_us / 1e6, "classes": {}})
             if measurement == "frame":
                 entry.update(fields)
                 entry["model"] = tags.get("model", "")

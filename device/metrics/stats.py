@@ -80,18 +80,25 @@ class FrameMeasure:
     dropped_frames: int
 
 
-def frame_points(detections: Detections, measure: FrameMeasure, tags: dict[str, str],
-                 classes: Sequence[str], um_per_pixel: float | None) -> list[Point]:
-    """One `frame` point plus one `class_stats` point per model class (zeros written too)."""
+def frame_points(detections: Detections | None, measure: FrameMeasure, tags: dict[str, str],
+                 classes: Sequence[str], um_per_pixel: float | None, inference: str = "local") -> list[Point]:
+    """One `frame` point plus one `class_stats` point per model class (zeros written too).
+
+    `detections=None` is a frame the model did not analyse (`inference` says why): its point
+    carries timing and `inference` but no `count` and no `class_stats`, so it can never be read
+    as "zero objects"."""
     ts_us = int(round(measure.captured_at * 1e6))
     fields: dict[str, FieldValue] = {
-        "count": len(detections),
         "fps": round(measure.fps, 3),
         "inference_ms": round(measure.inference_ms, 3),
         "latency_ms": round(measure.latency_ms, 3),
         "dropped_frames": measure.dropped_frames,
         "frame_index": measure.index,
+        "inference": inference,
     }
+    if detections is None:
+        return [Point("frame", tags, fields, ts_us)]
+    fields["count"] = len(detections)
     if len(detections):
         fields["score_mean"] = float(detections.scores.mean())
         fields["score_min"] = float(detections.scores.min())

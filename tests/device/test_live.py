@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-import device.runtime as runtime_module
+import device.board as board_module
 from device.config import DeviceConfig
 from device.runtime import Runtime
 from device.web import create_app
@@ -78,8 +78,8 @@ def test_healthz_is_503_while_the_camera_is_missing(tmp_path: Path) -> None:
 
 def test_no_viewer_no_jpeg_encoding(running: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = runtime_module.encode_jpeg
-    monkeypatch.setattr(runtime_module, "encode_jpeg", lambda image, quality=80: calls.append(1) or real(image, quality))
+    real = board_module.encode_jpeg
+    monkeypatch.setattr(board_module, "encode_jpeg", lambda image, quality=80: calls.append(1) or real(image, quality))
     start = running.processed
     assert wait_for(lambda: running.processed >= start + 10)
     assert calls == []  # frames processed, nobody watching, nothing encoded
