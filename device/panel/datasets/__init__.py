@@ -14,6 +14,7 @@ from device.datasets.formats import FORMATS, export_archive, import_archive
 from device.datasets.package import AnnotatedImage, DatasetError, write_dataset_package
 from device.detections import Detections
 from device.panel.base import back, require_project, state
+from device.panel.classes import ClassEdit
 from device.panel.store import Box, PanelError, Project, ProjectStore
 from device.panel.text import plural
 
@@ -22,12 +23,14 @@ bp = Blueprint("datasets", __name__, template_folder="templates", url_prefix="/p
 
 def annotated_images(store: ProjectStore, project: Project) -> list[AnnotatedImage]:
     """Every annotated image of the project with its original bytes (unannotated ones stay out)."""
+    position = project.export_index()  # boxes name stable class ids; exports use the list position
     out = []
     for meta in store.list_images(project.slug):
         doc = store.annotation(project.slug, meta.id)
         if not doc.annotated:
             continue
-        boxes = Detections.from_lists([[b.x1, b.y1, b.x2, b.y2] for b in doc.boxes], class_ids=[b.class_id for b in doc.boxes])
+        kept = [b for b in doc.boxes if b.class_id in position]
+        boxes = Detections.from_lists([[b.x1, b.y1, b.x2, b.y2] for b in kept], class_ids=[position[b.class_id] for b in kept])
         acquired = meta.acquisition.model_dump(mode="json") if meta.acquisition else None
         out.append(AnnotatedImage(meta.file_name, store.read(meta.original), meta.width, meta.height, boxes, acquired))
     return out
@@ -35,9 +38,10 @@ def annotated_images(store: ProjectStore, project: Project) -> list[AnnotatedIma
 
 def save_import(store: ProjectStore, project: Project, result: ImportResult) -> int:
     """Store a problem-free import; if any write fails, the images already added are removed."""
-    before = project.classes
+    before = [ClassEdit(c.id, c.name, c.color) for c in project.classes]
     project = store.add_classes(project.slug, result.classes)
-    ids = [project.class_names.index(name) for name in result.classes]
+    by_name = {c.name: c.id for c in project.classes}
+    ids = [by_name[name.strip()] for name in result.classes]
     added: list[str] = []
     try:
         for image in result.images:

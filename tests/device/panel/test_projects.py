@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 import pytest
@@ -36,15 +37,15 @@ def test_classes_with_colours_and_protection(app: Flask, auth: Auth, client: Fla
     auth.login()
     slug = auth.project(classes="cell, crystal")
     auth.post(f"/panel/projects/{slug}/classes", data={
-        "class_name": ["cell", "crystal"], "class_color": ["#112233", "#445566"], "new_class": "debris"})
+        "class_id": ["0", "1"], "class_name": ["cell", "crystal"], "class_color": ["#112233", "#445566"], "new_class": "debris"})
     project = _store(app).project(slug)
     assert project.class_names == ["cell", "crystal", "debris"] and project.classes[0].color == "#112233"
     image = auth.json("POST", f"/panel/api/projects/{slug}/capture", None).get_json()["image"]["id"]  # type: ignore[attr-defined]
     auth.json("PUT", f"/panel/api/projects/{slug}/images/{image}/annotation",
               {"revision": 0, "boxes": [{"x1": 1, "y1": 1, "x2": 9, "y2": 9, "class_id": 2}]})
-    page = auth.post(f"/panel/projects/{slug}/classes", data={"class_name": ["cell", "crystal"], "class_color": ["#112233", "#445566"]},
-                     follow_redirects=True)
-    assert "class 'debris' is still used by boxes" in html.unescape(page.data.decode())  # type: ignore[attr-defined]
+    page = auth.post(f"/panel/projects/{slug}/classes", data={
+        "class_id": ["0", "1"], "class_name": ["cell", "crystal"], "class_color": ["#112233", "#445566"]}, follow_redirects=True)
+    assert "class 'debris' is still used by 1 boxes" in html.unescape(page.data.decode())  # type: ignore[attr-defined]
     assert _store(app).project(slug).class_names == ["cell", "crystal", "debris"]
     page = auth.post("/panel/projects/", data={"name": "Dupes", "classes": "a, a"}, follow_redirects=True)
     assert "class names must be unique" in page.data.decode()  # type: ignore[attr-defined]
@@ -63,7 +64,7 @@ def test_blank_classes_are_refused_and_the_add_box_takes_a_comma_list(app: Flask
     assert "at least one class" in page.data.decode()  # type: ignore[attr-defined]
     assert _store(app).list_projects() == []
     slug = auth.project(classes="cell")
-    auth.post(f"/panel/projects/{slug}/classes", data={"class_name": ["cell"], "class_color": ["#3cc83c"], "new_class": "crystal, debris"})
+    auth.post(f"/panel/projects/{slug}/classes", data={"class_id": ["0"], "class_name": ["cell"], "class_color": ["#3cc83c"], "new_class": "crystal, debris"})
     assert _store(app).project(slug).class_names == ["cell", "crystal", "debris"]
 
 
@@ -118,3 +119,65 @@ def test_first_start_with_a_model_creates_one_demo_project(tmp_path: Path, monke
         auth.post(f"/panel/projects/{projects[0].slug}/delete")
     again = make_app(tmp_path / "data", runtime)  # a restart after deleting it: it stays deleted
     assert _store(again).list_projects() == []
+
+
+def _store_files(app: Flask) -> dict[str, bytes]:
+    root = Path(app.extensions["scopehive.panel"].projects.storage.root)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("url", "form", "message"),
+    [
+        ("/panel/projects/blood/rename", {"name": "x" * 5000}, "has 5000 characters: at most 100"),
+        ("/panel/projects/", {"name": "n" * 10_000, "classes": "cell"}, "has 10000 characters: at most 100"),
+        ("/panel/projects/blood/rename", {"name": "Blood\x00"}, "control character U+0000"),
+        ("/panel/projects/", {"name": "a\u202etxt.exe", "classes": ""}, "control character U+202E"),
+        ("/panel/projects/", {"name": "ok", "classes": "cell, de\x00bris"}, "control character U+0000"),
+        ("/panel/projects/", {"name": "ok", "classes": "c" * 65}, "has 65 characters: at most 64"),
+        ("/panel/projects/blood/classes", {"class_id": "0", "class_name": "ce\nll", "class_color": "#000000"}, "control character U+000A"),
+        ("/panel/projects/blood/classes", {"class_id": "0", "class_name": "cell", "class_color": "red"}, "not a #rrggbb colour"),
+        ("/panel/projects/blood/classes", {"class_id": "x", "class_name": "cell", "class_color": "#000000"}, "class id is not a number"),
+        ("/panel/projects/blood/classes", {"class_id": "7", "class_name": "cell", "class_color": "#000000"}, "class id 7 is not in project"),
+        ("/panel/projects/blood/classes", {"new_class": "a, b\x00", "class_id": "0", "class_name": "cell", "class_color": "#000000"}, "control character U+0000"),
+    ],
+)
+def test_bad_names_are_400_with_a_message_and_change_nothing(app: Flask, auth: Auth, url: str, form: dict[str, str], message: str) -> None:
+    auth.login()
+    auth.project("Blood", classes="cell")
+    before = _store_files(app)
+    response = auth.post(url, data=form)
+    assert response.status_code == 400 and message in html.unescape(response.data.decode())  # type: ignore[attr-defined]
+    assert _store_files(app) == before
+
+
+def test_a_project_stored_with_a_5000_character_name_keeps_every_page_working(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    auth.login()
+    slug = auth.project("Blood", classes="cell")
+    storage = _store(app).storage
+    raw = json.loads(storage.get(f"projects/{slug}/project.json"))
+    raw["name"] = "\x00" + "y" * 5000  # what the old rename stored without checking
+    raw["classes"][0]["name"] = "ce\x00ll"
+    storage.put(f"projects/{slug}/project.json", json.dumps(raw).encode())
+    page = client.get("/panel/projects/")
+    assert page.status_code == 200 and "y" * 90 in page.data.decode() and "y" * 101 not in page.data.decode()
+    for path in ("/panel/annotate", "/panel/datasets/", "/panel/capture", "/panel/models/"):
+        assert client.get(path).status_code == 200, path
+    assert auth.post(f"/panel/projects/{slug}/switch").status_code == 302  # type: ignore[attr-defined]
+    assert auth.post(f"/panel/projects/{slug}/rename", data={"name": "Blood again"}).status_code == 302  # type: ignore[attr-defined]
+    assert _store(app).project(slug).name == "Blood again"
+
+
+def test_removing_a_class_in_use_from_the_page_says_how_many_boxes_go(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    auth.login()
+    slug = auth.project(classes="cell, crystal")
+    image = auth.json("POST", f"/panel/api/projects/{slug}/capture", None).get_json()["image"]["id"]  # type: ignore[attr-defined]
+    box = {"x1": 1, "y1": 1, "x2": 9, "y2": 9, "class_id": 1}
+    auth.json("PUT", f"/panel/api/projects/{slug}/images/{image}/annotation", {"revision": 0, "boxes": [box, box]})
+    page = html.unescape(client.get("/panel/projects/").data.decode())
+    assert "Remove class 'crystal' and delete its 2 boxes?" in page and "Remove class 'cell'? No box uses it." in page
+    refused = auth.post(f"/panel/projects/{slug}/classes/1/remove", data={"boxes": ""})
+    assert refused.status_code == 400 and "still used by 2 boxes" in html.unescape(refused.data.decode())  # type: ignore[attr-defined]
+    done = auth.post(f"/panel/projects/{slug}/classes/1/remove", data={"boxes": "delete"}, follow_redirects=True)
+    assert "Removed class 'crystal' and its 2 boxes." in html.unescape(done.data.decode())  # type: ignore[attr-defined]
+    assert _store(app).project(slug).class_names == ["cell"] and _store(app).annotation(slug, image).boxes == []

@@ -28,6 +28,6 @@ window.panel = {
 
 // Any form or button with data-confirm asks first, saying what goes with the deletion.
 document.addEventListener("submit", (e) => {
-  const text = e.target.dataset && e.target.dataset.confirm;
+  const text = (e.submitter && e.submitter.dataset.confirm) || (e.target.dataset && e.target.dataset.confirm);
   if (text && !window.confirm(text)) e.preventDefault();
 }, true);
