@@ -23,6 +23,7 @@ def run_device(config: DeviceConfig, reload_config: Callable[[], DeviceConfig] |
     `reload_config` re-reads file + environment + flags; with it, model changes apply live."""
     runtime = Runtime(config)
     runtime.init_outbox()
+    runtime.init_experiments()
     runtime.init_source()
     runtime.init_model()
     runtime.start_sender()

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from device.experiments.annotate import GrafanaMarkSettings
+from device.experiments.quality import QualitySettings
 from device.fleet.settings import FleetSettings
 from device.panel.settings import PanelSettings
 
@@ -70,7 +72,7 @@ class DeviceConfig(BaseModel):
     model: str | None = Field(None, description="Model bundle (folder or .zip); empty = stream without detection")
     backend: Literal["auto", "onnx", "opencv", "tensorrt"] = Field("auto", description="Inference backend; auto = TensorRT on NVIDIA, else the faster CPU backend")
     score_threshold: float | None = Field(None, ge=0, le=1, description="Override the bundle's default score threshold")
-    um_per_pixel: float | None = Field(None, gt=0, description="Calibration; enables the µm fields of class_stats")
+    um_per_pixel: float | None = Field(None, gt=0, description="Default calibration (no experiment profile active); enables the µm fields of class_stats")
     data_dir: Path = Field(Path("var/device"), description="Persistent folder: outbox, engine cache, unpacked bundles")
     host: str = Field("0.0.0.0", description="Address the web server listens on")
     port: int = Field(8080, ge=0, le=65535, description="Port of stream, stats and panel (0 = no web server)")
@@ -83,6 +85,8 @@ class DeviceConfig(BaseModel):
     capture: CaptureSettings = Field(default_factory=CaptureSettings, description="Source reconnection")  # type: ignore[arg-type]
     panel: PanelSettings = Field(default_factory=PanelSettings, description="Web panel (login, uploads, storage)")  # type: ignore[arg-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Follow the model balena assigns (fleet rollout)")  # type: ignore[arg-type]
+    quality: QualitySettings = Field(default_factory=QualitySettings, description="Frame quality gates (focus, exposure)")  # type: ignore[arg-type]
+    grafana: GrafanaMarkSettings = Field(default_factory=GrafanaMarkSettings, description="Grafana annotations of experiment start/stop")  # type: ignore[arg-type]
 
 
 def _sections() -> dict[str, type[BaseModel]]:

@@ -32,6 +32,7 @@ def pipeline_health(pipeline: Pipeline) -> dict[str, Any]:
 
 def _outbox(rt: Runtime) -> dict[str, Any]:
     return {"state": rt.sender.state if rt.sender else "disabled", "error": rt.sender.error if rt.sender else "",
+            "store_error": rt.sender.store_error if rt.sender else "",
             "depth": rt.outbox.depth() if rt.outbox else 0, "dropped": rt.outbox.dropped() if rt.outbox else 0,
             "sent": rt.sender.sent if rt.sender else 0, "write_errors": rt.store_errors}
 

@@ -25,7 +25,7 @@ from typing import Protocol
 from device.detections import Detections
 from device.inference.detector import Detector
 from device.metrics.points import Point
-from device.metrics.stats import FrameMeasure, frame_points
+from device.metrics.stats import FrameExtra, FrameMeasure, frame_points
 from device.models.bundle import BundleError, ModelCard
 from device.sources.capture import Frame
 
@@ -148,10 +148,10 @@ class Pipeline:
         return Analysis(self.name, route, detections, card, detector.last_inference_ms)
 
     def points(self, analysis: Analysis, measure: FrameMeasure, base_tags: dict[str, str],
-               um_per_pixel: float | None) -> list[Point]:
+               um_per_pixel: float | None, extra: FrameExtra | None = None) -> list[Point]:
         """The frame's points for this model: counts only when it was analysed."""
         tags = dict(base_tags)
         if analysis.card is not None:
             tags.update(model=analysis.card.name, model_version=analysis.card.version)
         classes = analysis.card.classes if analysis.card else []
-        return frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference)
+        return frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference, extra)
