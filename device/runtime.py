@@ -299,6 +299,10 @@ class Runtime:
     def annotated_jpeg(self, quality: int = 80) -> bytes | None:
         return self.board.annotated_jpeg(quality)
 
+    def set_class_colours(self, colours: dict[str, str]) -> None:
+        """The panel's project colours by class name: the stream draws classes as the panel does."""
+        self.board.set_class_colours(colours)
+
     def live_stats(self) -> dict[str, Any]:
         """The board's counts (None when not analysed), quality, calibration, the experiment, health."""
         latest = self.board.latest()

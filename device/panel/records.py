@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4")
+from device.colours import PALETTE  # noqa: F401  (re-exported: one palette for panel and stream)
 
 
 class PanelError(ValueError):
@@ -78,6 +78,17 @@ class Project(_Model):
         return next((c.id for c in self.classes if c.name == name), None)
 
 
+class Acquisition(_Model):
+    """How a captured frame was taken: travels into the dataset package's manifest."""
+
+    device: str = Field(description="The device's name (its metrics' `device` tag)")
+    um_per_pixel: float | None = Field(None, description="Calibration at capture time; empty = not calibrated")
+    source: str = Field(description="The source URI with its settings (credentials removed)")
+    model: str | None = Field(None, description="The model the device ran (name:version)")
+    frame_index: int | None = Field(None, description="Frame number since the device started")
+    captured_at: datetime | None = Field(None, description="When the camera delivered the frame (UTC)")
+
+
 class ImageMeta(_Model):
     id: str
     file_name: str = Field(description="Plain file name used in exports; unique in the project")
@@ -88,6 +99,7 @@ class ImageMeta(_Model):
     original: str = Field(description="Storage key of the untouched original")
     source: str = Field(description="capture, upload or import")
     created: datetime
+    acquisition: Acquisition | None = Field(None, description="Device, calibration and source settings of a capture")
 
 
 MAX_BOXES = 10_000  # per image and save; dense microscopy fields have a few thousand

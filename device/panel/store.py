@@ -30,10 +30,11 @@ from device.datasets.imageinfo import check_image, decode
 from device.datasets.package import DatasetError
 from device.panel import names
 from device.panel.classes import ClassEdit, apply_edits, new_project_classes, refuse_if_used
-from device.panel.imaging import display_copies, encode_original
+from device.panel.imaging import camera_channels, display_copies, encode_original
 from device.panel.names import repair_project
 from device.panel.records import (
     MAX_BOXES,
+    Acquisition,
     AnnotationDoc,
     Box,
     ConflictError,
@@ -98,6 +99,8 @@ class ProjectStore:
     def create_project(self, name: str, class_names: list[str]) -> Project:
         name = names.project_name(name)
         classes = new_project_classes(class_names)
+        if not classes:
+            raise PanelError("give the project at least one class (e.g. cell, crystal, debris): boxes need a class")
         with self._lock:
             base = slugify(name)
             slug, n = base, 1
@@ -177,6 +180,14 @@ class ProjectStore:
             usage.update(b.class_id for b in self.annotation(slug, meta.id).boxes)
         return usage
 
+    def delete_project(self, slug: str) -> None:
+        """Remove the project with its images, annotations and models (the caller confirmed)."""
+        project = self.project(slug)
+        with self._lock:
+            self.storage.delete(f"projects/{project.slug}/project.json")  # first: the project is gone even if the rest fails
+            self.storage.delete_prefix(f"projects/{project.slug}/")
+            self._meta_cache = {k: v for k, v in self._meta_cache.items() if k[0] != project.slug}
+
     def _save_project(self, project: Project) -> None:
         self.storage.put_json(f"projects/{project.slug}/project.json", project.model_dump(mode="json"))
 
@@ -212,14 +223,16 @@ class ProjectStore:
         self.check_upload(data, file_name)
         return self._store_image(slug, data, decode(data, file_name), safe_file_name(file_name), source)
 
-    def add_frame(self, slug: str, image: np.ndarray, source: str = "capture") -> ImageMeta:
-        """Store a captured frame losslessly at its own bit depth."""
+    def add_frame(self, slug: str, image: np.ndarray, source: str = "capture", acquisition: Acquisition | None = None) -> ImageMeta:
+        """Store a captured frame losslessly at its own bit depth and with the camera's channels."""
         self.project(slug)
+        image = camera_channels(image)
         data, suffix = encode_original(image)
         stamp = _now().strftime("%Y%m%dT%H%M%S%f")[:-3]
-        return self._store_image(slug, data, image, f"capture_{stamp}{suffix}", source)
+        return self._store_image(slug, data, image, f"capture_{stamp}{suffix}", source, acquisition)
 
-    def _store_image(self, slug: str, data: bytes, pixels: np.ndarray, file_name: str, source: str) -> ImageMeta:
+    def _store_image(self, slug: str, data: bytes, pixels: np.ndarray, file_name: str, source: str,
+                     acquisition: Acquisition | None = None) -> ImageMeta:
         image_id = uuid.uuid4().hex[:12]
         prefix = f"projects/{slug}/images/{image_id}"
         suffix = PurePosixPath(file_name).suffix.lower() or ".png"
@@ -232,7 +245,7 @@ class ProjectStore:
             meta = ImageMeta(
                 id=image_id, file_name=name, width=int(pixels.shape[1]), height=int(pixels.shape[0]),
                 dtype=str(pixels.dtype), channels=1 if pixels.ndim == 2 else int(pixels.shape[2]),
-                original=f"{prefix}/original{suffix}", source=source, created=_now(),
+                original=f"{prefix}/original{suffix}", source=source, created=_now(), acquisition=acquisition,
             )
             display, thumb = display_copies(pixels)
             try:

@@ -114,10 +114,12 @@ def _boxes(raw: object) -> list[Box]:
 
 @bp.delete("/api/projects/<slug>/images/<image_id>")
 def delete_image(slug: str, image_id: str) -> tuple[dict[str, Any], int]:
+    """The image, its display copies and its boxes; answers what went and how many images are left."""
     project_for_api(slug)
     _image(slug, image_id)
+    boxes = len(state().projects.annotation(slug, image_id).boxes)
     state().projects.delete_image(slug, image_id)
-    return {"deleted": image_id}, 200
+    return {"deleted": image_id, "boxes": boxes, "total": len(state().projects.list_images(slug))}, 200
 
 
 @bp.post("/api/projects/<slug>/images/<image_id>/preannotate")

@@ -78,7 +78,7 @@ def _first_password(panel: Any) -> Page:
     """No password yet: whoever holds the setup code from the device log may create it, once."""
     env = panel.settings.password_env
     if request.method != "POST":
-        return render_template("auth/login.html", no_password=True, env=env), 503
+        return render_template("auth/login.html", no_password=True, env=env), 200  # a page to fill in, not an outage
     wait = panel.setup_throttle.retry_after(_client())
     if wait > 0:
         return _too_many(wait, no_password=True, env=env)

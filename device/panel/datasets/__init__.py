@@ -16,6 +16,7 @@ from device.detections import Detections
 from device.panel.base import back, require_project, state
 from device.panel.classes import ClassEdit
 from device.panel.store import Box, PanelError, Project, ProjectStore
+from device.panel.text import plural
 
 bp = Blueprint("datasets", __name__, template_folder="templates", url_prefix="/panel/datasets")
 
@@ -30,7 +31,8 @@ def annotated_images(store: ProjectStore, project: Project) -> list[AnnotatedIma
             continue
         kept = [b for b in doc.boxes if b.class_id in position]
         boxes = Detections.from_lists([[b.x1, b.y1, b.x2, b.y2] for b in kept], class_ids=[position[b.class_id] for b in kept])
-        out.append(AnnotatedImage(meta.file_name, store.read(meta.original), meta.width, meta.height, boxes))
+        acquired = meta.acquisition.model_dump(mode="json") if meta.acquisition else None
+        out.append(AnnotatedImage(meta.file_name, store.read(meta.original), meta.width, meta.height, boxes, acquired))
     return out
 
 
@@ -111,5 +113,5 @@ def import_() -> BaseResponse:
     except (DatasetError, PanelError) as exc:
         flash(f"Nothing was imported from {file.filename}: {exc}", "error")
         return back("datasets.index")
-    flash(f"Imported {count} annotated images from {file.filename} ({FORMATS[key].title}).", "ok")
+    flash(f"Imported {plural(count, 'annotated image')} from {file.filename} ({FORMATS[key].title}).", "ok")
     return back("datasets.index")

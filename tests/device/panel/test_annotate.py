@@ -74,7 +74,7 @@ def test_progress_and_negatives(app: Flask, auth: Auth, client: FlaskClient) -> 
     auth.json("PUT", f"/panel/api/projects/{slug}/images/{ids[0]}/annotation", {"revision": 0, "boxes": [BOX]})
     auth.json("PUT", f"/panel/api/projects/{slug}/images/{ids[1]}/annotation", {"revision": 0, "boxes": [], "negative": True})
     assert app.extensions["scopehive.panel"].projects.progress(slug) == (2, 3)
-    assert b"2/3 images annotated" in client.get("/panel/projects/").data
+    assert "3 images · 2 annotated" in client.get("/panel/projects/").get_data(as_text=True)
 
 
 def test_preannotate_proposes_boxes_from_the_running_model(auth: Auth, client: FlaskClient, tmp_path: Path) -> None:
