@@ -24,7 +24,14 @@ from trainer.errors import OutputDirError
 from trainer.export import compare_with_keras, export_onnx
 from trainer.model import ModelSpec, build_inference_model, build_raw_model
 from trainer.plan import TrainingPlan, describe, make_plan
-from trainer.predict import Resize, evaluate_predictions, first_tiles, keras_runner, predict
+from trainer.predict import (
+    Resize,
+    evaluate_predictions,
+    first_tiles,
+    frame_max_detections,
+    keras_runner,
+    predict,
+)
 from trainer.progress import ProgressReporter
 from trainer.report import render_markdown, render_png
 from trainer.tiling import TilePolicy
@@ -65,6 +72,7 @@ def make_card(dataset: Dataset, config: TrainConfig, plan: TrainingPlan, metrics
         normalization=Normalization(scale=PIXEL_SCALE, mean=(PIXEL_MEAN,) * 3, std=(1.0, 1.0, 1.0)),
         output=OutputSpec(format="scopehive-v1", max_detections=plan.max_detections, nms_iou=0.5),
         score_threshold=float(np.clip(metrics["score_threshold"], 0.0, 1.0)),
+        class_thresholds=metrics["class_thresholds"],
         metrics=metrics,
         dataset_sha256=dataset.sha256,
         created=now,
@@ -81,7 +89,7 @@ def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, c
     policy = plan.policy
     model = build_inference_model(fitted.raw, policy.input_hw, plan.max_detections)
     preds = predict(keras_runner(model), val, policy)
-    metrics: dict[str, Any] = evaluate_predictions(val, preds, dataset.classes, plan.max_detections)
+    metrics: dict[str, Any] = evaluate_predictions(val, preds, dataset.classes, frame_max_detections(policy, plan.max_detections))
     reporter.set_state("exporting", "exporting to ONNX and checking it against Keras")
     onnx_model = export_onnx(model)
     metrics["onnx_parity"] = compare_with_keras(onnx_model, model, parity_frames(val, policy))
@@ -94,7 +102,7 @@ def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, c
     card = make_card(dataset, config, plan, metrics)
     extras = {
         "report.md": render_markdown(card.name, card.version, metrics).encode(),
-        "report.png": render_png(val, preds, dataset.classes, card.score_threshold),
+        "report.png": render_png(val, preds, dataset.classes, card.class_thresholds or {}),
     }
     write_bundle(out, card, onnx_model, extras)
     return out

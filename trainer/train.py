@@ -22,7 +22,7 @@ from trainer.dataset import Sample
 from trainer.losses import detection_loss
 from trainer.model import STRIDE, ModelSpec, build_inference_model, build_raw_model
 from trainer.plan import TrainingPlan, crops_per_image
-from trainer.predict import evaluate_predictions, keras_runner, predict
+from trainer.predict import evaluate_predictions, frame_max_detections, keras_runner, predict
 from trainer.progress import ProgressReporter
 from trainer.schedule import RunControl, ShrinkableCosine
 
@@ -110,7 +110,8 @@ class FitPlan:
 
 def _evaluate(inference: keras.Model, plan: FitPlan) -> dict[str, float]:
     p = plan.plan
-    scores = evaluate_predictions(plan.val, predict(keras_runner(inference), plan.val, p.policy), plan.classes, p.max_detections)
+    preds = predict(keras_runner(inference), plan.val, p.policy)
+    scores = evaluate_predictions(plan.val, preds, plan.classes, frame_max_detections(p.policy, p.max_detections))
     return {"map50": float(scores["map50"]), "map50_95": float(scores["map50_95"])}  # type: ignore[arg-type]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from device.detections import Detections
 from device.inference.backend import Backend, create_backend
-from device.inference.decode import DecodeError, decode
+from device.inference.decode import DecodeError, decode, keep_class_thresholds
 from device.inference.preprocess import normalize, preprocess
 from device.inference.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles, plan_frame
 from device.models.bundle import BundleError, ModelBundle, ModelCard, load_bundle
@@ -44,7 +44,9 @@ class Detector:
         self.bundle = bundle
         self.card: ModelCard = bundle.card
         self.backend = backend
-        self.threshold = bundle.card.score_threshold if threshold is None else threshold
+        # An operator's override applies to every class; otherwise each class has the bundle's own.
+        self.thresholds = np.asarray([threshold] * len(self.card.classes) if threshold is not None else self.card.thresholds(), np.float32)
+        self.threshold = float(self.thresholds.min())
         self.last_inference_ms = 0.0
         self._lock = threading.Lock()  # the frame loop and the panel's pre-annotation share one model
         self.tile_policy = TilePolicy.of(bundle.card.input)
@@ -65,7 +67,7 @@ class Detector:
             start = time.perf_counter()
             outputs = self.backend.run(tensor)
             self.last_inference_ms = (time.perf_counter() - start) * 1000.0
-        detections = decode(outputs, self.card.output, self.threshold)
+        detections = keep_class_thresholds(decode(outputs, self.card.output, self.threshold), self.thresholds)
         return transform.to_frame(detections)
 
     def _detect_tiled(self, frame: np.ndarray, policy: TilePolicy) -> Detections:
@@ -78,7 +80,7 @@ class Detector:
             self.last_inference_ms = (time.perf_counter() - start) * 1000.0
         self.last_layout = layout
         parts = [decode(out, self.card.output, self.threshold) for out in outputs]
-        return merge_tiles(parts, layout, policy)
+        return keep_class_thresholds(merge_tiles(parts, layout, policy), self.thresholds)
 
     def _layout(self, frame_hw: tuple[int, int], policy: TilePolicy) -> TileLayout:
         """Tiles for this frame size, planned once and said in the log (shrunk frames as a warning)."""

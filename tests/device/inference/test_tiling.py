@@ -83,14 +83,15 @@ def test_frames_over_the_tile_budget_are_shrunk_and_the_device_says_so(tmp_path:
     assert len(found) and found.xyxy[:, 2].max() <= 1388 and found.xyxy[:, 3].max() <= 1040
 
 
-def test_healthz_tells_how_frames_are_tiled(tmp_path: Path) -> None:
+def test_healthz_tells_how_frames_are_tiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCOPEHIVE_STREAM_TOKEN", "t0ken")
     bundle = _tiled_peaks(tmp_path / "d", (256, 256), 64)
     config = DeviceConfig.model_validate({"source": "synthetic://?seed=4&width=640&height=480&fps=30", "model": str(bundle),
                                           "data_dir": str(tmp_path), "port": 0})
     runtime, thread = start_runtime(config)
     try:
         assert wait_for(lambda: runtime.processed >= 2)
-        tiling = create_app(config, runtime, with_panel=False).test_client().get("/healthz").get_json()["model"]["tiling"]
+        tiling = create_app(config, runtime, with_panel=False).test_client().get("/healthz", headers={"Authorization": "Bearer t0ken"}).get_json()["model"]["tiling"]
     finally:
         runtime.stop()
         thread.join(timeout=5)
