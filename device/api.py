@@ -15,6 +15,7 @@ import numpy as np
 
 from device.detections import Detections
 from device.models.bundle import ModelCard
+from device.tracking.overlay import TrackOverlay
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class LatestFrame:
     index: int
     classes: tuple[str, ...] = ()
     stats: dict[str, Any] = field(default_factory=dict)
+    tracks: TrackOverlay | None = None  # track ids and counting line for the stream overlay
 
 
 class DeviceRuntime(Protocol):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from device.fleet.settings import FleetSettings
 from device.panel.settings import PanelSettings
+from device.tracking.settings import TrackingSettings
 
 ENV_PREFIX = "SCOPEHIVE_"
 # Variables the test harness and service scripts own: never device settings, never errors.
@@ -83,6 +84,7 @@ class DeviceConfig(BaseModel):
     capture: CaptureSettings = Field(default_factory=CaptureSettings, description="Source reconnection")  # type: ignore[arg-type]
     panel: PanelSettings = Field(default_factory=PanelSettings, description="Web panel (login, uploads, storage)")  # type: ignore[arg-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Follow the model balena assigns (fleet rollout)")  # type: ignore[arg-type]
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="Tracks, unique counts, motility, crossing line, concentration")  # type: ignore[arg-type]
 
 
 def _sections() -> dict[str, type[BaseModel]]:

@@ -30,6 +30,8 @@ from device.render import annotate, encode_jpeg
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
 from device.status import temperatures
+from device.tracking.overlay import TrackOverlay
+from device.tracking.stage import TrackingStage
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Runtime:
         self.processed = 0
         self.bad_frames = 0
         self.store_errors = 0
+        self.tracking = TrackingStage(config.tracking, config.um_per_pixel) if config.tracking.enabled else None
 
     # ---- wiring steps ------------------------------------------------------------------------
     def init_outbox(self) -> None:
@@ -97,6 +100,8 @@ class Runtime:
         """Stop capture, push what is queued (bounded wait), stop the sender."""
         if self.capture is not None:
             self.capture.stop()
+        if self.tracking is not None:
+            self._store(self.tracking.close(time.time()))  # open tracks end with the process
         if self.sender is not None:
             if not self.sender.flush(flush_timeout):
                 log.warning("InfluxDB did not take every point before exit; %d stay in the outbox for next time",
@@ -121,7 +126,8 @@ class Runtime:
             if detections is None:
                 continue
             points = self._measure(frame, detections, detector)
-            self._publish(frame, detections, points, detector)
+            tracks = self._track(frame, detections, detector, points)
+            self._publish(frame, detections, points, detector, tracks)
         self._heartbeat_if_due(force=True)
         return self.processed
 
@@ -157,10 +163,21 @@ class Runtime:
         classes = detector.card.classes if detector else []
         return frame_points(detections, measure, self._tags(detector), classes, self.config.um_per_pixel)
 
-    def _publish(self, frame: Frame, detections: Detections, points: list[Point], detector: Detector | None) -> None:
+    def _track(self, frame: Frame, detections: Detections, detector: Detector | None, points: list[Point]) -> TrackOverlay | None:
+        """Tracks, unique counts, motility and crossings of this model's objects; their points join
+        the frame's. A new detector object (model switch) first ends the old model's tracks."""
+        if self.tracking is None or detector is None:
+            return None
+        overlay, track_points = self.tracking.update(detections, frame.captured_at, frame.image.shape[:2], detector,
+                                                     detector.card.classes, self._tags(detector))
+        points.extend(track_points)
+        return overlay
+
+    def _publish(self, frame: Frame, detections: Detections, points: list[Point], detector: Detector | None,
+                 tracks: TrackOverlay | None = None) -> None:
         self._store(points)
         classes = tuple(detector.card.classes) if detector else ()
-        self._latest = LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, dict(points[0].fields))
+        self._latest = LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, dict(points[0].fields), tracks)
         self.processed += 1
 
     def _store(self, points: list[Point]) -> None:
@@ -199,6 +216,8 @@ class Runtime:
             "uptime_s": round(time.time() - self.started, 3),
         }
         fields.update(temperatures())
+        if self.tracking is not None:
+            fields.update(self.tracking.heartbeat_fields())
         tags = {"device": self.config.device_name, "project": self.config.project}
         self._store([Point("device_status", tags, fields, int(time.time() * 1e6))])
 
@@ -238,7 +257,7 @@ class Runtime:
         with self._jpeg_lock:
             if self._jpeg is not None and self._jpeg[0] == latest.index:
                 return self._jpeg[1]
-            image = annotate(latest.image, latest.detections, latest.classes, self._fps.fps)
+            image = annotate(latest.image, latest.detections, latest.classes, self._fps.fps, latest.tracks)
             self._jpeg = (latest.index, encode_jpeg(image, quality))
             return self._jpeg[1]
 
@@ -252,7 +271,8 @@ class Runtime:
         return {"time": time.time(), "frame_index": latest.index if latest else None, "counts": counts,
                 "fps": round(self._fps.fps, 2), "count": stats.get("count", 0),
                 "inference_ms": stats.get("inference_ms"), "latency_ms": stats.get("latency_ms"),
-                **{k: v for k, v in self.health().items() if k != "ok"}}
+                **{k: v for k, v in self.health().items() if k != "ok"},
+                **({"tracking": self.tracking.live()} if self.tracking is not None else {})}
 
     def history(self, seconds: float) -> list[dict[str, Any]]:
         return self.outbox.history(seconds) if self.outbox else []
