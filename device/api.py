@@ -9,18 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from device.detections import Detections
 from device.models.bundle import ModelCard
-from device.tracking.overlay import TrackOverlay
+
+if TYPE_CHECKING:
+    from device.pipeline import Analysis
 
 
 @dataclass(frozen=True)
 class LatestFrame:
-    """The newest processed frame: the original pixels (full resolution, original bit depth)."""
+    """The newest processed frame: the original pixels (full resolution, original bit depth).
+
+    `detections`/`classes`/`stats` are the main model's (the first pipeline); `analyses` holds
+    every model's result, including the ones that did not analyse this frame."""
 
     image: np.ndarray
     detections: Detections
@@ -28,7 +33,7 @@ class LatestFrame:
     index: int
     classes: tuple[str, ...] = ()
     stats: dict[str, Any] = field(default_factory=dict)
-    tracks: TrackOverlay | None = None  # track ids and counting line for the stream overlay
+    analyses: tuple[Analysis, ...] = ()
 
 
 class DeviceRuntime(Protocol):
@@ -53,6 +58,9 @@ class DeviceRuntime(Protocol):
     def switch_model(self, bundle_path: Path) -> ModelCard:
         """Load, validate and warm the bundle, then swap it in; raises BundleError and keeps
         the old model running when the new one is bad."""
+
+    def set_class_colours(self, colours: dict[str, str]) -> None:
+        """Draw classes (by name) in these #rrggbb colours on the stream and snapshot."""
 
     def detect(self, image: np.ndarray) -> Detections:
         """Run the current model on one image (pre-annotation); boxes in that image's pixels."""

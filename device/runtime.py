@@ -1,7 +1,10 @@
-"""The running device: capture -> detect -> measure -> publish, and what the web side may ask of it.
+"""The running device: capture -> per-model pipelines -> measure -> publish.
 
-`Runtime` implements device.api.DeviceRuntime. The loop owns nothing slow: capture happens on
-its own thread, points go to the durable outbox (local disk) and a sender thread ships them, and
+`Runtime` wires and owns the threads (capture, outbox sender) and runs the loop. The pieces it
+wires stay small objects of their own: each model is a `Pipeline` with a hot-swappable
+`ModelSlot` (device/pipeline.py), the heartbeat is a `Heartbeat` (device/status.py), the newest
+frame for the web side is a `LiveBoard` (device/board.py), /healthz is device/health.py. The
+loop owns nothing slow: points go to the durable outbox and a sender thread ships them, and
 JPEGs are encoded only when a viewer asks for one.
 """
 
@@ -18,19 +21,25 @@ from typing import Any
 import numpy as np
 
 from device.api import LatestFrame
+from device.board import LiveBoard
 from device.config import DeviceConfig
 from device.detections import Detections
+from device.experiments.annotate import mark_in_background
+from device.experiments.quality import QualityFrameGate, analysed_status
+from device.experiments.recorder import ExperimentRecorder, FrameContext
+from device.experiments.store import ExperimentStore
+from device.health import health_report
 from device.inference.detector import Detector, load_detector
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
-from device.metrics.stats import FpsMonitor, FrameMeasure, frame_points
+from device.metrics.stats import FrameExtra, FrameMeasure
 from device.models.bundle import BundleError, ModelCard
-from device.render import annotate, encode_jpeg
+from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions, Stage
+from device.redact import redact
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
-from device.status import temperatures
-from device.tracking.overlay import TrackOverlay
+from device.status import Heartbeat
 from device.tracking.stage import TrackingStage
 
 log = logging.getLogger(__name__)
@@ -42,23 +51,23 @@ class Runtime:
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
         self.started = time.time()
-        self.detector: Detector | None = None
-        self.model_error = ""
         self.capture: Capture | None = None
         self.outbox: Outbox | None = None
         self.sender: OutboxSender | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
-        self._fps = FpsMonitor()
-        self._latest: LatestFrame | None = None
-        self._jpeg: tuple[int, bytes] | None = None
-        self._jpeg_lock = threading.Lock()
+        self.pipelines: tuple[Pipeline, ...] = ()  # replaced whole on change: the loop reads it once a frame
+        self.gates: list[FrameGate] = []  # frame-level "worth analysing?" checks, before any model
+        self.quality = QualityFrameGate(config.quality)
+        self.gates.append(self.quality)
+        self.experiments: ExperimentRecorder | None = None
+        self.board = LiveBoard()
+        self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags())
+        self._pipelines_lock = threading.Lock()
         self._dropped_reported = 0
-        self._next_status = 0.0
         self._stop = threading.Event()
         self.processed = 0
         self.bad_frames = 0
         self.store_errors = 0
-        self.tracking = TrackingStage(config.tracking, config.um_per_pixel) if config.tracking.enabled else None
 
     # ---- wiring steps ------------------------------------------------------------------------
     def init_outbox(self) -> None:
@@ -67,6 +76,13 @@ class Runtime:
                              sending=bool(cfg.influx.url))
         self.sender = OutboxSender(self.outbox, cfg.influx)
 
+    def init_experiments(self) -> None:
+        """The experiment store and recorder; an experiment running before a restart continues."""
+        cfg = self.config
+        self.experiments = ExperimentRecorder(
+            ExperimentStore(cfg.data_dir / "experiments.sqlite"), cfg.device_name, cfg.project, self.event,
+            lambda experiment, which: mark_in_background(cfg.grafana, experiment, which)).start_thread()
+
     def init_source(self) -> None:
         """Builds the capture for `config.source`; a malformed URI fails here, a missing camera does not."""
         source = open_source(self.config.source)
@@ -74,16 +90,43 @@ class Runtime:
         self.capture = Capture(source, backoff, events=self.event)
 
     def init_model(self) -> None:
-        """Loads the configured bundle, if any. A bad one does not stop the device: the stream and
-        panel still come up (so a good model can be uploaded), /healthz says 503 with the reason."""
+        """The main pipeline with the configured bundle, if any. A bad one does not stop the device:
+        the stream and panel still come up (so a good model can be uploaded), /healthz says 503."""
+        slot = ModelSlot(self._load)
+        self.add_pipeline(Pipeline(PipelineOptions(name="main"), slot, self.model_stages()))
         if not self.config.model:
             return
         try:
-            self.detector = self._load(Path(self.config.model))
+            slot.load(Path(self.config.model))
         except BundleError as exc:
-            self.model_error = str(exc)
             log.error("running WITHOUT a model: %s", exc)
             self.event("model_rejected", str(exc)[:500])
+
+    def model_stages(self) -> list[Stage]:
+        """What runs after a model's detector: the tracker (unique counts, motility, crossings)."""
+        cfg = self.config
+        return [TrackingStage(cfg.tracking, self.um_per_pixel, self._base_tags)] if cfg.tracking.enabled else []
+
+    @property
+    def tracking(self) -> TrackingStage | None:
+        """The main model's tracking stage (the panel's counting line and flow settings act on it)."""
+        stages = self.pipelines[0].stages if self.pipelines else []
+        return next((s for s in stages if isinstance(s, TrackingStage)), None)
+
+    def add_pipeline(self, pipeline: Pipeline) -> None:
+        """Append a model to the feed; it takes effect on the next frame, the others run on."""
+        with self._pipelines_lock:
+            if any(p.name == pipeline.name for p in self.pipelines):
+                raise ValueError(f"a model named '{pipeline.name}' already runs on this device")
+            self.pipelines = (*self.pipelines, pipeline)
+
+    def remove_pipeline(self, name: str) -> Pipeline:
+        with self._pipelines_lock:
+            found = [p for p in self.pipelines if p.name == name]
+            if not found:
+                raise KeyError(f"no model named '{name}' runs on this device")
+            self.pipelines = tuple(p for p in self.pipelines if p.name != name)
+        return found[0]
 
     def start_sender(self) -> None:
         assert self.sender is not None
@@ -96,12 +139,20 @@ class Runtime:
     def stop(self) -> None:
         self._stop.set()
 
+    def end_tracks(self) -> None:
+        """End every model's open tracks now (shutdown): their `track` points are written."""
+        for pipeline in self.pipelines:
+            for stage in pipeline.stages:
+                if isinstance(stage, TrackingStage) and self.outbox is not None:
+                    self._store(stage.close(time.time()))
+
     def shutdown(self, flush_timeout: float = 30.0) -> None:
         """Stop capture, push what is queued (bounded wait), stop the sender."""
         if self.capture is not None:
             self.capture.stop()
-        if self.tracking is not None:
-            self._store(self.tracking.close(time.time()))  # open tracks end with the process
+        self.end_tracks()
+        if self.experiments is not None:
+            self.experiments.close()
         if self.sender is not None:
             if not self.sender.flush(flush_timeout):
                 log.warning("InfluxDB did not take every point before exit; %d stay in the outbox for next time",
@@ -110,75 +161,81 @@ class Runtime:
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self, max_frames: int | None = None) -> int:
-        """capture -> detect -> measure -> publish until stopped, the source ends or max_frames."""
+        """capture -> analyse (every pipeline) -> measure -> publish until stopped, the source ends or max_frames."""
         assert self.capture is not None and self.outbox is not None
         self.event("started", f"source {self.config.source}, model {self._model_label()}")
-        self._next_status = time.monotonic() + min(2.0, self.config.status_interval_s)  # first beat after the camera opened
+        self.heartbeat.start()
         while not self._stop.is_set() and (max_frames is None or self.processed < max_frames):
-            self._heartbeat_if_due()
+            self.heartbeat.beat_if_due()
             frame = self.capture.get(timeout=0.5)
             if frame is None:
                 if self.capture.finished:
                     break
                 continue
-            detector = self.detector  # one read: a hot swap takes effect on the next frame
-            detections = self._detect(detector, frame)
-            if detections is None:
+            analyses = self._analyse(frame)
+            if analyses is None:
                 continue
-            points = self._measure(frame, detections, detector)
-            tracks = self._track(frame, detections, detector, points)
-            self._publish(frame, detections, points, detector, tracks)
-        self._heartbeat_if_due(force=True)
+            self._publish(frame, analyses)
+        self.heartbeat.beat_if_due(force=True)
         return self.processed
 
-    def _detect(self, detector: Detector | None, frame: Frame) -> Detections | None:
-        """Detections, or None for a frame the model cannot take (corrupt, empty, odd shape): it is
-        skipped and counted, the loop goes on."""
-        if detector is None:
-            return Detections.empty()
-        try:
-            return detector.detect(frame.image)
-        except Exception as exc:  # one bad frame must never stop the instrument
+    def _analyse(self, frame: Frame) -> tuple[Analysis, ...] | None:
+        """Every pipeline's analysis, or None for a frame no model could take (corrupt, empty, odd
+        shape): it is skipped and counted, the loop goes on."""
+        gate_reason = next((reason for gate in self.gates if (reason := gate(frame))), "")
+        analyses = tuple(p.analyse(frame, gate_reason) for p in self.pipelines)
+        failed = [a for a in analyses if a.inference == FAILED]
+        if failed and len(failed) == len(analyses):
             self.bad_frames += 1
             if self.bad_frames in (1, 10, 100) or self.bad_frames % 1000 == 0:
-                log.warning("skipped %d unusable frame(s); last: %s: %s", self.bad_frames, type(exc).__name__, exc)
+                log.warning("skipped %d unusable frame(s); last: %s", self.bad_frames, failed[0].reason)
             return None
+        return analyses
 
-    def _tags(self, detector: Detector | None) -> dict[str, str]:
-        tags = {"device": self.config.device_name, "project": self.config.project}
-        if detector is not None:
-            tags.update(model=detector.card.name, model_version=detector.card.version)
-        return tags
+    def _measure(self, frame: Frame, analysis: Analysis, dropped: int) -> FrameMeasure:
+        return FrameMeasure(
+            index=frame.index, captured_at=frame.captured_at, fps=self.board.fps.fps, inference_ms=analysis.inference_ms,
+            latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped,
+        )
 
-    def _measure(self, frame: Frame, detections: Detections, detector: Detector | None) -> list[Point]:
-        self._fps.tick()
+    def _publish(self, frame: Frame, analyses: tuple[Analysis, ...]) -> None:
+        self.board.fps.tick()
         assert self.capture is not None
         dropped = self.capture.dropped - self._dropped_reported
         self._dropped_reported += dropped
-        measure = FrameMeasure(
-            index=frame.index, captured_at=frame.captured_at, fps=self._fps.fps,
-            inference_ms=detector.last_inference_ms if detector else 0.0,
-            latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped,
-        )
-        classes = detector.card.classes if detector else []
-        return frame_points(detections, measure, self._tags(detector), classes, self.config.um_per_pixel)
-
-    def _track(self, frame: Frame, detections: Detections, detector: Detector | None, points: list[Point]) -> TrackOverlay | None:
-        """Tracks, unique counts, motility and crossings of this model's objects; their points join
-        the frame's. A new detector object (model switch) first ends the old model's tracks."""
-        if self.tracking is None or detector is None:
-            return None
-        overlay, track_points = self.tracking.update(detections, frame.captured_at, frame.image.shape[:2], detector,
-                                                     detector.card.classes, self._tags(detector))
-        points.extend(track_points)
-        return overlay
-
-    def _publish(self, frame: Frame, detections: Detections, points: list[Point], detector: Detector | None,
-                 tracks: TrackOverlay | None = None) -> None:
+        points: list[Point] = []
+        main_fields: dict[str, FieldValue] = {}
+        um, quality = self.um_per_pixel(), self.quality.last
+        fov = frame.image.shape[0] * frame.image.shape[1] * um**2 / 1e6 if um else None
+        for pipeline, analysis in zip(self.pipelines, analyses, strict=False):
+            extra = FrameExtra(analysed_status(analysis.analysed, analysis.inference), quality.focus,
+                               quality.saturated, quality.dark, fov)
+            own = pipeline.points(analysis, self._measure(frame, analysis, dropped), self._base_tags(), um, extra)
+            main_fields = main_fields or {**own[0].fields, "analysed": extra.analysed}
+            points.extend(own)
+        if analyses and self.experiments is not None:
+            points.extend(self._record(frame, analyses[0], points[0].ts_us, um))
         self._store(points)
-        classes = tuple(detector.card.classes) if detector else ()
-        self._latest = LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, dict(points[0].fields), tracks)
+        main = analyses[0] if analyses else None
+        detections = main.detections if main is not None and main.detections is not None else Detections.empty()
+        classes = tuple(main.card.classes) if main is not None and main.card is not None else ()
+        self.board.overlays = {p.name for p in self.pipelines if p.options.overlay}
+        self.board.post(LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, main_fields, analyses))
         self.processed += 1
+
+    def _record(self, frame: Frame, main: Analysis, ts_us: int, um: float | None) -> list[Point]:
+        """The main model's frame in the running experiment's record; its `object` points."""
+        assert self.experiments is not None
+        card = main.card
+        context = FrameContext(card.classes if card else (), card.name if card else "", card.version if card else "",
+                               um, frame.image.shape)
+        analysed = analysed_status(main.analysed, main.inference)
+        return self.experiments.record(ts_us, frame.index, self.quality.last, analysed, main.detections, context)
+
+    def um_per_pixel(self) -> float | None:
+        """The running experiment's calibration, else the configured default."""
+        default = self.config.um_per_pixel
+        return self.experiments.um_per_pixel(default) if self.experiments is not None else default
 
     def _store(self, points: list[Point]) -> None:
         """Commit to the outbox; a failing disk is reported and counted, the stream goes on."""
@@ -191,111 +248,105 @@ class Runtime:
                 log.error("cannot write the outbox (%d failures; disk full or read-only?): %s", self.store_errors, exc)
 
     # ---- status and events -------------------------------------------------------------------
-    def event(self, kind: str, message: str) -> None:
-        """A device_event point (and a line in /healthz); safe from any thread."""
-        self.events.append({"time": time.time(), "kind": kind, "message": message})
-        if self.outbox is not None:
-            tags = {"device": self.config.device_name, "project": self.config.project, "kind": kind}
-            self._store([Point("device_event", tags, {"message": message}, int(time.time() * 1e6))])
+    def _base_tags(self) -> dict[str, str]:
+        """device, project and, while one runs, experiment."""
+        tags = {"device": self.config.device_name, "project": self.config.project}
+        return {**tags, **self.experiments.tags()} if self.experiments is not None else tags
 
-    def _heartbeat_if_due(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now < self._next_status:
-            return
-        self._next_status = now + self.config.status_interval_s
+    def event(self, kind: str, message: str, tags: dict[str, str] | None = None, when: float | None = None) -> None:
+        """A device_event point (and a line in /healthz); safe from any thread. Redacted: an event
+        may quote a camera URI."""
+        message = redact(message)
+        when = time.time() if when is None else when
+        self.events.append({"time": when, "kind": kind, "message": message})
+        if self.outbox is not None:
+            all_tags = {**self._base_tags(), **(tags or {}), "kind": kind}
+            self._store([Point("device_event", all_tags, {"message": message}, int(when * 1e6))])
+
+    def _status_fields(self) -> dict[str, FieldValue]:
         assert self.outbox is not None
         detector = self.detector
-        fields: dict[str, FieldValue] = {
+        return {
             "model": detector.card.name if detector else "",
             "model_version": detector.card.version if detector else "",
             "backend": detector.backend_name if detector else "",
-            "source_state": self._source_state(),
-            "fps": round(self._fps.fps, 3),
+            "models": len([p for p in self.pipelines if p.slot.detector is not None]),
+            "source_state": self.source_state(),
+            "fps": round(self.board.fps.fps, 3),
             "outbox_depth": self.outbox.depth(),
             "outbox_dropped": self.outbox.dropped(),
             "uptime_s": round(time.time() - self.started, 3),
+            **(self.tracking.heartbeat_fields() if self.tracking is not None else {}),
         }
-        fields.update(temperatures())
-        if self.tracking is not None:
-            fields.update(self.tracking.heartbeat_fields())
-        tags = {"device": self.config.device_name, "project": self.config.project}
-        self._store([Point("device_status", tags, fields, int(time.time() * 1e6))])
 
-    def _source_state(self) -> str:
+    def source_state(self) -> str:
         state = self.capture.state if self.capture else "failed"
         return {"starting": "reconnecting", "ended": "ok"}.get(state, state)
 
     def _model_label(self) -> str:
-        return self.detector.card.label if self.detector else "none"
+        return ", ".join(p.slot.label for p in self.pipelines) or "none"
 
     # ---- models --------------------------------------------------------------------------------
+    @property
+    def main_slot(self) -> ModelSlot:
+        return self.pipelines[0].slot if self.pipelines else ModelSlot(self._load)
+
+    @property
+    def detector(self) -> Detector | None:
+        """The main pipeline's model (the one the panel pre-annotates with)."""
+        return self.main_slot.detector
+
+    @property
+    def model_error(self) -> str:
+        return self.main_slot.error
+
     def _load(self, path: Path) -> Detector:
         return load_detector(path, self.config.backend, self.config.data_dir, self.config.score_threshold)
 
     def switch_model(self, bundle_path: Path) -> ModelCard:
-        """Load, check and warm the new bundle beside the running one, then swap the reference:
-        the loop and the stream never stop. A bad bundle raises BundleError; the old model stays."""
+        """Load, check and warm the new bundle beside the running one, then swap the main pipeline's
+        reference: the loop and the stream never stop. A bad bundle raises BundleError; the old model stays."""
+        slot = self.main_slot
+        previous = slot.label
         try:
-            detector = self._load(Path(bundle_path))
+            detector = slot.load(Path(bundle_path))
         except BundleError as exc:
-            self.model_error = str(exc)
             self.event("model_rejected", str(exc)[:500])
             raise
-        previous = self._model_label()
-        self.detector, self.model_error = detector, ""
         self.event("model_switched", f"{previous} -> {detector.card.label} on {detector.backend_name}")
         return detector.card
 
-    # ---- DeviceRuntime protocol ---------------------------------------------------------------
+    # ---- DeviceRuntime protocol (the web side) -------------------------------------------------
     def latest(self) -> LatestFrame | None:
-        return self._latest
+        return self.board.latest()
 
     def annotated_jpeg(self, quality: int = 80) -> bytes | None:
-        latest = self._latest
-        if latest is None:
-            return None
-        with self._jpeg_lock:
-            if self._jpeg is not None and self._jpeg[0] == latest.index:
-                return self._jpeg[1]
-            image = annotate(latest.image, latest.detections, latest.classes, self._fps.fps, latest.tracks)
-            self._jpeg = (latest.index, encode_jpeg(image, quality))
-            return self._jpeg[1]
+        return self.board.annotated_jpeg(quality)
+
+    def set_class_colours(self, colours: dict[str, str]) -> None:
+        """The panel's project colours by class name: the stream draws classes as the panel does."""
+        self.board.set_class_colours(colours)
 
     def live_stats(self) -> dict[str, Any]:
-        latest = self._latest
-        counts: dict[str, int] = {}
-        if latest is not None:
-            per_class = np.bincount(latest.detections.class_ids, minlength=len(latest.classes))
-            counts = {name: int(per_class[i]) for i, name in enumerate(latest.classes)}
-        stats = dict(latest.stats) if latest else {}
-        return {"time": time.time(), "frame_index": latest.index if latest else None, "counts": counts,
-                "fps": round(self._fps.fps, 2), "count": stats.get("count", 0),
-                "inference_ms": stats.get("inference_ms"), "latency_ms": stats.get("latency_ms"),
-                **{k: v for k, v in self.health().items() if k != "ok"},
-                **({"tracking": self.tracking.live()} if self.tracking is not None else {})}
+        """The board's counts (None when not analysed), quality, calibration, the experiment, health."""
+        latest = self.board.latest()
+        stats = latest.stats if latest else {}
+        active = self.experiments.active if self.experiments is not None else None
+        science = {"analysed": stats.get("analysed"), "focus": stats.get("focus"), "saturated_frac": stats.get("saturated_frac"),
+                   "fov_mm2": stats.get("fov_mm2"), "um_per_pixel": self.um_per_pixel(),
+                   "experiment": active.public() if active else None}
+        tracking = {"tracking": self.tracking.live()} if self.tracking is not None else {}
+        return {**self.board.live_stats(), **science, **{k: v for k, v in self.health().items() if k != "ok"}, **tracking}
 
     def history(self, seconds: float) -> list[dict[str, Any]]:
         return self.outbox.history(seconds) if self.outbox else []
 
     def health(self) -> dict[str, Any]:
-        cap = self.capture
-        camera = {"state": cap.state if cap else "failed", "source": cap.source.name if cap else self.config.source,
-                  "error": cap.error if cap else "", "frames": cap.frames if cap else 0,
-                  "dropped": cap.dropped if cap else 0, "bad_frames": self.bad_frames, "reconnects": cap.reconnects if cap else 0}
-        detector = self.detector
-        model = {"loaded": detector is not None, "configured": bool(self.config.model),
-                 "name": detector.card.name if detector else None, "version": detector.card.version if detector else None,
-                 "backend": detector.backend_name if detector else None, "error": self.model_error}
-        outbox = {"state": self.sender.state if self.sender else "disabled",
-                  "error": self.sender.error if self.sender else "",
-                  "depth": self.outbox.depth() if self.outbox else 0,
-                  "dropped": self.outbox.dropped() if self.outbox else 0,
-                  "sent": self.sender.sent if self.sender else 0, "write_errors": self.store_errors}
-        ok = camera["state"] in ("ok", "ended") and (detector is not None or not self.config.model)
-        return {"ok": ok, "camera": camera, "model": model, "outbox": outbox}
+        return health_report(self)
 
     def model_card(self) -> ModelCard | None:
-        return self.detector.card if self.detector else None
+        detector = self.detector
+        return detector.card if detector else None
 
     def detect(self, image: np.ndarray) -> Detections:
         detector = self.detector

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import glob
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+from device.metrics.points import FieldValue, Point
 
 
 def _read_milli_celsius(path: str) -> float | None:
@@ -30,3 +34,31 @@ def temperatures() -> dict[str, float]:
         elif any(word in kind for word in ("cpu", "x86_pkg", "soc", "acpitz")):
             out.setdefault("cpu_temp_c", value)
     return out
+
+
+class Heartbeat:
+    """Writes a `device_status` point every `interval_s` from whatever `snapshot` reports.
+
+    Kept apart from the frame loop so the loop only asks `beat_if_due()`; what a heartbeat
+    holds is decided by the wiring (device/runtime.py), what it is for here."""
+
+    def __init__(self, interval_s: float, snapshot: Callable[[], dict[str, FieldValue]],
+                 store: Callable[[list[Point]], None], tags: dict[str, str]) -> None:
+        self.interval_s = interval_s
+        self._snapshot = snapshot
+        self._store = store
+        self._tags = tags
+        self._next = 0.0
+
+    def start(self, first_after_s: float = 2.0) -> None:
+        """The first beat comes shortly after start (once the camera had a chance to open)."""
+        self._next = time.monotonic() + min(first_after_s, self.interval_s)
+
+    def beat_if_due(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next:
+            return
+        self._next = now + self.interval_s
+        fields = self._snapshot()
+        fields.update(temperatures())
+        self._store([Point("device_status", self._tags, fields, int(time.time() * 1e6))])

@@ -11,11 +11,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Blueprint, Flask, redirect, url_for
+from flask import Blueprint, Flask, redirect, send_from_directory, url_for
 from werkzeug.wrappers import Response
 
 from device import storage as storage_ext
-from device.panel import security
+from device.panel import security, workspace
 from device.panel.modelstore import ModelStore
 from device.panel.settings import PanelSettings
 from device.panel.store import ProjectStore
@@ -68,15 +68,17 @@ def init_app(app: Flask) -> None:
     password_hash = security.load_password_hash(settings, data_dir)
     setup_code = None if password_hash is not None else security.new_setup_code()
     if setup_code is not None:
-        log.warning(
-            "panel: no password is set yet. Open the panel (/panel/login) and create one with the one-time "
-            "setup code %s, or set %s, or run `python -m device.panel set-password`",
-            setup_code, settings.password_env,
-        )
-    app.extensions[EXTENSION_KEY] = PanelState(
+        log.warning(security.setup_banner(setup_code, settings.password_env))
+    panel = PanelState(
         settings, data_dir, ProjectStore(store, settings.max_image_pixels), ModelStore(store, data_dir / "cache"),
         password_hash, setup_code,
     )
+    app.extensions[EXTENSION_KEY] = panel
+    runtime = app.extensions.get("scopehive.runtime")
+    workspace.ensure_demo_project(panel.projects, data_dir, runtime)
+    workspace.push_colours(runtime, workspace.current_on_device(panel.projects, data_dir))
+    app.url_map.strict_slashes = False  # /panel/capture/ and /panel/capture are the same page
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
     blueprints = _blueprints()
     security.init_app(app, settings, data_dir, {bp.name for bp in blueprints})
     for bp in blueprints:
@@ -94,6 +96,11 @@ def _unavailable(message: str) -> Blueprint:
         return message, 503, {"Content-Type": "text/plain; charset=utf-8"}
 
     return bp
+
+
+def _favicon() -> Response:
+    """The panel's icon for browsers that ask for /favicon.ico (public, like the login page)."""
+    return send_from_directory(Path(__file__).parent / "base" / "static", "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
 
 def _home() -> Response:

@@ -73,6 +73,16 @@ def new_setup_code() -> str:
     return f"{raw[:4]}-{raw[4:]}"
 
 
+def setup_banner(code: str, password_env: str) -> str:
+    """The setup code framed so it stands out in a scrolling log (plain text: log files get no colour codes)."""
+    rule = "=" * 72
+    return (
+        f"\n{rule}\n  PANEL SETUP CODE:  {code}\n"
+        "  No panel password is set yet. Open the panel (/panel/login) and create one with this\n"
+        f"  one-time code, or set {password_env}, or run `python -m device.panel set-password`.\n{rule}"
+    )
+
+
 def setup_code_matches(expected: str | None, given: str) -> bool:
     given = given.strip().upper()
     return bool(expected) and hmac.compare_digest(expected or "", given)

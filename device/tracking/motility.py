@@ -68,10 +68,9 @@ def records(rows: np.ndarray) -> list[TrackRecord]:
 class MotilityStats:
     """Speeds of recent finished tracks per class; summaries on demand (heartbeat, live view)."""
 
-    def __init__(self, n_classes: int, motile_speed: float, um_per_pixel: float | None) -> None:
-        """`motile_speed` is in µm/s when `um_per_pixel` is set, else in px/s."""
-        self.um_per_pixel = um_per_pixel
-        self._motile_px_s = motile_speed / um_per_pixel if um_per_pixel else motile_speed
+    def __init__(self, n_classes: int, motile_speed: float) -> None:
+        """`motile_speed` is in µm/s when a calibration is given to `summary`, else in px/s."""
+        self.motile_speed = motile_speed
         self._speeds: list[deque[float]] = [deque(maxlen=KEEP_PER_CLASS) for _ in range(max(n_classes, 1))]
         self.finished = np.zeros(max(n_classes, 1), np.int64)
 
@@ -80,16 +79,17 @@ class MotilityStats:
             self._speeds[record.class_id].append(record.speed_px_s)
             self.finished[record.class_id] += 1
 
-    def summary(self, class_id: int) -> dict[str, float | int]:
+    def summary(self, class_id: int, um_per_pixel: float | None) -> dict[str, float | int]:
         """Finished tracks, share motile and speed median, quartiles and IQR (px/s, and µm/s
         when calibrated) of this class's recent tracks."""
         speeds = sorted(self._speeds[class_id]) if class_id < len(self._speeds) else []
         out: dict[str, float | int] = {"tracks": len(speeds)}
         if not speeds:
             return out
-        out["motile_share"] = sum(1 for s in speeds if s > self._motile_px_s) / len(speeds)
+        threshold_px_s = self.motile_speed / um_per_pixel if um_per_pixel else self.motile_speed
+        out["motile_share"] = sum(1 for s in speeds if s > threshold_px_s) / len(speeds)
         q1, median, q3 = (quantile(speeds, q) for q in (0.25, 0.5, 0.75))
-        units = [("px_s", 1.0)] + ([("um_s", self.um_per_pixel)] if self.um_per_pixel else [])
+        units = [("px_s", 1.0)] + ([("um_s", um_per_pixel)] if um_per_pixel else [])
         for unit, k in units:
             out.update({f"speed_median_{unit}": median * k, f"speed_q1_{unit}": q1 * k,
                         f"speed_q3_{unit}": q3 * k, f"speed_iqr_{unit}": (q3 - q1) * k})

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from device.detections import Detections
+
+if TYPE_CHECKING:
+    from device.pipeline import Analysis
 
 _LINE_COLOUR = (0, 220, 255)  # BGR amber: visible on grey backgrounds, unlike any class colour
 
@@ -38,3 +42,12 @@ def draw_tracks(canvas: np.ndarray, detections: Detections, overlay: TrackOverla
     cv2.arrowedLine(canvas, (mx, my), tip, _LINE_COLOUR, thickness, cv2.LINE_AA, tipLength=0.35)
     cv2.putText(canvas, f"crossed {overlay.crossed}", (tip[0] + 4, tip[1]), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
                 _LINE_COLOUR, thickness, cv2.LINE_AA)
+
+
+def draw_track_overlays(canvas: np.ndarray, analyses: tuple[Analysis, ...], shown: set[str] | None) -> None:
+    """Ids and counting line of every analysed model whose overlay is on (see LiveBoard)."""
+    scale = max(1.0, canvas.shape[1] / 1280)
+    for analysis in analyses:
+        overlay = analysis.extra.get("tracking")
+        if isinstance(overlay, TrackOverlay) and analysis.detections is not None and (shown is None or analysis.pipeline in shown):
+            draw_tracks(canvas, analysis.detections, overlay, scale)

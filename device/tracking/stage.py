@@ -1,22 +1,27 @@
 """The tracking stage of a model's pipeline: detections -> tracks -> unique counts, motility,
 crossings, concentration -> metric points, live statistics and the overlay of the stream.
 
-The frame loop calls `update()` once per frame; the web side changes the line, the flow settings
-or resets the counts through the same object from another thread (one lock, held for well
-under a millisecond). Everything a model's tracks produced stays with that model: when the
-model changes, `update()` first ends the open tracks under the old model's tags.
+As a pipeline stage (device/pipeline.py) it runs on every analysed frame and leaves the track
+ids (`extra["tracking"]`, a TrackOverlay) and the points that are due (`extra["points"]`) in
+the frame's Analysis. The web side changes the line, the flow settings or resets the counts
+through the same object from another thread (one lock, held well under a millisecond).
+Everything a model's tracks produced stays with that model: when the model changes, the open
+tracks first end under the old model's tags (no track spans two models).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from device.detections import Detections
 from device.metrics.points import FieldValue, Point
+from device.pipeline import Analysis
+from device.sources.capture import Frame
 from device.tracking.concentration import (
     Concentration,
     concentration,
@@ -36,9 +41,13 @@ LIVE_SETTINGS = frozenset({"flow_rate_ul_min", "depth_um", "show_ids"})
 class TrackingStage:
     """Tracker plus everything measured from tracks, for one model at a time."""
 
-    def __init__(self, settings: TrackingSettings, um_per_pixel: float | None) -> None:
+    def __init__(self, settings: TrackingSettings, um_per_pixel: Callable[[], float | None] | float | None = None,
+                 base_tags: Callable[[], dict[str, str]] | None = None) -> None:
+        """`um_per_pixel` and `base_tags` may be callables: the calibration and the experiment tag
+        change while the device runs."""
         self.settings = settings
-        self.um_per_pixel = um_per_pixel
+        self._um = um_per_pixel if callable(um_per_pixel) else (lambda: um_per_pixel)  # type: ignore[misc]
+        self._base_tags = base_tags or dict
         self._lock = threading.Lock()
         self._model: object = None
         self._classes: tuple[str, ...] = ()
@@ -51,14 +60,29 @@ class TrackingStage:
     def _reset(self, t: float) -> None:
         n = len(self._classes)
         self.tracker = FieldTracker(self.settings)
-        self.motility = MotilityStats(n, self.settings.motile_speed, self.um_per_pixel)
+        self.motility = MotilityStats(n, self.settings.motile_speed)
         self.unique = np.zeros(max(n, 1), np.int64)
         self.counter = CrossingCounter(self._line, n, t) if self._line else None
         self._last_points = t
         self._last_t = t
         self._frame_count = 0
 
+    @property
+    def um_per_pixel(self) -> float | None:
+        return self._um()
+
     # ---- the frame loop ------------------------------------------------------------------------
+    def __call__(self, frame: Frame, analysis: Analysis) -> Analysis:
+        """The pipeline stage: a frame the model did not analyse passes untouched (its objects
+        are neither seen nor missed)."""
+        if analysis.detections is None or analysis.card is None:
+            return analysis
+        tags = {**self._base_tags(), "model": analysis.card.name, "model_version": analysis.card.version}
+        overlay, points = self.update(analysis.detections, frame.captured_at, frame.image.shape[:2], analysis.card,
+                                      analysis.card.classes, tags)
+        before = list(analysis.extra.get("points", ()))  # type: ignore[call-overload]
+        return replace(analysis, extra={**analysis.extra, "tracking": overlay, "points": before + points})
+
     def update(self, detections: Detections, t: float, shape: tuple[int, int], model: object,
                classes: Sequence[str], tags: dict[str, str]) -> tuple[TrackOverlay, list[Point]]:
         """Track one frame (`t` capture time in s, `shape` (height, width)); returns the overlay
@@ -102,7 +126,7 @@ class TrackingStage:
         for k, record in enumerate(finished):
             self.motility.add(record)
             name = self._classes[record.class_id] if record.class_id < len(self._classes) else str(record.class_id)
-            points.append(track_point(record, {**self._tags, "class": name}, self.um_per_pixel, int(t * 1e6) + k))
+            points.append(track_point(record, {**self._tags, "class": name}, self._um(), int(t * 1e6) + k))
         return points
 
     # ---- periodic points -----------------------------------------------------------------------
@@ -113,7 +137,7 @@ class TrackingStage:
         for cid, name in enumerate(self._classes):
             fields: dict[str, FieldValue] = {"unique": int(self.unique[cid]),
                                              "open_tracks": int((self.tracker.rows["cls"] == cid).sum())}
-            fields.update(self.motility.summary(cid))
+            fields.update(self.motility.summary(cid, self._um()))
             points.append(Point("track_summary", {**self._tags, "class": name}, fields, ts))
         if self.counter is not None:
             interval = self.counter.take_interval()
@@ -136,9 +160,10 @@ class TrackingStage:
         s = self.settings
         if s.flow_rate_ul_min and self.counter is not None:
             return concentration(int(self.counter.counts[cid, 0]), flowed_volume_ul(s.flow_rate_ul_min, self._last_t - self.counter.started))
-        if s.depth_um and self.um_per_pixel and self._frame_size and not s.flow_rate_ul_min:
+        um = self._um()
+        if s.depth_um and um and self._frame_size and not s.flow_rate_ul_min:
             in_view = int(((self.tracker.rows["cls"] == cid) & (self.tracker.rows["missed"] == 0)).sum())
-            return concentration(in_view, imaged_volume_ul(*self._frame_size, self.um_per_pixel, s.depth_um))
+            return concentration(in_view, imaged_volume_ul(*self._frame_size, um, s.depth_um))
         return None
 
     # ---- overlay and live view -----------------------------------------------------------------
@@ -157,7 +182,7 @@ class TrackingStage:
                 "unique_total": int(self.unique.sum()), "open_tracks": len(self.tracker.rows),
                 "min_frames": self.settings.min_frames, "show_ids": self.settings.show_ids,
                 "drift_px_per_frame": [round(float(v), 3) for v in self.tracker.drift],
-                "motility": {name: self.motility.summary(i) for i, name in enumerate(self._classes)},
+                "motility": {name: self.motility.summary(i, self._um()) for i, name in enumerate(self._classes)},
                 "line": self._line.as_list() if self._line else None,
                 "flow_rate_ul_min": self.settings.flow_rate_ul_min, "depth_um": self.settings.depth_um,
             }
@@ -211,6 +236,6 @@ class TrackingStage:
         open tracks go on, but only count again if they are confirmed anew."""
         with self._lock:
             n = len(self._classes)
-            self.motility = MotilityStats(n, self.settings.motile_speed, self.um_per_pixel)
+            self.motility = MotilityStats(n, self.settings.motile_speed)
             self.unique = np.zeros(max(n, 1), np.int64)
             self.counter = CrossingCounter(self._line, n, self._last_t) if self._line else None

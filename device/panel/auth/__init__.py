@@ -45,7 +45,7 @@ def _first_password(panel: object) -> tuple[str, int] | Response:
     """No password yet: whoever holds the setup code from the device log may create it, once."""
     env = panel.settings.password_env  # type: ignore[attr-defined]
     if request.method != "POST":
-        return render_template("auth/login.html", no_password=True, env=env), 503
+        return render_template("auth/login.html", no_password=True, env=env), 200  # a page to fill in, not an outage
     password = request.form.get("new_password", "")
     if not security.setup_code_matches(panel.setup_code, request.form.get("setup_code", "")):  # type: ignore[attr-defined]
         flash("That setup code is not right: copy it from the device's log (it is printed at start).", "error")

@@ -32,14 +32,14 @@ def test_median_swimmer_speed_within_10_percent_on_a_drifting_stage(speed: float
 
 
 def test_distribution_median_iqr_and_motile_share() -> None:
-    stats = MotilityStats(2, motile_speed=5.0, um_per_pixel=0.5)  # 5 µm/s = 10 px/s
+    stats = MotilityStats(2, motile_speed=5.0)  # at 0.5 µm/px: 5 µm/s = 10 px/s
     for i, speed_px_s in enumerate([2.0, 4.0, 20.0, 30.0, 40.0]):
         stats.add(TrackRecord(i, 0, 10, 0.0, 1.0, speed_px_s, speed_px_s, 1.0, (0, 0), (speed_px_s, 0)))
-    summary = stats.summary(0)
+    summary = stats.summary(0, 0.5)
     assert summary["tracks"] == 5 and summary["motile_share"] == pytest.approx(0.6)
     assert summary["speed_median_px_s"] == 20.0 and summary["speed_median_um_s"] == 10.0
     assert summary["speed_iqr_px_s"] == pytest.approx(30.0 - 4.0)
-    assert stats.summary(1) == {"tracks": 0}
+    assert stats.summary(1, 0.5) == {"tracks": 0}
 
 
 def test_straight_swimmer_has_straightness_near_one_and_still_object_near_zero() -> None:
