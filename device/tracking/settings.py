@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TrackingSettings(BaseModel):
@@ -22,3 +24,12 @@ class TrackingSettings(BaseModel):
     line: tuple[float, float, float, float] | None = Field(None, description="Crossing line x1, y1, x2, y2 in frame pixels")
     flow_rate_ul_min: float | None = Field(None, gt=0, description="Volume flowing past the line, µL/min: concentration per µL")
     depth_um: float | None = Field(None, gt=0, description="Chamber/channel depth, µm: imaged volume (with um_per_pixel)")
+
+    @field_validator("line", mode="before")
+    @classmethod
+    def _line_from_text(cls, value: Any) -> Any:
+        """Environment variables are text: SCOPEHIVE_TRACKING__LINE="640,0,640,960" (empty = none)."""
+        if isinstance(value, str):
+            text = value.strip().strip("[]()")
+            return None if not text else tuple(part.strip() for part in text.split(","))
+        return value

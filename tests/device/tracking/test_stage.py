@@ -93,3 +93,18 @@ def test_reset_counts_starts_unique_counts_afresh() -> None:
     stage.reset_counts()
     _walk(stage, "m", range(4, 6), {})
     assert stage.live()["unique_total"] == 0 and np.all(stage.unique == 0)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("640,0,640,960", (640.0, 0.0, 640.0, 960.0)), ("[1, 2, 3, 4]", (1.0, 2.0, 3.0, 4.0)), ("", None)])
+def test_line_from_an_environment_variable(text: str, expected: tuple[float, ...] | None) -> None:
+    from device.config import load_config
+
+    assert load_config(environ={"SCOPEHIVE_TRACKING__LINE": text}).tracking.line == expected
+
+
+@pytest.mark.parametrize("variable", ["SCOPEHIVE_TRACKING__FLOW_RATE_UL_MIN", "SCOPEHIVE_TRACKING__DEPTH_UM"])
+def test_negative_flow_or_depth_in_the_config_is_an_error_that_names_it(variable: str) -> None:
+    from device.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=variable):
+        load_config(environ={variable: "-3"})
