@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import stop_process
-from tests.device.panel.test_browser import ARGS, CHROMIUM, PASSWORD, _drag, _free_port
+from tests.device.panel.test_browser import ARGS, CHROMIUM, PASSWORD, _drag, _free_port, _until
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[3]
@@ -62,14 +62,16 @@ def test_draw_a_counting_line_and_see_the_count_rise(flow_device: str, artifacts
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make system-deps)")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})  # the panel's CSP enforced
         page.set_default_timeout(30_000)
+        violations: list[str] = []
+        page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
         page.goto(f"{flow_device}/panel/login")
         page.fill("#password", PASSWORD)
         page.click("button[type=submit]")
         page.goto(f"{flow_device}/panel/live", wait_until="domcontentloaded")
-        page.wait_for_function("document.getElementById('stream').naturalWidth === 640")
-        assert page.inner_text("#crossing-count") == "no line"
+        _until(page, "document.getElementById('stream').naturalWidth === 640")
+        _until(page, "document.getElementById('crossing-count').textContent === 'no line'")
 
         page.click("#draw-line")
         page.locator("#stream").scroll_into_view_if_needed()  # the button sits below the stream
@@ -82,9 +84,9 @@ def test_draw_a_counting_line_and_see_the_count_rise(flow_device: str, artifacts
         x1, y1, x2, y2 = state["line"]
         assert abs(x1 - 320) <= 3 and abs(x2 - 320) <= 3 and y1 < 10 and y2 > 470
 
-        page.wait_for_function("Number(document.getElementById('crossing-count').textContent) > 0", timeout=60_000)
+        _until(page, "Number(document.getElementById('crossing-count').textContent) > 0", 60)
         first = _count(page)
-        page.wait_for_function(f"Number(document.getElementById('crossing-count').textContent) > {first}", timeout=60_000)
+        _until(page, f"Number(document.getElementById('crossing-count').textContent) > {first}", 60)
         assert _count(page) > first > 0
         assert page.inner_text("#crossing-reverse") == "0" or int(page.inner_text("#crossing-reverse")) <= 1
         shots = artifacts_dir / "screenshots"
@@ -96,3 +98,4 @@ def test_draw_a_counting_line_and_see_the_count_rise(flow_device: str, artifacts
         page.wait_for_selector("#page-message.error")
         assert "nothing was changed" in page.inner_text("#page-message")
         browser.close()
+    assert violations == []
