@@ -47,11 +47,12 @@ def _blueprints() -> list:  # type: ignore[type-arg]
     from device.panel.base import bp as base
     from device.panel.capture import bp as capture
     from device.panel.datasets import bp as datasets
+    from device.panel.experiments import bp as experiments
     from device.panel.live import bp as live
     from device.panel.models import bp as models
     from device.panel.projects import bp as projects
 
-    return [base, auth, projects, capture, annotate, datasets, models, live]
+    return [base, auth, projects, capture, annotate, datasets, models, live, experiments]
 
 
 def init_app(app: Flask) -> None:
