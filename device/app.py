@@ -49,4 +49,7 @@ def run_device(config: DeviceConfig, reload_config: Callable[[], DeviceConfig] |
         if web is not None:
             web.stop()
     log.info("processed %d frames", processed)
+    if runtime.capture is not None and runtime.capture.state == "failed":
+        log.error("the source failed for good: %s", runtime.capture.error)
+        return 1
     return 0

@@ -12,14 +12,16 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from device.experiments.annotate import GrafanaMarkSettings
 from device.experiments.quality import QualitySettings
 from device.fleet.settings import FleetSettings
 from device.panel.settings import PanelSettings
+from device.redact import redact
 
 ENV_PREFIX = "SCOPEHIVE_"
 # Variables the test harness and service scripts own: never device settings, never errors.
@@ -45,6 +47,15 @@ class InfluxSettings(_Section):
     batch_size: int = Field(5000, ge=1, le=100_000, description="Most points sent in one request")
     flush_interval_s: float = Field(0.5, gt=0, le=60, description="How often the sender looks for new points")
     timeout_s: float = Field(10.0, gt=0, le=300, description="HTTP timeout of one write")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        """Only http(s) reaches the write API; anything else would fail at the first write, later."""
+        parts = urlsplit(url.strip())
+        if url.strip() and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError(f"'{redact(url)}' is not an InfluxDB URL: use http://host:port or https://host:port")
+        return url.strip()
 
 
 class OutboxSettings(_Section):

@@ -36,6 +36,7 @@ from device.metrics.sender import OutboxSender
 from device.metrics.stats import FrameExtra, FrameMeasure
 from device.models.bundle import BundleError, ModelCard
 from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions
+from device.redact import redact
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
 from device.status import Heartbeat
@@ -233,7 +234,9 @@ class Runtime:
         return {**tags, **self.experiments.tags()} if self.experiments is not None else tags
 
     def event(self, kind: str, message: str, tags: dict[str, str] | None = None, when: float | None = None) -> None:
-        """A device_event point (and a line in /healthz); safe from any thread."""
+        """A device_event point (and a line in /healthz); safe from any thread. Redacted: an event
+        may quote a camera URI."""
+        message = redact(message)
         when = time.time() if when is None else when
         self.events.append({"time": when, "kind": kind, "message": message})
         if self.outbox is not None:
