@@ -11,6 +11,7 @@ from pathlib import Path
 
 from device.config import ConfigError, DeviceConfig, load_config
 from device.redact import redact, redact_logging
+from device.sources.synthetic_modes import MODES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,12 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="web port (0: no web server)")
     run.add_argument("--max-frames", type=int, help="stop after N frames, flushing the outbox")
     run.add_argument("--validate-config", action="store_true", help="check config, source URI and model, print, exit")
+    from device.experiments.cli import add_parser as add_experiment_parser
+
+    add_experiment_parser(sub)
     pkg = sub.add_parser("synthetic-package", help="write a dataset package of synthetic frames")
     pkg.add_argument("out", help="output .zip")
     pkg.add_argument("--count", type=int, required=True)
     pkg.add_argument("--seed", type=int, default=0)
     pkg.add_argument("--width", type=int, default=640)
     pkg.add_argument("--height", type=int, default=480)
+    pkg.add_argument("--mode", default="brightfield", choices=MODES, help="kind of sample (default brightfield)")
     return parser
 
 
@@ -115,8 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "experiment":
+        from device.experiments.cli import main as experiment_main
+
+        return experiment_main(args)
     from device.datasets.package import write_synthetic_package
 
-    manifest = write_synthetic_package(args.out, count=args.count, seed=args.seed, width=args.width, height=args.height)
+    manifest = write_synthetic_package(args.out, count=args.count, seed=args.seed, width=args.width, height=args.height,
+                                       mode=args.mode)
     print(f"wrote {args.out}: {manifest.image_count} images, classes {', '.join(manifest.classes)}")
     return 0
