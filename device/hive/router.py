@@ -61,6 +61,8 @@ class HiveRouter:
         self._thread = threading.Thread(target=self._probe_loop, name="hive-probe", daemon=True)
 
     def start(self) -> HiveRouter:
+        """Probe once now (a model loads already knowing where it can run), then in the background."""
+        self.probe_once()
         self._thread.start()
         return self
 
@@ -95,12 +97,11 @@ class HiveRouter:
         state.ready, state.reason = ready, reason
 
     def _probe_loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self.settings.probe_interval_s):
             try:
                 self.probe_once()
             except Exception:  # a probe bug must never take the device down
                 log.exception("hive probe failed")
-            self._stop.wait(self.settings.probe_interval_s)
 
     # ---- inference -----------------------------------------------------------------------------
     def best(self) -> EndpointState | None:
