@@ -59,5 +59,8 @@ class DeviceRuntime(Protocol):
         """Load, validate and warm the bundle, then swap it in; raises BundleError and keeps
         the old model running when the new one is bad."""
 
+    def set_class_colours(self, colours: dict[str, str]) -> None:
+        """Draw classes (by name) in these #rrggbb colours on the stream and snapshot."""
+
     def detect(self, image: np.ndarray) -> Detections:
         """Run the current model on one image (pre-annotation); boxes in that image's pixels."""

@@ -23,6 +23,7 @@ def run_device(config: DeviceConfig, reload_config: Callable[[], DeviceConfig] |
     `reload_config` re-reads file + environment + flags; with it, model changes apply live."""
     runtime = Runtime(config)
     runtime.init_outbox()
+    runtime.init_experiments()
     runtime.init_source()
     runtime.init_model()
     runtime.start_sender()
@@ -48,4 +49,7 @@ def run_device(config: DeviceConfig, reload_config: Callable[[], DeviceConfig] |
         if web is not None:
             web.stop()
     log.info("processed %d frames", processed)
+    if runtime.capture is not None and runtime.capture.state == "failed":
+        log.error("the source failed for good: %s", runtime.capture.error)
+        return 1
     return 0

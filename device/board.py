@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from device.api import LatestFrame
+from device.colours import default_colour
 from device.detections import Detections
 from device.metrics.stats import FpsMonitor
 from device.pipeline import Analysis
@@ -43,6 +44,17 @@ class LiveBoard:
         self._latest: LatestFrame | None = None
         self._jpeg: tuple[int, bytes] | None = None
         self._jpeg_lock = threading.Lock()
+        self.class_colours: dict[str, str] = {}  # name -> #rrggbb, from the panel's current project
+
+    def set_class_colours(self, colours: dict[str, str]) -> None:
+        with self._jpeg_lock:
+            self.class_colours = dict(colours)
+            self._jpeg = None  # the next frame is drawn in the new colours
+
+    def colours(self, classes: tuple[str, ...]) -> list[str]:
+        """Each class's colour; `model/class` legend names (several models) use the class part."""
+        chosen = self.class_colours
+        return [chosen.get(name.rsplit("/", 1)[-1]) or default_colour(i) for i, name in enumerate(classes)]
 
     def post(self, latest: LatestFrame) -> None:
         self._latest = latest
@@ -60,7 +72,7 @@ class LiveBoard:
             detections, classes = latest.detections, latest.classes
             if latest.analyses:
                 detections, classes = overlay_detections(latest.analyses, self.overlays)
-            image = annotate(latest.image, detections, classes, self.fps.fps)
+            image = annotate(latest.image, detections, classes, self.fps.fps, self.colours(classes))
             self._jpeg = (latest.index, encode_jpeg(image, quality))
             return self._jpeg[1]
 
@@ -76,5 +88,6 @@ class LiveBoard:
                                "model": a.card.label if a.card else None}
                   for a in (latest.analyses if latest else ())}
         return {"time": time.time(), "frame_index": latest.index if latest else None, "counts": counts,
+                "colours": dict(zip(latest.classes, self.colours(latest.classes), strict=True)) if latest else {},
                 "fps": round(self.fps.fps, 2), "count": stats.get("count"), "inference": stats.get("inference"),
                 "inference_ms": stats.get("inference_ms"), "latency_ms": stats.get("latency_ms"), "models": models}

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from device.config import ConfigError, DeviceConfig, load_config
+from device.redact import redact, redact_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="web port (0: no web server)")
     run.add_argument("--max-frames", type=int, help="stop after N frames, flushing the outbox")
     run.add_argument("--validate-config", action="store_true", help="check config, source URI and model, print, exit")
+    from device.experiments.cli import add_parser as add_experiment_parser
+
+    add_experiment_parser(sub)
     pkg = sub.add_parser("synthetic-package", help="write a dataset package of synthetic frames")
     pkg.add_argument("out", help="output .zip")
     pkg.add_argument("--count", type=int, required=True)
@@ -40,20 +44,48 @@ def _parser() -> argparse.ArgumentParser:
 CLI_FIELDS = ("source", "model", "backend", "influx.url", "influx.bucket", "data_dir", "device_name", "project", "port", "max_frames")
 
 
+def _check_local_source(uri: str) -> None:
+    """A file or folder source must exist now (a camera or stream may come later): a video file is
+    opened and closed, an image folder or the folder of a glob must be there."""
+    from device.sources.base import SourceError
+    from device.sources.images import ImageFolderSource
+    from device.sources.registry import open_source
+    from device.sources.video import VideoSource
+
+    source = open_source(uri)
+    if isinstance(source, VideoSource) and not source.live:
+        source.open()
+        source.close()
+    elif isinstance(source, ImageFolderSource):
+        pattern = Path(source.name)
+        folder = next((p for p in (pattern, *pattern.parents) if not any(c in p.name for c in "*?[")), pattern)
+        if not folder.is_dir():
+            raise SourceError(f"{source.name}: the folder {folder} does not exist", permanent=True)
+
+
+def _printable(config: DeviceConfig) -> dict[str, object]:
+    """The config as JSON, without secrets (it may be pasted into a ticket)."""
+    data = config.model_dump(mode="json")
+    data["source"] = redact(data["source"])
+    if data["influx"].get("token"):
+        data["influx"]["token"] = "***"
+    return data
+
+
 def _validate(config: DeviceConfig) -> int:
-    """Check what can be checked without running: the source URI parses, the bundle loads and warms."""
+    """Check what can be checked without running: the source URI parses (and a file or folder is
+    there), the bundle loads and warms."""
     from device.inference.detector import load_detector
     from device.sources.base import SourceError
-    from device.sources.registry import open_source
 
     try:
-        open_source(config.source)
+        _check_local_source(config.source)
         if config.model:
             load_detector(Path(config.model), config.backend, config.data_dir, config.score_threshold)
     except (SourceError, ValueError) as exc:
-        print(f"configuration is not usable: {exc}", file=sys.stderr)
+        print(f"configuration is not usable: {redact(str(exc))}", file=sys.stderr)
         return 2
-    print(json.dumps(config.model_dump(mode="json"), indent=2))
+    print(json.dumps(_printable(config), indent=2))
     print("configuration OK", file=sys.stderr)
     return 0
 
@@ -65,9 +97,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, cli=overrides)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_logging()
     if args.validate_config:
         return _validate(config)
     from device.app import run_device
@@ -77,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return run_device(config, lambda: load_config(args.config, cli=overrides), Path(args.config) if args.config else None)
     except (BundleError, SourceError, BalenaDeviceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
 
 
@@ -85,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "experiment":
+        from device.experiments.cli import main as experiment_main
+
+        return experiment_main(args)
     from device.datasets.package import write_synthetic_package
 
     manifest = write_synthetic_package(args.out, count=args.count, seed=args.seed, width=args.width, height=args.height)

@@ -12,13 +12,17 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from device.experiments.annotate import GrafanaMarkSettings
+from device.experiments.quality import QualitySettings
 from device.fleet.settings import FleetSettings
 from device.hive.settings import BackendKey, ExtraModel, HiveSettings, parse_models
 from device.panel.settings import PanelSettings
+from device.redact import redact
 
 ENV_PREFIX = "SCOPEHIVE_"
 # Variables the test harness and service scripts own: never device settings, never errors.
@@ -44,6 +48,15 @@ class InfluxSettings(_Section):
     batch_size: int = Field(5000, ge=1, le=100_000, description="Most points sent in one request")
     flush_interval_s: float = Field(0.5, gt=0, le=60, description="How often the sender looks for new points")
     timeout_s: float = Field(10.0, gt=0, le=300, description="HTTP timeout of one write")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        """Only http(s) reaches the write API; anything else would fail at the first write, later."""
+        parts = urlsplit(url.strip())
+        if url.strip() and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError(f"'{redact(url)}' is not an InfluxDB URL: use http://host:port or https://host:port")
+        return url.strip()
 
 
 class OutboxSettings(_Section):
@@ -71,7 +84,7 @@ class DeviceConfig(BaseModel):
     model: str | None = Field(None, description="Model bundle (folder or .zip); empty = stream without detection")
     backend: BackendKey = Field("auto", description="Inference backend; auto = TensorRT on NVIDIA, else the faster CPU backend; triton = a hive server (see hive)")
     score_threshold: float | None = Field(None, ge=0, le=1, description="Override the bundle's default score threshold")
-    um_per_pixel: float | None = Field(None, gt=0, description="Calibration; enables the µm fields of class_stats")
+    um_per_pixel: float | None = Field(None, gt=0, description="Default calibration (no experiment profile active); enables the µm fields of class_stats")
     data_dir: Path = Field(Path("var/device"), description="Persistent folder: outbox, engine cache, unpacked bundles")
     host: str = Field("0.0.0.0", description="Address the web server listens on")
     port: int = Field(8080, ge=0, le=65535, description="Port of stream, stats and panel (0 = no web server)")
@@ -84,6 +97,8 @@ class DeviceConfig(BaseModel):
     capture: CaptureSettings = Field(default_factory=CaptureSettings, description="Source reconnection")  # type: ignore[arg-type]
     panel: PanelSettings = Field(default_factory=PanelSettings, description="Web panel (login, uploads, storage)")  # type: ignore[arg-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Follow the model balena assigns (fleet rollout)")  # type: ignore[arg-type]
+    quality: QualitySettings = Field(default_factory=QualitySettings, description="Frame quality gates (focus, exposure)")  # type: ignore[arg-type]
+    grafana: GrafanaMarkSettings = Field(default_factory=GrafanaMarkSettings, description="Grafana annotations of experiment start/stop")  # type: ignore[arg-type]
     models: list[ExtraModel] = Field(default_factory=list, description="More models on the same feed, beside `model` (JSON list in the environment)")
     hive: HiveSettings = Field(default_factory=HiveSettings, description="Remote inference on hive GPU servers (backend: triton)")  # type: ignore[arg-type]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from device.redact import redact
+
 if TYPE_CHECKING:
     from device.pipeline import Pipeline
     from device.runtime import Runtime
@@ -11,8 +13,8 @@ if TYPE_CHECKING:
 
 def _camera(rt: Runtime) -> dict[str, Any]:
     cap = rt.capture
-    return {"state": cap.state if cap else "failed", "source": cap.source.name if cap else rt.config.source,
-            "error": cap.error if cap else "", "frames": cap.frames if cap else 0,
+    return {"state": cap.state if cap else "failed", "source": redact(cap.source.name if cap else rt.config.source),
+            "error": redact(cap.error) if cap else "", "frames": cap.frames if cap else 0,
             "dropped": cap.dropped if cap else 0, "bad_frames": rt.bad_frames, "reconnects": cap.reconnects if cap else 0}
 
 
@@ -32,6 +34,7 @@ def pipeline_health(pipeline: Pipeline) -> dict[str, Any]:
 
 def _outbox(rt: Runtime) -> dict[str, Any]:
     return {"state": rt.sender.state if rt.sender else "disabled", "error": rt.sender.error if rt.sender else "",
+            "store_error": rt.sender.store_error if rt.sender else "",
             "depth": rt.outbox.depth() if rt.outbox else 0, "dropped": rt.outbox.dropped() if rt.outbox else 0,
             "sent": rt.sender.sent if rt.sender else 0, "write_errors": rt.store_errors}
 

@@ -5,11 +5,13 @@ It only talks to the DeviceRuntime protocol, and encodes JPEGs only while a clie
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
 import time
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, session
 
 from device.api import DeviceRuntime
 
@@ -78,7 +80,31 @@ def live() -> Response:
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
+def stream_token_given() -> str:
+    """The stream token of this request: `Authorization: Bearer <token>` (kept out of access logs)
+    or `?token=` (what an <img> tag in Grafana can send)."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.args.get("token", "")
+
+
+def may_see_details() -> bool:
+    """A logged-in panel user, or a request carrying the stream token."""
+    if session.get("user"):
+        return True
+    config = current_app.config.get("SCOPEHIVE")
+    token_env = getattr(getattr(config, "panel", None), "stream_token_env", "SCOPEHIVE_STREAM_TOKEN")
+    token, given = os.environ.get(token_env, ""), stream_token_given()
+    return bool(token and given) and hmac.compare_digest(token.encode(), given.encode())
+
+
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
+    """200/503 for a container healthcheck; anonymous callers get only that (the details name the
+    camera, model and metrics destination), a login or the stream token gets everything."""
     health = runtime().health()
-    return jsonify(health), 200 if health.get("ok") else 503
+    code = 200 if health.get("ok") else 503
+    if not may_see_details():
+        return jsonify({"ok": bool(health.get("ok")), "status": "ok" if code == 200 else "unhealthy"}), code
+    return jsonify(health), code

@@ -25,7 +25,7 @@ from typing import Protocol
 from device.detections import Detections
 from device.inference.detector import Detector
 from device.metrics.points import FieldValue, Point
-from device.metrics.stats import FrameMeasure, frame_points
+from device.metrics.stats import FrameExtra, FrameMeasure, frame_points
 from device.models.bundle import BundleError, ModelCard
 from device.sources.capture import Frame
 
@@ -158,12 +158,12 @@ class Pipeline:
                         fields=dict(detector.last_fields))
 
     def points(self, analysis: Analysis, measure: FrameMeasure, base_tags: dict[str, str],
-               um_per_pixel: float | None) -> list[Point]:
+               um_per_pixel: float | None, extra: FrameExtra | None = None) -> list[Point]:
         """The frame's points for this model: counts only when it was analysed."""
         tags = dict(base_tags)
         if analysis.card is not None:
             tags.update(model=analysis.card.name, model_version=analysis.card.version)
         classes = analysis.card.classes if analysis.card else []
-        points = frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference)
+        points = frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference, extra)
         points[0].fields.update(analysis.fields)
         return points

@@ -24,6 +24,10 @@ from device.api import LatestFrame
 from device.board import LiveBoard
 from device.config import DeviceConfig
 from device.detections import Detections
+from device.experiments.annotate import mark_in_background
+from device.experiments.quality import QualityFrameGate, analysed_status
+from device.experiments.recorder import ExperimentRecorder, FrameContext
+from device.experiments.store import ExperimentStore
 from device.health import health_report
 from device.hive.settings import ExtraModel
 from device.inference.backend import BackendContext
@@ -31,9 +35,10 @@ from device.inference.detector import Detector, load_detector
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
-from device.metrics.stats import FrameMeasure
+from device.metrics.stats import FrameExtra, FrameMeasure
 from device.models.bundle import BundleError, ModelCard
 from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions
+from device.redact import redact
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
 from device.status import Heartbeat
@@ -53,6 +58,9 @@ class Runtime:
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self.pipelines: tuple[Pipeline, ...] = ()  # replaced whole on change: the loop reads it once a frame
         self.gates: list[FrameGate] = []  # frame-level "worth analysing?" checks, before any model
+        self.quality = QualityFrameGate(config.quality)
+        self.gates.append(self.quality)
+        self.experiments: ExperimentRecorder | None = None
         self.board = LiveBoard()
         self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags())
         self._pipelines_lock = threading.Lock()
@@ -68,6 +76,13 @@ class Runtime:
         self.outbox = Outbox(cfg.data_dir / "outbox.sqlite", int(cfg.outbox.max_mb * 1e6), cfg.outbox.history_s,
                              sending=bool(cfg.influx.url))
         self.sender = OutboxSender(self.outbox, cfg.influx)
+
+    def init_experiments(self) -> None:
+        """The experiment store and recorder; an experiment running before a restart continues."""
+        cfg = self.config
+        self.experiments = ExperimentRecorder(
+            ExperimentStore(cfg.data_dir / "experiments.sqlite"), cfg.device_name, cfg.project, self.event,
+            lambda experiment, which: mark_in_background(cfg.grafana, experiment, which)).start_thread()
 
     def init_source(self) -> None:
         """Builds the capture for `config.source`; a malformed URI fails here, a missing camera does not."""
@@ -127,6 +142,8 @@ class Runtime:
         """Stop capture, push what is queued (bounded wait), stop the sender."""
         if self.capture is not None:
             self.capture.stop()
+        if self.experiments is not None:
+            self.experiments.close()
         if self.sender is not None:
             if not self.sender.flush(flush_timeout):
                 log.warning("InfluxDB did not take every point before exit; %d stay in the outbox for next time",
@@ -181,10 +198,16 @@ class Runtime:
         self._dropped_reported += dropped
         points: list[Point] = []
         main_fields: dict[str, FieldValue] = {}
+        um, quality = self.um_per_pixel(), self.quality.last
+        fov = frame.image.shape[0] * frame.image.shape[1] * um**2 / 1e6 if um else None
         for pipeline, analysis in zip(self.pipelines, analyses, strict=False):
-            own = pipeline.points(analysis, self._measure(frame, analysis, dropped), self._base_tags(), self.config.um_per_pixel)
-            main_fields = main_fields or dict(own[0].fields)
+            extra = FrameExtra(analysed_status(analysis.analysed, analysis.inference), quality.focus,
+                               quality.saturated, quality.dark, fov)
+            own = pipeline.points(analysis, self._measure(frame, analysis, dropped), self._base_tags(), um, extra)
+            main_fields = main_fields or {**own[0].fields, "analysed": extra.analysed}
             points.extend(own)
+        if analyses and self.experiments is not None:
+            points.extend(self._record(frame, analyses[0], points[0].ts_us, um))
         self._store(points)
         main = analyses[0] if analyses else None
         detections = main.detections if main is not None and main.detections is not None else Detections.empty()
@@ -192,6 +215,20 @@ class Runtime:
         self.board.overlays = {p.name for p in self.pipelines if p.options.overlay}
         self.board.post(LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, main_fields, analyses))
         self.processed += 1
+
+    def _record(self, frame: Frame, main: Analysis, ts_us: int, um: float | None) -> list[Point]:
+        """The main model's frame in the running experiment's record; its `object` points."""
+        assert self.experiments is not None
+        card = main.card
+        context = FrameContext(card.classes if card else (), card.name if card else "", card.version if card else "",
+                               um, frame.image.shape)
+        analysed = analysed_status(main.analysed, main.inference)
+        return self.experiments.record(ts_us, frame.index, self.quality.last, analysed, main.detections, context)
+
+    def um_per_pixel(self) -> float | None:
+        """The running experiment's calibration, else the configured default."""
+        default = self.config.um_per_pixel
+        return self.experiments.um_per_pixel(default) if self.experiments is not None else default
 
     def _store(self, points: list[Point]) -> None:
         """Commit to the outbox; a failing disk is reported and counted, the stream goes on."""
@@ -205,13 +242,19 @@ class Runtime:
 
     # ---- status and events -------------------------------------------------------------------
     def _base_tags(self) -> dict[str, str]:
-        return {"device": self.config.device_name, "project": self.config.project}
+        """device, project and, while one runs, experiment."""
+        tags = {"device": self.config.device_name, "project": self.config.project}
+        return {**tags, **self.experiments.tags()} if self.experiments is not None else tags
 
-    def event(self, kind: str, message: str) -> None:
-        """A device_event point (and a line in /healthz); safe from any thread."""
-        self.events.append({"time": time.time(), "kind": kind, "message": message})
+    def event(self, kind: str, message: str, tags: dict[str, str] | None = None, when: float | None = None) -> None:
+        """A device_event point (and a line in /healthz); safe from any thread. Redacted: an event
+        may quote a camera URI."""
+        message = redact(message)
+        when = time.time() if when is None else when
+        self.events.append({"time": when, "kind": kind, "message": message})
         if self.outbox is not None:
-            self._store([Point("device_event", {**self._base_tags(), "kind": kind}, {"message": message}, int(time.time() * 1e6))])
+            all_tags = {**self._base_tags(), **(tags or {}), "kind": kind}
+            self._store([Point("device_event", all_tags, {"message": message}, int(when * 1e6))])
 
     def _status_fields(self) -> dict[str, FieldValue]:
         assert self.outbox is not None
@@ -321,8 +364,19 @@ class Runtime:
     def annotated_jpeg(self, quality: int = 80) -> bytes | None:
         return self.board.annotated_jpeg(quality)
 
+    def set_class_colours(self, colours: dict[str, str]) -> None:
+        """The panel's project colours by class name: the stream draws classes as the panel does."""
+        self.board.set_class_colours(colours)
+
     def live_stats(self) -> dict[str, Any]:
-        return {**self.board.live_stats(), **{k: v for k, v in self.health().items() if k != "ok"}}
+        """The board's counts (None when not analysed), quality, calibration, the experiment, health."""
+        latest = self.board.latest()
+        stats = latest.stats if latest else {}
+        active = self.experiments.active if self.experiments is not None else None
+        science = {"analysed": stats.get("analysed"), "focus": stats.get("focus"), "saturated_frac": stats.get("saturated_frac"),
+                   "fov_mm2": stats.get("fov_mm2"), "um_per_pixel": self.um_per_pixel(),
+                   "experiment": active.public() if active else None}
+        return {**self.board.live_stats(), **science, **{k: v for k, v in self.health().items() if k != "ok"}}
 
     def history(self, seconds: float) -> list[dict[str, Any]]:
         return self.outbox.history(seconds) if self.outbox else []

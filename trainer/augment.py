@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from trainer.dataset import Sample
-from trainer.model import STRIDE
+from trainer.grid import STRIDE
 
 PIXEL_SCALE = 1.0 / 127.5  # MobileNetV2 expects x = pixel / 127.5 - 1
 PIXEL_MEAN = 1.0

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -68,6 +68,7 @@ class ModelCard(_Strict):
     normalization: Normalization = Normalization()
     output: OutputSpec = OutputSpec()
     score_threshold: float = Field(0.3, ge=0, le=1)
+    class_thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None  # absent: score_threshold for all
     metrics: dict[str, Any] = Field(default_factory=dict)
     dataset_sha256: str | None = None
     created: datetime
@@ -109,6 +110,7 @@ def write_bundle(
     target = Path(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it 0700: a device or panel under another uid must read the bundle
     try:
         (staging / "model.onnx").write_bytes(onnx_model)
         for rel, content in (extra_files or {}).items():

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trainer.bundle import BundleError, read_card, write_card
+from trainer.bundle import BundleError, ModelCard, read_card, write_card
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetError, load_dataset_package, split_dataset
 from trainer.engines import EngineError
@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("bundle", type=Path)
     evaluate.add_argument("package", type=Path)
     evaluate.add_argument("--record", metavar="KEY", help="also store the result in model.json metrics[KEY]")
+    evaluate.add_argument("--refit-thresholds", action="store_true",
+                          help="re-fit the per-class thresholds on this package instead of using the bundle's "
+                          "(not what the device does: the output says so)")
     export = sub.add_parser("export", help="re-export model.onnx of a bundle from its training checkpoint")
     export.add_argument("bundle", type=Path)
     export.add_argument("--package", type=Path, help="package whose validation frames check the export")
@@ -71,6 +74,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     options = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
     config = TrainConfig(**options)
     dataset = load_dataset_package(args.package)  # fails fast, before TensorFlow loads
+    from trainer.accelerator import load_tensorflow
+
+    load_tensorflow()  # says "training on CPU" once instead of TensorFlow's CUDA errors
     from trainer.pipeline import train_dataset
 
     out = train_dataset(dataset, args.out, config, args.force, args.quiet)
@@ -80,6 +86,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Scores with ONNX Runtime at the bundle's thresholds: what the device will reproduce."""
     card = read_card(args.bundle)
     dataset = load_dataset_package(args.package)
     if dataset.classes != card.classes:
@@ -89,28 +96,41 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     runner = onnx_runner((args.bundle / "model.onnx").read_bytes())
     preds = predict(runner, dataset.samples, (card.input.height, card.input.width))
-    result: dict[str, Any] = evaluate_predictions(dataset.samples, preds, card.classes, card.output.max_detections)
+    thresholds = None if args.refit_thresholds else bundle_thresholds(card)
+    result: dict[str, Any] = evaluate_predictions(dataset.samples, preds, card.classes, card.output.max_detections, thresholds)
     result["dataset_sha256"] = dataset.sha256
     if args.record:
         card.metrics[args.record] = result
         write_card(args.bundle, card)
         _append_to_report(args.bundle, args.record, result, args.package.name)
+    print(f"thresholds: {result['thresholds_from']}", file=sys.stderr)
     print(json.dumps(result, indent=1))
+
+
+def bundle_thresholds(card: ModelCard) -> dict[str, float]:
+    """Per-class thresholds of a bundle; bundles from before class_thresholds use one for all."""
+    given = card.class_thresholds or {}
+    return {name: float(given.get(name, card.score_threshold)) for name in card.classes}
 
 
 def _append_to_report(bundle: Path, key: str, result: dict[str, Any], package: str) -> None:
     """Recorded evaluations belong in the human-readable report too."""
+    from trainer.report import count_table
+
     report = bundle / "report.md"
     if report.is_file():
-        per_class = ", ".join(f"{k} {v['map50']:.3f}" for k, v in result["per_class"].items() if v["map50"] is not None)
         with report.open("a") as fh:
             fh.write(f"\n## {key}: {package}\n\n{result['val_images']} images, {result['val_objects']} objects: "
-                     f"mAP@0.5 **{result['map50']:.3f}** ({per_class}), mAP@[.5:.95] {result['map50_95']:.3f}, "
-                     f"count MAE per image {result['count_error']['total_mae']:.2f}.\n")
+                     f"mAP@0.5 **{result['map50']:.3f}**, mAP@[.5:.95] {result['map50_95']:.3f}, "
+                     f"count MAE per image {result['count_error']['total_mae']:.2f}; "
+                     f"thresholds: {result['thresholds_from']}.\n\n" + "\n".join(count_table(result)) + "\n")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
     card = read_card(args.bundle)
+    from trainer.accelerator import load_tensorflow
+
+    load_tensorflow(announce=False)
     from trainer.export import compare_with_keras, export_onnx
     from trainer.pipeline import parity_frames, rebuild_inference_model
 

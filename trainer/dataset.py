@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,6 +41,7 @@ class Manifest(_Strict):
     created: datetime
     image_count: int = Field(ge=0)
     images: dict[str, str] = Field(description="file name -> sha256 hex")
+    acquisition: dict[str, dict[str, Any]] = Field(default_factory=dict, description="file name -> device, um_per_pixel, source settings")
 
 
 class CocoImage(BaseModel):

@@ -15,7 +15,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-STRIDE = 4
+from trainer.grid import STRIDE
+
 # MobileNetV2 blocks ending at strides 4, 8 and 16; stride 32 adds compute but little for small objects.
 _TAPS = ("block_2_add", "block_5_add", "block_12_add")
 _BN_MOMENTUM = 0.9  # running statistics settle within ~50 steps: small datasets train few steps

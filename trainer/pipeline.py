@@ -61,6 +61,7 @@ def make_card(dataset: Dataset, config: TrainConfig, hw: tuple[int, int], metric
         normalization=Normalization(scale=PIXEL_SCALE, mean=(PIXEL_MEAN,) * 3, std=(1.0, 1.0, 1.0)),
         output=OutputSpec(format="scopehive-v1", max_detections=config.max_detections, nms_iou=0.5),
         score_threshold=float(np.clip(metrics["score_threshold"], 0.0, 1.0)),
+        class_thresholds=metrics["class_thresholds"],
         metrics=metrics,
         dataset_sha256=dataset.sha256,
         created=now,
@@ -105,7 +106,7 @@ def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, c
     card = make_card(dataset, config, hw, metrics)
     extras = {
         "report.md": render_markdown(card.name, card.version, metrics).encode(),
-        "report.png": render_png(val, preds, dataset.classes, card.score_threshold),
+        "report.png": render_png(val, preds, dataset.classes, card.class_thresholds or {}),
     }
     write_bundle(out, card, onnx_model, extras)
     return out

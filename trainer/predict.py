@@ -12,8 +12,12 @@ import cv2
 import numpy as np
 
 from trainer.augment import normalize
+from trainer.counts import count_agreement, fit_class_thresholds, keep_above, threshold_vector
 from trainer.dataset import Sample
-from trainer.metrics import Boxes, best_f1_threshold, coco_map, count_errors
+from trainer.metrics import Boxes, best_f1_threshold, coco_map, collect_matches
+
+FITTED = "fitted on these images to minimise the count error per class"
+GIVEN = "the bundle's (what the device uses)"
 
 
 def prepare_input(image: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
@@ -50,21 +54,42 @@ def truth_of(samples: list[Sample]) -> list[Boxes]:
     return [Boxes.truth(s.boxes, s.classes) for s in samples]
 
 
-def evaluate_predictions(samples: list[Sample], preds: list[Boxes], classes: list[str], max_dets: int = 100) -> dict[str, object]:
-    """Everything the lab asks about: mAP, precision/recall at the F1-best threshold, count errors."""
+def operating_point(truth: list[Boxes], kept: list[Boxes], n_classes: int, max_dets: int) -> dict[str, float]:
+    """Precision, recall and F1 at IoU 0.5 of detections already thresholded, all classes pooled."""
+    parts = [collect_matches(truth, kept, c, max_dets) for c in range(n_classes)]
+    tp = int(sum(int(p.matched[0].sum()) for p in parts))
+    found, n_truth = sum(len(p.scores) for p in parts), sum(p.n_truth for p in parts)
+    precision = tp / found if found else 0.0
+    recall = tp / n_truth if n_truth else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def evaluate_predictions(samples: list[Sample], preds: list[Boxes], classes: list[str], max_dets: int = 100,
+                         thresholds: Mapping[str, float] | None = None) -> dict[str, object]:
+    """Everything the lab asks about: mAP, then precision/recall and count agreement per class at
+    the thresholds the device will use.
+
+    With `thresholds` None (training) the per-class thresholds are fitted here to minimise the
+    count error, and `thresholds_from` says so; given (a bundle's), they are used as they are.
+    """
     truth = truth_of(samples)
     maps = coco_map(truth, preds, classes, max_dets)
-    operating = best_f1_threshold(truth, preds, len(classes), max_dets)
-    counts = count_errors(truth, preds, classes, operating["threshold"])
+    f1_best = best_f1_threshold(truth, preds, len(classes), max_dets)["threshold"]
+    if thresholds is None:
+        chosen, source = fit_class_thresholds(truth, preds, classes, f1_best), FITTED
+    else:
+        chosen, source = {name: float(thresholds[name]) for name in classes}, GIVEN
+    kept = keep_above(preds, threshold_vector(classes, chosen, f1_best))
     return {
         "map50": maps["map50"],
         "map50_95": maps["map50_95"],
         "per_class": maps["per_class"],
-        "score_threshold": operating["threshold"],
-        "precision": operating["precision"],
-        "recall": operating["recall"],
-        "f1": operating["f1"],
-        "count_error": counts,
+        "score_threshold": f1_best,
+        "class_thresholds": chosen,
+        "thresholds_from": source,
+        **operating_point(truth, kept, len(classes), max_dets),
+        "count_error": count_agreement(truth, kept, classes),
         "val_images": len(samples),
         "val_objects": int(sum(len(s.boxes) for s in samples)),
     }

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -26,6 +27,7 @@ from device.detections import Detections
 
 DATASET_FORMAT = "scopehive-dataset"
 DATASET_FORMAT_VERSION = 1
+PACKAGE_MODE = 0o644
 
 
 class DatasetError(ValueError):
@@ -42,6 +44,10 @@ class DatasetManifest(BaseModel):
     created: datetime = Field(description="When the package was written (UTC)")
     image_count: int = Field(ge=0, description="Number of files under images/")
     images: dict[str, str] = Field(description="file name under images/ -> sha256 hex of its bytes")
+    acquisition: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="file name -> how it was captured: device, um_per_pixel, source URI with its settings, model, time",
+    )
 
     @field_validator("format")
     @classmethod
@@ -67,6 +73,7 @@ class AnnotatedImage:
     width: int
     height: int
     boxes: Detections
+    acquisition: dict[str, Any] | None = None  # device, um_per_pixel, source settings (captures)
 
 
 def sha256(data: bytes) -> str:
@@ -110,6 +117,7 @@ def write_dataset_package(
     target.parent.mkdir(parents=True, exist_ok=True)
     written: list[AnnotatedImage] = []
     digests: dict[str, str] = {}
+    acquired: dict[str, dict[str, Any]] = {}
     fd, tmp_name = tempfile.mkstemp(prefix=".partial-", suffix=".zip", dir=target.parent)
     os.close(fd)
     try:
@@ -120,6 +128,8 @@ def write_dataset_package(
                     raise DatasetError(f"image file name '{name}' appears twice")
                 archive.writestr(f"images/{name}", image.data)
                 digests[name] = sha256(image.data)
+                if image.acquisition:
+                    acquired[name] = image.acquisition
                 written.append(AnnotatedImage(name, b"", image.width, image.height, image.boxes))
             manifest = DatasetManifest(
                 project=project,
@@ -127,9 +137,11 @@ def write_dataset_package(
                 created=datetime.now(timezone.utc),
                 image_count=len(written),
                 images=digests,
+                acquisition=acquired,
             )
             archive.writestr("annotations.json", json.dumps(coco_document(written, classes), indent=1))
             archive.writestr("manifest.json", manifest.model_dump_json(indent=2))
+        os.chmod(tmp_name, PACKAGE_MODE)  # mkstemp makes it 0600: a trainer under another uid could not read it
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

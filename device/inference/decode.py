@@ -88,6 +88,19 @@ def decode_yolov5(output: np.ndarray, threshold: float, spec: OutputSpec) -> Det
     return _yolo_final(rows[keep, :4], scores[keep], classes[keep], spec)
 
 
+def keep_class_thresholds(detections: Detections, thresholds: np.ndarray) -> Detections:
+    """Each box kept only at or above its own class's threshold (the bundle's class_thresholds).
+
+    Decoding runs at the lowest of them; class ids beyond the list keep the lowest too, so a
+    mismatched model is reported by the warm-up check rather than silently emptied here.
+    """
+    if not len(detections):
+        return detections
+    ids = detections.class_ids
+    per_box = np.where(ids < len(thresholds), thresholds[np.clip(ids, 0, len(thresholds) - 1)], thresholds.min())
+    return detections[detections.scores >= per_box]
+
+
 def decode(outputs: dict[str, np.ndarray], spec: OutputSpec, threshold: float) -> Detections:
     """Dispatch on the card's output format."""
     if spec.format == "scopehive-v1":

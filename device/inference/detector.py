@@ -11,7 +11,7 @@ import numpy as np
 
 from device.detections import Detections
 from device.inference.backend import Backend, BackendContext, create_backend
-from device.inference.decode import DecodeError, decode
+from device.inference.decode import DecodeError, decode, keep_class_thresholds
 from device.inference.preprocess import preprocess
 from device.models.bundle import BundleError, ModelBundle, ModelCard, load_bundle
 from device.sources.base import to_bgr8
@@ -43,7 +43,9 @@ class Detector:
         self.bundle = bundle
         self.card: ModelCard = bundle.card
         self.backend = backend
-        self.threshold = bundle.card.score_threshold if threshold is None else threshold
+        # An operator's override applies to every class; otherwise each class has the bundle's own.
+        self.thresholds = np.asarray([threshold] * len(self.card.classes) if threshold is not None else self.card.thresholds(), np.float32)
+        self.threshold = float(self.thresholds.min())
         self.last_inference_ms = 0.0
         self.last_route = "local"  # or remote:<endpoint> / fallback, from a backend that routes
         self.last_fields: dict[str, float | int] = {}  # extra frame-point fields from the backend (bytes_sent, ...)
@@ -62,7 +64,7 @@ class Detector:
             self.last_inference_ms = (time.perf_counter() - start) * 1000.0
             self.last_route = str(getattr(self.backend, "last_route", "local"))
             self.last_fields = dict(getattr(self.backend, "last_fields", {}))
-        detections = decode(outputs, self.card.output, self.threshold)
+        detections = keep_class_thresholds(decode(outputs, self.card.output, self.threshold), self.thresholds)
         return transform.to_frame(detections)
 
     def warm_up(self) -> None:

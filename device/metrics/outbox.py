@@ -4,12 +4,15 @@ Points leave the queue only after InfluxDB accepted them (`mark_sent`), so a cra
 hour-long outage loses nothing; replays are harmless because a point's identity is its
 measurement + tags + timestamp. Sent `frame`/`class_stats` points stay a while as the panel's
 recent history; with no InfluxDB configured every point is stored as already sent (history only).
-A disk budget evicts the oldest points first, counting unsent ones as dropped.
+A disk budget (database + WAL + shared-memory index, see device/metrics/disk.py) evicts the
+oldest points first, counting unsent ones as dropped. Every multi-statement write runs in a
+`BEGIN IMMEDIATE` transaction that rolls back on error, so no failure leaves a connection wedged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -17,7 +20,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from device.metrics.disk import DiskBudget, footprint, write_transaction
 from device.metrics.points import Point, encode_line, series_key
+
+log = logging.getLogger(__name__)
 
 HISTORY_MEASUREMENTS = ("frame", "class_stats")
 _SCHEMA = """
@@ -44,37 +50,72 @@ class Outbox:
     def __init__(self, path: Path, max_bytes: int, history_s: float, sending: bool = True) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.budget = DiskBudget(max_bytes)
         self.history_s = history_s
         self.sending = sending
+        self.upkeep_due = threading.Event()  # set by writers near the budget; the sender's upkeep thread waits on it
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         db = self._db()
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+            # INCREMENTAL lets maintain() hand freed pages back to the disk; an existing file needs
+            # one VACUUM to switch (a new one switches before its first table).
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            db.execute("VACUUM")
         columns = [row[1] for row in db.execute("PRAGMA table_info(points)")]
         if columns and "fields" not in columns:  # a pre-release layout: keep it aside, start fresh
-            db.execute(f"ALTER TABLE points RENAME TO points_old_{int(time.time())}")
-            db.execute("DROP INDEX IF EXISTS points_queue")
-            db.execute("DROP INDEX IF EXISTS points_history")
-        db.executescript(_SCHEMA)
+            with write_transaction(db):
+                db.execute(f"ALTER TABLE points RENAME TO points_old_{int(time.time())}")
+                db.execute("DROP INDEX IF EXISTS points_queue")
+                db.execute("DROP INDEX IF EXISTS points_history")
+        with write_transaction(db):
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute(f"PRAGMA page_size={self.budget.page_size}")  # takes effect on a new file only
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives process crashes (SIGKILL)
-            db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in maintain(), never in the frame loop
+            db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in maintain(), not on every commit
+            db.execute(f"PRAGMA journal_size_limit={self.budget.wal_bytes}")
             self._local.db = db
         return db
+
+    def reconnect(self) -> None:
+        """Drop this thread's connection (whatever state an error left it in); the next call opens
+        a fresh one. The sender calls it after any sqlite3 error."""
+        db = getattr(self._local, "db", None)
+        self._local.db = None
+        if db is not None:
+            try:
+                db.close()
+            except sqlite3.Error as exc:
+                log.debug("closing a broken outbox connection: %s", exc)
 
     def add(self, points: Iterable[Point]) -> None:
         """Commit points durably (one transaction); never touches the network."""
         sent = 0 if self.sending else 1
         dumps = _COMPACT
         rows = [(p.ts_us, p.measurement, dumps(p.tags), dumps(p.fields), sent) for p in points]
-        db = self._db()
-        db.execute("BEGIN")
-        db.executemany("INSERT INTO points (ts_us, measurement, tags, fields, sent) VALUES (?, ?, ?, ?, ?)", rows)
-        db.execute("COMMIT")
+        with write_transaction(self._db()) as db:
+            db.executemany("INSERT INTO points (ts_us, measurement, tags, fields, sent) VALUES (?, ?, ?, ?, ?)", rows)
+        self._keep_inside_budget()
+
+    def _keep_inside_budget(self) -> None:
+        """After a commit: ask for upkeep near the budget; past it, do the upkeep here and now
+        (backpressure: a writer faster than the upkeep thread must not overrun the disk)."""
+        total, wal = footprint(self.path)
+        if not self.budget.upkeep_wanted(total, wal):
+            return
+        self.upkeep_due.set()
+        if self.budget.upkeep_needed(total, wal):
+            try:
+                self.maintain()
+            except sqlite3.Error as exc:  # the points are committed; the upkeep thread tries again
+                log.debug("inline outbox upkeep failed: %s", exc)
 
     def pending(self, limit: int) -> list[tuple[int, Point]]:
         """The oldest unsent points, oldest first."""
@@ -103,15 +144,14 @@ class Outbox:
         """InfluxDB accepted these: keep history measurements as history, delete the rest."""
         if not ids:
             return
-        db = self._db()
-        db.execute("BEGIN")
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS acked (id INTEGER PRIMARY KEY)")
-        db.executemany("INSERT OR IGNORE INTO acked (id) VALUES (?)", ((i,) for i in ids))
         marks = ",".join("?" * len(HISTORY_MEASUREMENTS))
-        db.execute(f"DELETE FROM points WHERE id IN (SELECT id FROM acked) AND measurement NOT IN ({marks})", HISTORY_MEASUREMENTS)
-        db.execute("UPDATE points SET sent = 1 WHERE id IN (SELECT id FROM acked)")
-        db.execute("DELETE FROM acked")
-        db.execute("COMMIT")
+        with write_transaction(self._db()) as db:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS acked (id INTEGER PRIMARY KEY)")
+            db.execute("DELETE FROM acked")
+            db.executemany("INSERT OR IGNORE INTO acked (id) VALUES (?)", ((i,) for i in ids))
+            db.execute(f"DELETE FROM points WHERE id IN (SELECT id FROM acked) AND measurement NOT IN ({marks})", HISTORY_MEASUREMENTS)
+            db.execute("UPDATE points SET sent = 1 WHERE id IN (SELECT id FROM acked)")
+            db.execute("DELETE FROM acked")
 
     def depth(self) -> int:
         return int(self._db().execute("SELECT COUNT(*) FROM points WHERE sent = 0").fetchone()[0])
@@ -121,37 +161,68 @@ class Outbox:
         return int(row[0]) if row else 0
 
     def used_bytes(self) -> int:
+        """Bytes the rows and indexes take (free pages not counted)."""
         db = self._db()
         pages = db.execute("PRAGMA page_count").fetchone()[0] - db.execute("PRAGMA freelist_count").fetchone()[0]
         return int(pages * db.execute("PRAGMA page_size").fetchone()[0])
 
+    def disk_bytes(self) -> int:
+        """The whole footprint on disk: database + WAL + shared-memory index (what the budget bounds)."""
+        return footprint(self.path)[0]
+
     def maintain(self, now: float | None = None) -> int:
-        """Forget history older than `history_s`, then evict oldest-first to stay inside the disk
-        budget; returns how many unsent points had to be dropped (also added to the counter)."""
+        """Forget history older than `history_s`, evict oldest-first until the rows fit their share
+        of the disk budget, give free pages back and checkpoint the WAL; returns how many unsent
+        points had to be dropped (also added to the counter)."""
         cutoff = int(((time.time() if now is None else now) - self.history_s) * 1e6)
         db = self._db()
-        db.execute("DELETE FROM points WHERE sent = 1 AND ts_us < ?", (cutoff,))
-        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._checkpoint(db)  # evict into an empty WAL: its deletes then fit the WAL's share
+        with write_transaction(db):
+            db.execute("DELETE FROM points WHERE sent = 1 AND ts_us < ?", (cutoff,))
         dropped = 0
         for _ in range(100):
+            evicted = self._evict_once(db)
+            if evicted is None:
+                break
+            dropped += evicted
+        self._shrink(db)
+        return dropped
+
+    def _evict_once(self, db: sqlite3.Connection) -> int | None:
+        """Delete the oldest rows in one transaction if the rows are over their share; returns the
+        unsent ones among them, or None when nothing had to go."""
+        target = self.budget.rows_bytes
+        with write_transaction(db):
             used = self.used_bytes()
-            if used <= self.max_bytes:
-                break
             total = db.execute("SELECT COUNT(*) FROM points").fetchone()[0]
-            if not total:
-                break
-            excess = used - int(self.max_bytes * 0.9)
+            if used <= target or not total:
+                return None
+            excess = used - int(target * 0.95)  # small steps: each one's deletes must fit the WAL share
             n = max(1, min(total, int(total * excess / used) + 1))
-            db.execute("BEGIN")
-            unsent = db.execute(
+            unsent = int(db.execute(
                 "SELECT COUNT(*) FROM (SELECT sent FROM points ORDER BY id LIMIT ?) WHERE sent = 0", (n,)
-            ).fetchone()[0]
+            ).fetchone()[0])
             db.execute("DELETE FROM points WHERE id IN (SELECT id FROM points ORDER BY id LIMIT ?)", (n,))
             db.execute("INSERT INTO counters (name, value) VALUES ('dropped', ?) "
                        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (unsent,))
-            db.execute("COMMIT")
-            dropped += int(unsent)
-        return dropped
+        return unsent
+
+    def _shrink(self, db: sqlite3.Connection) -> None:
+        """Give free pages back to the disk only when the file is well over its share (a smaller
+        budget than last run, a long outage): freed pages are otherwise reused by the next points,
+        and moving pages costs WAL space. Then checkpoint."""
+        page, count, free = (int(db.execute(f"PRAGMA {name}").fetchone()[0])
+                             for name in ("page_size", "page_count", "freelist_count"))
+        if count * page > self.budget.rows_bytes and free * page > self.budget.rows_bytes // 4:
+            db.execute("PRAGMA incremental_vacuum").fetchall()
+        self._checkpoint(db)
+
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        """TRUNCATE (the WAL file shrinks to zero) when the WAL or the whole footprint is large,
+        else PASSIVE (never waits for the frame loop)."""
+        total, wal = footprint(self.path)
+        large = self.budget.upkeep_wanted(total, wal)
+        db.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if large else 'PASSIVE'})").fetchall()
 
     def history(self, seconds: float, max_frames: int = 3000) -> list[dict[str, Any]]:
         """Recent `frame` points with their per-class counts, oldest first (the panel's charts)."""

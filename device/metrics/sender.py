@@ -1,12 +1,15 @@
 """The background thread that drains the outbox into InfluxDB in batches, with backoff while it is down.
 
 The frame loop only ever calls `Outbox.add`; this thread is the only thing that waits on the
-network. A batch is marked sent only after the write returned success.
+network. A batch is marked sent only after the write returned success. A second thread keeps the
+outbox inside its disk budget, so eviction never waits behind a network timeout. `state` is what
+InfluxDB did (ok/down); a failing local store is `store_error`, never reported as InfluxDB down.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -52,21 +55,26 @@ class OutboxSender:
         self.settings = settings
         self.state = "idle" if settings.url else "disabled"  # idle | ok | down | disabled
         self.error = ""
+        self.store_error = ""
         self.sent = 0
         self._writer = writer
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox-sender", daemon=True)
+        self._upkeep = threading.Thread(target=self._run_upkeep, name="outbox-upkeep", daemon=True)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="influx-write")
 
     def start(self) -> OutboxSender:
         self._thread.start()
+        self._upkeep.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self.outbox.upkeep_due.set()
         self._thread.join(timeout=self.settings.timeout_s + 5)
+        self._upkeep.join(timeout=10)
         self._pool.shutdown(wait=True)
         if self._writer is not None:
             self._writer.close()
@@ -91,6 +99,7 @@ class OutboxSender:
         if self._writer is None:
             self._writer = InfluxWriter(self.settings)
         self._writer.write(lines)
+        self._accepted()
         self.outbox.mark_sent(ids)
         self.sent += len(ids)
         return len(ids)
@@ -106,6 +115,7 @@ class OutboxSender:
             future = self._pool.submit(writer.write, lines)
             following = self.outbox.pending_lines(limit, after_id=ids[-1]) if len(ids) == limit else ([], [])
             future.result()  # raises when InfluxDB refused: these ids stay in the outbox
+            self._accepted()
             self.outbox.mark_sent(ids)
             self.sent += len(ids)
             total += len(ids)
@@ -114,26 +124,44 @@ class OutboxSender:
 
     def _run(self) -> None:
         delay = 1.0
-        last_maintain = 0.0
         while not self._stop.is_set():
-            if time.monotonic() - last_maintain > MAINTAIN_EVERY_S:
-                self._maintain()
-                last_maintain = time.monotonic()
             if not self.settings.url:
                 self._stop.wait(MAINTAIN_EVERY_S)
                 continue
             try:
                 self.drain()
+            except sqlite3.Error as exc:  # the local store failed, not InfluxDB: fresh connection, retry
+                self._store_failed(exc)
+                self._stop.wait(min(delay, 1.0))
+                continue
             except Exception as exc:  # network, HTTP 5xx, auth: report, keep the points, retry later
                 self._report_down(exc)
                 self._stop.wait(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY_S)
                 continue
-            if self.state != "ok":
-                log.info("InfluxDB %s accepts points again", self.settings.url)
-            self.state, self.error, delay = "ok", "", 1.0
+            self.store_error, delay = "", 1.0
             self._wake.wait(self.settings.flush_interval_s)
             self._wake.clear()
+        self.outbox.close()
+
+    def _accepted(self) -> None:
+        """InfluxDB took a batch: it is up, whatever happens to the bookkeeping afterwards."""
+        if self.state != "ok":
+            log.info("InfluxDB %s accepts points again", self.settings.url)
+        self.state, self.error = "ok", ""
+
+    def _store_failed(self, exc: sqlite3.Error) -> None:
+        self.store_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        log.error("outbox store error (reconnecting): %s", self.store_error)
+        self.outbox.reconnect()
+
+    def _run_upkeep(self) -> None:
+        """Every MAINTAIN_EVERY_S, or as soon as a writer says the outbox nears its budget."""
+        while not self._stop.is_set():
+            self._maintain()
+            self.outbox.upkeep_due.wait(MAINTAIN_EVERY_S)
+            self.outbox.upkeep_due.clear()
+        self.outbox.close()
 
     def _report_down(self, exc: Exception) -> None:
         message = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -147,6 +175,9 @@ class OutboxSender:
             dropped = self.outbox.maintain()
         except Exception as exc:  # a full disk must not kill the sender
             log.error("outbox maintenance failed: %s", exc)
+            if isinstance(exc, sqlite3.Error):
+                self.store_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                self.outbox.reconnect()
             return
         if dropped:
             log.warning("outbox over its disk budget: dropped the %d oldest unsent points", dropped)

@@ -80,14 +80,36 @@ class FrameMeasure:
     dropped_frames: int
 
 
+@dataclass(frozen=True)
+class FrameExtra:
+    """Quality and calibration of one frame (device/experiments): `analysed` is ok, out_of_focus,
+    overexposed, underexposed, no_model or skipped (a tag); scores are NaN when the gates are off."""
+
+    analysed: str
+    focus: float = float("nan")
+    saturated: float = float("nan")
+    dark: float = float("nan")
+    fov_mm2: float | None = None
+
+    def fields(self) -> dict[str, FieldValue]:
+        out: dict[str, FieldValue] = {}
+        for name, value in (("focus", self.focus), ("saturated_frac", self.saturated), ("dark_frac", self.dark),
+                            ("fov_mm2", self.fov_mm2)):
+            if value is not None and value == value:
+                out[name] = round(float(value), 6)
+        return out
+
+
 def frame_points(detections: Detections | None, measure: FrameMeasure, tags: dict[str, str],
-                 classes: Sequence[str], um_per_pixel: float | None, inference: str = "local") -> list[Point]:
+                 classes: Sequence[str], um_per_pixel: float | None, inference: str = "local",
+                 extra: FrameExtra | None = None) -> list[Point]:
     """One `frame` point plus one `class_stats` point per model class (zeros written too).
 
     `detections=None` is a frame the model did not analyse (`inference` says why): its point
     carries timing and `inference` but no `count` and no `class_stats`, so it can never be read
     as "zero objects"."""
     ts_us = int(round(measure.captured_at * 1e6))
+    frame_tags = {**tags, "analysed": extra.analysed} if extra is not None else tags
     fields: dict[str, FieldValue] = {
         "fps": round(measure.fps, 3),
         "inference_ms": round(measure.inference_ms, 3),
@@ -96,13 +118,21 @@ def frame_points(detections: Detections | None, measure: FrameMeasure, tags: dic
         "frame_index": measure.index,
         "inference": inference,
     }
+    fov = extra.fov_mm2 if extra is not None else None
+    if extra is not None:
+        fields.update(extra.fields())
     if detections is None:
-        return [Point("frame", tags, fields, ts_us)]
+        return [Point("frame", frame_tags, fields, ts_us)]
     fields["count"] = len(detections)
+    if fov:
+        fields["density_per_mm2"] = len(detections) / fov
     if len(detections):
         fields["score_mean"] = float(detections.scores.mean())
         fields["score_min"] = float(detections.scores.min())
-    points = [Point("frame", tags, fields, ts_us)]
+    points = [Point("frame", frame_tags, fields, ts_us)]
     for class_id, name in enumerate(classes):
-        points.append(Point("class_stats", {**tags, "class": name}, class_fields(detections, class_id, um_per_pixel), ts_us))
+        stats = class_fields(detections, class_id, um_per_pixel)
+        if fov:
+            stats["density_per_mm2"] = int(stats["count"]) / fov
+        points.append(Point("class_stats", {**tags, "class": name}, stats, ts_us))
     return points

@@ -14,7 +14,7 @@ import tempfile
 import zipfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -80,7 +80,10 @@ class ModelCard(_Strict):
     input: InputSpec
     normalization: Normalization = Normalization()
     output: OutputSpec = OutputSpec()
-    score_threshold: float = Field(0.3, ge=0, le=1)
+    score_threshold: float = Field(0.3, ge=0, le=1, description="Threshold of classes not in class_thresholds")
+    class_thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        None, description="Class name -> score threshold (the trainer fits each to the count error); "
+        "bundles without it use score_threshold for every class")
     metrics: dict[str, Any] = Field(default_factory=dict)
     dataset_sha256: str | None = None
     created: datetime
@@ -95,7 +98,15 @@ class ModelCard(_Strict):
                 f"format_version {self.format_version} is newer than this device understands "
                 f"({MODEL_FORMAT_VERSION}): update the device software"
             )
+        unknown = sorted(set(self.class_thresholds or {}) - set(self.classes))
+        if unknown:
+            raise ValueError(f"class_thresholds names classes the model does not have: {unknown}")
         return self
+
+    def thresholds(self) -> list[float]:
+        """Score threshold of every class, by class index."""
+        given = self.class_thresholds or {}
+        return [float(given.get(name, self.score_threshold)) for name in self.classes]
 
     @property
     def label(self) -> str:

@@ -8,17 +8,19 @@ running device is reached only through `app.extensions["scopehive.runtime"]` (de
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from flask import Blueprint, Flask, redirect, url_for
+from flask import Blueprint, Flask, redirect, send_from_directory, url_for
 from werkzeug.wrappers import Response
 
 from device import storage as storage_ext
-from device.panel import security
+from device.panel import security, workspace
 from device.panel.modelstore import ModelStore
+from device.panel.sessions import SessionRegistry
 from device.panel.settings import PanelSettings
 from device.panel.store import ProjectStore
+from device.panel.throttle import Throttle
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "scopehive.panel"
@@ -33,7 +35,10 @@ class PanelState:
     projects: ProjectStore
     models: ModelStore
     password_hash: str | None
+    sessions: SessionRegistry
     setup_code: str | None = None  # one-time code, printed in the device log, to create the password
+    login_throttle: Throttle = field(default_factory=lambda: Throttle(per_client=5, overall=30, window_s=60.0))
+    setup_throttle: Throttle = field(default_factory=lambda: Throttle(per_client=5, overall=20, window_s=600.0))
 
 
 def _blueprints() -> list:  # type: ignore[type-arg]
@@ -42,11 +47,12 @@ def _blueprints() -> list:  # type: ignore[type-arg]
     from device.panel.base import bp as base
     from device.panel.capture import bp as capture
     from device.panel.datasets import bp as datasets
+    from device.panel.experiments import bp as experiments
     from device.panel.live import bp as live
     from device.panel.models import bp as models
     from device.panel.projects import bp as projects
 
-    return [base, auth, projects, capture, annotate, datasets, models, live]
+    return [base, auth, projects, capture, annotate, datasets, models, live, experiments]
 
 
 def init_app(app: Flask) -> None:
@@ -64,18 +70,22 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(_unavailable(f"The panel cannot open its storage: {exc}. Fix panel.storage and restart."))
         return
     storage_ext.init_app(app, store)
-    password_hash = security.load_password_hash(settings, data_dir)
+    password_hash, env_password = security.load_password(settings, data_dir)
     setup_code = None if password_hash is not None else security.new_setup_code()
     if setup_code is not None:
-        log.warning(
-            "panel: no password is set yet. Open the panel (/panel/login) and create one with the one-time "
-            "setup code %s, or set %s, or run `python -m device.panel set-password`",
-            setup_code, settings.password_env,
-        )
-    app.extensions[EXTENSION_KEY] = PanelState(
+        log.warning(security.setup_banner(setup_code, settings.password_env))
+    sessions = SessionRegistry(data_dir / "sessions.json", settings.session_hours * 3600)
+    sessions.bind_password(password_hash, env_password)
+    panel = PanelState(
         settings, data_dir, ProjectStore(store, settings.max_image_pixels), ModelStore(store, data_dir / "cache"),
-        password_hash, setup_code,
+        password_hash, sessions, setup_code,
     )
+    app.extensions[EXTENSION_KEY] = panel
+    runtime = app.extensions.get("scopehive.runtime")
+    workspace.ensure_demo_project(panel.projects, data_dir, runtime)
+    workspace.push_colours(runtime, workspace.current_on_device(panel.projects, data_dir))
+    app.url_map.strict_slashes = False  # /panel/capture/ and /panel/capture are the same page
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
     blueprints = _blueprints()
     security.init_app(app, settings, data_dir, {bp.name for bp in blueprints})
     for bp in blueprints:
@@ -93,6 +103,11 @@ def _unavailable(message: str) -> Blueprint:
         return message, 503, {"Content-Type": "text/plain; charset=utf-8"}
 
     return bp
+
+
+def _favicon() -> Response:
+    """The panel's icon for browsers that ask for /favicon.ico (public, like the login page)."""
+    return send_from_directory(Path(__file__).parent / "base" / "static", "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
 
 def _home() -> Response:

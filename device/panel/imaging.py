@@ -40,6 +40,16 @@ def display_copies(original: np.ndarray) -> tuple[bytes, bytes]:
     return jpeg(view, 92), jpeg(thumb, 80)
 
 
+def camera_channels(image: np.ndarray) -> np.ndarray:
+    """A monochrome camera's frame as one channel: sources hand the loop 3 equal channels
+    (OpenCV's capture converts), but a capture must keep what the camera saw, not 3x the bytes."""
+    if image.ndim == 3 and image.shape[2] == 3:
+        b, g, r = image[:, :, 0], image[:, :, 1], image[:, :, 2]
+        if np.array_equal(b, g) and np.array_equal(b, r):
+            return np.ascontiguousarray(b)
+    return image
+
+
 def encode_original(image: np.ndarray) -> tuple[bytes, str]:
     """A captured frame as lossless PNG at its own bit depth -> (bytes, suffix)."""
     ok, encoded = cv2.imencode(".png", image)

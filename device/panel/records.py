@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import PurePosixPath
+from typing import Any
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4")
+from device.colours import PALETTE  # noqa: F401  (re-exported: one palette for panel and stream)
 
 
 class PanelError(ValueError):
@@ -31,6 +31,7 @@ class _Model(BaseModel):
 
 
 class ClassSpec(_Model):
+    id: int = Field(ge=0, description="Stable id that boxes refer to; never reused, never renumbered")
     name: str = Field(min_length=1, max_length=64, description="Class name as the model reports it")
     color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$", description="Box colour, #rrggbb")
 
@@ -38,12 +39,54 @@ class ClassSpec(_Model):
 class Project(_Model):
     slug: str = Field(description="Stable storage name; never changes on rename")
     name: str = Field(min_length=1, max_length=100, description="Display name")
-    classes: list[ClassSpec] = Field(default_factory=list, description="Class id = index")
+    classes: list[ClassSpec] = Field(
+        default_factory=list, description="In model/export order; boxes refer to ClassSpec.id, not to the position"
+    )
+    next_class_id: int = Field(0, ge=0, description="Id the next new class gets (ids are never reused)")
     created: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stable_class_ids(cls, data: Any) -> Any:
+        """Projects stored before stable ids meant id = list position, so that is what they get."""
+        if isinstance(data, dict) and isinstance(data.get("classes"), list):
+            classes = [dict(c, id=i) if isinstance(c, dict) and "id" not in c else c for i, c in enumerate(data["classes"])]
+            ids = [c.get("id", 0) for c in classes if isinstance(c, dict)]
+            floor = max((i + 1 for i in ids if isinstance(i, int)), default=0)
+            data = dict(data, classes=classes, next_class_id=max(int(data.get("next_class_id") or 0), floor))
+        return data
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Project:
+        if len({c.id for c in self.classes}) != len(self.classes):
+            raise ValueError("class ids must be unique")
+        return self
 
     @property
     def class_names(self) -> list[str]:
+        """Names in model/export order (position = the exported class index)."""
         return [c.name for c in self.classes]
+
+    def class_by_id(self, class_id: int) -> ClassSpec | None:
+        return next((c for c in self.classes if c.id == class_id), None)
+
+    def export_index(self) -> dict[int, int]:
+        """Stable class id -> position in `classes`: what exports and the trainer call the class id."""
+        return {c.id: i for i, c in enumerate(self.classes)}
+
+    def id_of(self, name: str) -> int | None:
+        return next((c.id for c in self.classes if c.name == name), None)
+
+
+class Acquisition(_Model):
+    """How a captured frame was taken: travels into the dataset package's manifest."""
+
+    device: str = Field(description="The device's name (its metrics' `device` tag)")
+    um_per_pixel: float | None = Field(None, description="Calibration at capture time; empty = not calibrated")
+    source: str = Field(description="The source URI with its settings (credentials removed)")
+    model: str | None = Field(None, description="The model the device ran (name:version)")
+    frame_index: int | None = Field(None, description="Frame number since the device started")
+    captured_at: datetime | None = Field(None, description="When the camera delivered the frame (UTC)")
 
 
 class ImageMeta(_Model):
@@ -56,26 +99,28 @@ class ImageMeta(_Model):
     original: str = Field(description="Storage key of the untouched original")
     source: str = Field(description="capture, upload or import")
     created: datetime
+    acquisition: Acquisition | None = Field(None, description="Device, calibration and source settings of a capture")
+
+
+MAX_BOXES = 10_000  # per image and save; dense microscopy fields have a few thousand
 
 
 class Box(_Model):
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    class_id: int = Field(ge=0)
+    """Corners in original-image pixels. Strict: "12", true, NaN and infinity are refused (a NaN
+    box makes the stored JSON unreadable for browsers and breaks every export of the project)."""
 
-    @field_validator("x2", "y2")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not np.isfinite(value):
-            raise ValueError("coordinates must be finite numbers")
-        return value
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    x1: float = Field(allow_inf_nan=False)
+    y1: float = Field(allow_inf_nan=False)
+    x2: float = Field(allow_inf_nan=False)
+    y2: float = Field(allow_inf_nan=False)
+    class_id: int = Field(ge=0, description="ClassSpec.id of the project's class (stable, not a position)")
 
 
 class AnnotationDoc(_Model):
     revision: int = Field(0, ge=0, description="0 = never saved; +1 on every save")
-    boxes: list[Box] = Field(default_factory=list)
+    boxes: list[Box] = Field(default_factory=list, max_length=MAX_BOXES)
     negative: bool = Field(False, description="Checked: the image has no objects (a real negative example)")
     updated: datetime | None = None
 

@@ -32,21 +32,41 @@ def password_file(settings: PanelSettings, data_dir: Path) -> Path:
     return Path(settings.password_file) if settings.password_file else data_dir / "password.hash"
 
 
+MIN_PASSWORD_LENGTH = 8
+
+
+def env_password(settings: PanelSettings) -> str | None:
+    """The password from the environment, or None when unset or too short (said in the log)."""
+    plain = os.environ.get(settings.password_env)
+    if plain and len(plain) < MIN_PASSWORD_LENGTH:
+        log.error(
+            "panel: %s is set but has %d characters; at least %d are needed, so it is ignored",
+            settings.password_env, len(plain), MIN_PASSWORD_LENGTH,
+        )
+        return None
+    return plain or None
+
+
 def load_password_hash(settings: PanelSettings, data_dir: Path) -> str | None:
     """The hash to check logins against, or None when no password was set at install."""
-    plain = os.environ.get(settings.password_env)
+    return load_password(settings, data_dir)[0]
+
+
+def load_password(settings: PanelSettings, data_dir: Path) -> tuple[str | None, str | None]:
+    """(hash to check logins against or None, the environment password it came from or None)."""
+    plain = env_password(settings)
     if plain:
-        return generate_password_hash(plain)
+        return generate_password_hash(plain), plain
     path = password_file(settings, data_dir)
     if path.is_file():
         stored = path.read_text(encoding="utf-8").strip()
-        return stored or None
-    return None
+        return stored or None, None
+    return None, None
 
 
 def write_password_hash(path: Path, password: str) -> None:
-    if len(password) < 8:
-        raise ValueError("the panel password needs at least 8 characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"the panel password needs at least {MIN_PASSWORD_LENGTH} characters")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
     tmp.write_text(generate_password_hash(password) + "\n", encoding="utf-8")
@@ -73,9 +93,23 @@ def new_setup_code() -> str:
     return f"{raw[:4]}-{raw[4:]}"
 
 
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII input (compare_digest refuses such str)."""
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "surrogatepass"))
+
+
+def setup_banner(code: str, password_env: str) -> str:
+    """The setup code framed so it stands out in a scrolling log (plain text: log files get no colour codes)."""
+    rule = "=" * 72
+    return (
+        f"\n{rule}\n  PANEL SETUP CODE:  {code}\n"
+        "  No panel password is set yet. Open the panel (/panel/login) and create one with this\n"
+        f"  one-time code, or set {password_env}, or run `python -m device.panel set-password`.\n{rule}"
+    )
+
+
 def setup_code_matches(expected: str | None, given: str) -> bool:
-    given = given.strip().upper()
-    return bool(expected) and hmac.compare_digest(expected or "", given)
+    return bool(expected) and same_secret(expected or "", given.strip().upper())
 
 
 def csrf_token() -> str:
@@ -94,11 +128,36 @@ def check_password(password: str) -> bool:
 def _stream_allowed(settings: PanelSettings) -> bool:
     token = os.environ.get(settings.stream_token_env)
     given = request.args.get("token", "")
-    return bool(session.get("user")) or bool(token and given and hmac.compare_digest(token, given))
+    return bool(session.get("user")) or bool(token and given and same_secret(token, given))
 
 
 def _has_password() -> bool:
     return current_app.extensions["scopehive.panel"].password_hash is not None
+
+
+SECURITY_HEADERS = {
+    # Pages cannot be framed by another site (clickjacking); Grafana embeds the stream as <img>, not a frame.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # a ?token= URL never leaks to other sites through Referer
+}
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _end_dead_session() -> None:
+    """A cookie whose session ended (logout, password change, expiry) is treated as no login."""
+    panel = current_app.extensions.get("scopehive.panel")
+    if session.get("user") and panel is not None and not panel.sessions.alive(session.get("sid")):
+        session.clear()
 
 
 def init_app(app: Flask, settings: PanelSettings, data_dir: Path, panel_blueprints: set[str]) -> None:
@@ -118,8 +177,11 @@ def init_app(app: Flask, settings: PanelSettings, data_dir: Path, panel_blueprin
     )
     app.jinja_env.globals["csrf_token"] = csrf_token
 
+    app.after_request(_security_headers)
+
     @app.before_request
     def _gate() -> Response | None:
+        _end_dead_session()
         gate_stream = settings.protect_stream and _has_password()
         if gate_stream and request.path.startswith(STREAM_PATHS) and not _stream_allowed(settings):
             abort(401, description="log in to the panel, or add ?token=<stream token> (panel.stream_token_env)")
@@ -127,7 +189,7 @@ def init_app(app: Flask, settings: PanelSettings, data_dir: Path, panel_blueprin
             return None
         if request.method not in SAFE_METHODS:
             sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
-            if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+            if not sent or not same_secret(str(session.get("csrf", "")), sent):
                 abort(400, description="the form expired or came from another site (CSRF check failed): reload the page and try again")
         if request.endpoint not in PUBLIC_ENDPOINTS and not session.get("user"):
             if request.path.startswith("/panel/api/"):

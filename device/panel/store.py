@@ -15,22 +15,28 @@ two tabs (or two people) can never overwrite each other silently.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 import numpy as np
+from pydantic import ValidationError
 
 from device.datasets.imageinfo import check_image, decode
 from device.datasets.package import DatasetError
-from device.panel.imaging import display_copies, encode_original
+from device.panel import names
+from device.panel.classes import ClassEdit, apply_edits, new_project_classes, refuse_if_used
+from device.panel.imaging import camera_channels, display_copies, encode_original
+from device.panel.names import repair_project
 from device.panel.records import (
-    PALETTE,
+    MAX_BOXES,
+    Acquisition,
     AnnotationDoc,
     Box,
-    ClassSpec,
     ConflictError,
     ImageMeta,
     PanelError,
@@ -39,6 +45,8 @@ from device.panel.records import (
     slugify,
 )
 from device.storage import Storage, StorageError
+
+log = logging.getLogger(__name__)
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,59}")
 _IMAGE_ID = re.compile(r"[0-9a-f]{12}")
@@ -60,71 +68,128 @@ class ProjectStore:
     # projects -------------------------------------------------------------------------------
     def list_projects(self) -> list[Project]:
         keys = [k for k in self.storage.list("projects/") if k.count("/") == 2 and k.endswith("/project.json")]
-        projects = [Project.model_validate(self.storage.get_json(k)) for k in keys]
+        projects = [p for p in (self._load_project(k) for k in keys) if p is not None]
         return sorted(projects, key=lambda p: p.name.lower())
 
     def project(self, slug: str) -> Project:
         if not _SLUG.fullmatch(slug):
             raise PanelError(f"there is no project '{slug[:60]}': pick one from the Projects page")
         try:
-            return Project.model_validate(self.storage.get_json(f"projects/{slug}/project.json"))
+            project = self._load_project(f"projects/{slug}/project.json", missing_ok=False)
         except KeyError:
             raise PanelError(f"there is no project '{slug}': pick one from the Projects page") from None
+        if project is None:
+            raise PanelError(f"project '{slug}' is damaged (see the device log): restore projects/{slug}/project.json")
+        return project
+
+    def _load_project(self, key: str, missing_ok: bool = True) -> Project | None:
+        """The stored project, with names from before validation repaired; None if unreadable."""
+        try:
+            raw = self.storage.get_json(key)
+        except KeyError:
+            if missing_ok:
+                return None
+            raise
+        try:
+            return Project.model_validate(repair_project(raw))
+        except ValidationError as exc:
+            log.error("%s is unreadable and is left out: %s", key, str(exc)[:300])
+            return None
 
     def create_project(self, name: str, class_names: list[str]) -> Project:
-        name = name.strip()
-        if not name:
-            raise PanelError("give the project a name")
+        name = names.project_name(name)
+        classes = new_project_classes(class_names)
+        if not classes:
+            raise PanelError("give the project at least one class (e.g. cell, crystal, debris): boxes need a class")
         with self._lock:
             base = slugify(name)
             slug, n = base, 1
             while self.storage.exists(f"projects/{slug}/project.json"):
                 n += 1
                 slug = f"{base}-{n}"
-            classes = [ClassSpec(name=c, color=PALETTE[i % len(PALETTE)]) for i, c in enumerate(_clean_classes(class_names))]
-            project = Project(slug=slug, name=name, classes=classes, created=_now())
+            project = Project(slug=slug, name=name, classes=classes, next_class_id=len(classes), created=_now())
             self._save_project(project)
         return project
 
     def rename_project(self, slug: str, name: str) -> Project:
-        if not name.strip():
-            raise PanelError("give the project a name")
+        name = names.project_name(name)
         with self._lock:
-            project = self.project(slug).model_copy(update={"name": name.strip()})
+            project = self.project(slug).model_copy(update={"name": name})
             self._save_project(project)
         return project
 
-    def set_classes(self, slug: str, classes: list[ClassSpec]) -> Project:
-        """Rename, recolour or add classes; removing one that boxes still use is refused."""
-        names = _clean_classes([c.name for c in classes])
+    def set_classes(self, slug: str, edits: list[ClassEdit]) -> Project:
+        """Rename, recolour, reorder or add classes; removing one that boxes still use is refused.
+
+        Boxes keep their class through all of it: they name the class's stable id.
+        """
+        with self._lock:
+            project, removed = apply_edits(self.project(slug), edits)
+            if removed:
+                refuse_if_used(removed, self.class_usage(slug))
+            self._save_project(project)
+        return project
+
+    def add_classes(self, slug: str, class_names: list[str]) -> Project:
+        """Append the names the project does not have yet (dataset imports)."""
         with self._lock:
             project = self.project(slug)
-            if len(names) < len(project.classes):
-                used = self._used_class_ids(slug)
-                gone = [project.classes[i].name for i in used if i >= len(names)]
-                if gone:
-                    raise PanelError(f"class '{gone[0]}' is still used by boxes: delete or relabel those boxes first")
-            project = project.model_copy(update={"classes": [ClassSpec(name=n, color=c.color) for n, c in zip(names, classes, strict=True)]})
+            edits = [ClassEdit(c.id, c.name, c.color) for c in project.classes]
+            extra = [n for n in dict.fromkeys(n.strip() for n in class_names) if n not in project.class_names]
+            if not extra:
+                return project
+            return self.set_classes(slug, edits + [ClassEdit(None, n) for n in extra])
+
+    def remove_class(self, slug: str, class_id: int, merge_into: int | None = None, delete_boxes: bool = False) -> Project:
+        """Remove a class; its boxes are relabelled to `merge_into` or deleted, as the caller confirmed.
+
+        Without either choice a class in use is refused with its box count. Every annotation that
+        changes gets a new revision, so an open tab gets a conflict instead of overwriting it.
+        """
+        with self._lock:
+            project = self.project(slug)
+            spec = project.class_by_id(class_id)
+            if spec is None:
+                raise PanelError(f"class id {class_id} is not in project '{project.name}' (removed already?): reload the page")
+            if merge_into is not None and (merge_into == class_id or project.class_by_id(merge_into) is None):
+                raise PanelError(f"cannot merge '{spec.name}' into class id {merge_into}: pick another class of the project")
+            usage = self.class_usage(slug)
+            if usage[class_id] and merge_into is None and not delete_boxes:
+                refuse_if_used([spec], usage)
+            if usage[class_id]:
+                self._relabel(slug, class_id, merge_into)
+            project = project.model_copy(update={"classes": [c for c in project.classes if c.id != class_id]})
             self._save_project(project)
         return project
 
-    def add_classes(self, slug: str, names: list[str]) -> Project:
+    def _relabel(self, slug: str, class_id: int, merge_into: int | None) -> None:
+        for meta in self.list_images(slug):
+            doc = self.annotation(slug, meta.id)
+            if not any(b.class_id == class_id for b in doc.boxes):
+                continue
+            kept = [b for b in doc.boxes if b.class_id != class_id]
+            if merge_into is not None:
+                kept = [b if b.class_id != class_id else b.model_copy(update={"class_id": merge_into}) for b in doc.boxes]
+            new = AnnotationDoc(revision=doc.revision + 1, boxes=kept, negative=doc.negative and not kept, updated=_now())
+            self.storage.put_json(f"projects/{slug}/annotations/{meta.id}.json", new.model_dump(mode="json"))
+
+    def class_usage(self, slug: str) -> Counter[int]:
+        """Stable class id -> number of boxes that use it, over the whole project."""
+        usage: Counter[int] = Counter()
+        for meta in self.list_images(slug):
+            usage.update(b.class_id for b in self.annotation(slug, meta.id).boxes)
+        return usage
+
+    def delete_project(self, slug: str) -> None:
+        """Remove the project with its images, annotations and models (the caller confirmed)."""
         project = self.project(slug)
-        extra = [n for n in names if n not in project.class_names]
-        if not extra:
-            return project
-        start = len(project.classes)
-        specs = project.classes + [ClassSpec(name=n, color=PALETTE[(start + i) % len(PALETTE)]) for i, n in enumerate(extra)]
-        return self.set_classes(slug, specs)
+        with self._lock:
+            self.storage.delete(f"projects/{project.slug}/project.json")  # first: the project is gone even if the rest fails
+            self.storage.delete_prefix(f"projects/{project.slug}/")
+            self._meta_cache = {k: v for k, v in self._meta_cache.items() if k[0] != project.slug}
 
     def _save_project(self, project: Project) -> None:
         self.storage.put_json(f"projects/{project.slug}/project.json", project.model_dump(mode="json"))
-
-    def _used_class_ids(self, slug: str) -> set[int]:
-        used: set[int] = set()
-        for meta in self.list_images(slug):
-            used.update(b.class_id for b in self.annotation(slug, meta.id).boxes)
-        return used
 
     # images -----------------------------------------------------------------------------------
     def list_images(self, slug: str) -> list[ImageMeta]:
@@ -158,14 +223,16 @@ class ProjectStore:
         self.check_upload(data, file_name)
         return self._store_image(slug, data, decode(data, file_name), safe_file_name(file_name), source)
 
-    def add_frame(self, slug: str, image: np.ndarray, source: str = "capture") -> ImageMeta:
-        """Store a captured frame losslessly at its own bit depth."""
+    def add_frame(self, slug: str, image: np.ndarray, source: str = "capture", acquisition: Acquisition | None = None) -> ImageMeta:
+        """Store a captured frame losslessly at its own bit depth and with the camera's channels."""
         self.project(slug)
+        image = camera_channels(image)
         data, suffix = encode_original(image)
         stamp = _now().strftime("%Y%m%dT%H%M%S%f")[:-3]
-        return self._store_image(slug, data, image, f"capture_{stamp}{suffix}", source)
+        return self._store_image(slug, data, image, f"capture_{stamp}{suffix}", source, acquisition)
 
-    def _store_image(self, slug: str, data: bytes, pixels: np.ndarray, file_name: str, source: str) -> ImageMeta:
+    def _store_image(self, slug: str, data: bytes, pixels: np.ndarray, file_name: str, source: str,
+                     acquisition: Acquisition | None = None) -> ImageMeta:
         image_id = uuid.uuid4().hex[:12]
         prefix = f"projects/{slug}/images/{image_id}"
         suffix = PurePosixPath(file_name).suffix.lower() or ".png"
@@ -178,7 +245,7 @@ class ProjectStore:
             meta = ImageMeta(
                 id=image_id, file_name=name, width=int(pixels.shape[1]), height=int(pixels.shape[0]),
                 dtype=str(pixels.dtype), channels=1 if pixels.ndim == 2 else int(pixels.shape[2]),
-                original=f"{prefix}/original{suffix}", source=source, created=_now(),
+                original=f"{prefix}/original{suffix}", source=source, created=_now(), acquisition=acquisition,
             )
             display, thumb = display_copies(pixels)
             try:
@@ -208,17 +275,25 @@ class ProjectStore:
 
     # annotations ------------------------------------------------------------------------------
     def annotation(self, slug: str, image_id: str) -> AnnotationDoc:
+        key = f"projects/{slug}/annotations/{image_id}.json"
         try:
-            return AnnotationDoc.model_validate(self.storage.get_json(f"projects/{slug}/annotations/{image_id}.json"))
+            raw = self.storage.get_json(key)
         except KeyError:
             return AnnotationDoc()
+        try:
+            return AnnotationDoc.model_validate(raw)
+        except ValidationError:
+            return _salvage(key, raw)
 
     def save_annotation(self, slug: str, image_id: str, base_revision: int, boxes: list[Box], negative: bool = False) -> AnnotationDoc:
         """Write boxes based on `base_revision`; raises ConflictError when someone saved since."""
         project, meta = self.project(slug), self.image(slug, image_id)
+        if len(boxes) > MAX_BOXES:
+            raise PanelError(f"{len(boxes)} boxes in one image is more than the limit of {MAX_BOXES}: nothing was saved")
+        ids = {c.id for c in project.classes}
         for box in boxes:
-            if box.class_id >= len(project.classes):
-                raise PanelError(f"class id {box.class_id} does not exist in project '{project.name}'")
+            if box.class_id not in ids:
+                raise PanelError(f"class id {box.class_id} does not exist in project '{project.name}' (removed?): reload the page")
             if box.x2 <= box.x1 or box.y2 <= box.y1 or box.x1 < -1 or box.y1 < -1 or box.x2 > meta.width + 1 or box.y2 > meta.height + 1:
                 raise PanelError(f"box {box.x1:.0f},{box.y1:.0f},{box.x2:.0f},{box.y2:.0f} is empty or outside the {meta.width}x{meta.height} image")
         with self._lock:
@@ -235,11 +310,17 @@ class ProjectStore:
         return sum(self.annotation(slug, m.id).annotated for m in metas), len(metas)
 
 
-def _clean_classes(names: list[str]) -> list[str]:
-    cleaned = [n.strip() for n in names if n.strip()]
-    if len(set(cleaned)) != len(cleaned):
-        raise PanelError("class names must be unique")
-    for name in cleaned:
-        if len(name) > 64 or any(ch in name for ch in "\n\r\t,"):
-            raise PanelError(f"class name '{name[:70]}' is not allowed: up to 64 characters, no commas or line breaks")
-    return cleaned
+def _salvage(key: str, raw: object) -> AnnotationDoc:
+    """An annotation stored before boxes were checked (NaN corners...): keep the valid boxes, log the rest.
+
+    One bad box must not make the image, the page and every export of the project fail.
+    """
+    data = raw if isinstance(raw, dict) else {}
+    good: list[Box] = []
+    for item in data.get("boxes") or []:
+        with contextlib.suppress(ValidationError):
+            good.append(Box.model_validate(item))
+    stored = data.get("revision")
+    revision = stored if isinstance(stored, int) else 0
+    log.error("%s holds invalid boxes; %d valid ones are used and the next save drops the rest", key, len(good))
+    return AnnotationDoc(revision=max(0, revision), boxes=good[:MAX_BOXES], negative=bool(data.get("negative")) and not good)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from device.metrics.stats import FpsMonitor
+from device.redact import redact
 from device.sources.base import FrameSource, SourceError
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,14 @@ class Capture:
             self._cond.notify_all()
 
     def _set_state(self, state: str, error: str = "") -> None:
+        error = redact(error)  # a driver's message may quote the URI with its password
         previous, self.state, self.error = self.state, state, error
         if state == "reconnecting" and previous != "reconnecting":
             log.warning("source lost: %s", error)
             self._events("source_lost", error)
+        elif state == "failed":
+            log.error("source failed for good: %s", error)
+            self._events("source_failed", error)
         elif state == "ok" and previous == "reconnecting":
             log.info("source restored: %s", self.source.name)
             self._events("source_restored", f"{self.source.name} is back after {self.reconnects} attempts")

@@ -22,7 +22,14 @@ _TRUE = {"1", "true", "yes", "on"}
 
 def _synthetic(uri: str) -> FrameSource:
     query = {k: v[-1] for k, v in parse_qs(urlsplit(uri).query).items()}
-    fps = float(query.pop("fps", "0"))
+    fps_text = query.pop("fps", "0")
+    try:
+        fps = float(fps_text)
+    except ValueError:
+        fps = -1.0
+    if not 0 <= fps < float("inf"):
+        raise SourceError(f"{uri}: bad synthetic option fps={fps_text!r}: give frames per second as a number "
+                          "(0 = as fast as possible)", permanent=True)
     try:
         config = SyntheticConfig.model_validate(query)
     except ValidationError as exc:

@@ -44,6 +44,11 @@ class SyntheticConfig(BaseModel):
     shot_noise: float = Field(0.35, ge=0, le=5, description="Shot noise gain (x sqrt(signal))")
     read_noise: float = Field(2.0, ge=0, le=50, description="Read noise sigma in grey levels")
     vignetting: float = Field(0.25, ge=0, le=0.9, description="Brightness lost at the corners")
+    um_per_pixel: float = Field(0.65, gt=0, le=100, description="Pixel size in the sample plane (µm): the truth's sizes in µm")
+    defocus: float = Field(0.0, ge=0, le=20, description="Whole-frame defocus blur sigma in pixels (the focus knob)")
+    focus_drift: float = Field(0.0, ge=0, le=20, description="Extra defocus sigma the focus drifts to and back, once per focus_period")
+    focus_period: int = Field(60, ge=2, le=100_000, description="Frames of one focus drift cycle (starts and ends sharp)")
+    exposure: float = Field(1.0, gt=0, le=10, description="Exposure gain: 1 = normal; ~1.5 clips the background to white")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,12 @@ class SyntheticFrame:
     index: int
     image: np.ndarray  # HxWx3 uint8 BGR
     truth: Detections
+    um_per_pixel: float = 1.0
+    defocus: float = 0.0  # whole-frame blur sigma of this frame (px): the truth about its focus
+
+    def truth_sizes_um(self) -> tuple[np.ndarray, np.ndarray]:
+        """True (width, height) of every labelled object in µm."""
+        return self.truth.width * self.um_per_pixel, self.truth.height * self.um_per_pixel
 
 
 @dataclass
@@ -284,6 +295,11 @@ class SyntheticMicroscope:
             if box is not None and obj.visible:
                 boxes.append(box)
                 class_ids.append(obj.class_id)
+        defocus = self.frame_defocus(self._index)
+        if defocus >= 0.3:  # the optics blur the sample; the sensor noise that follows stays sharp
+            cv2.GaussianBlur(canvas, (0, 0), defocus, canvas)
+        if self.config.exposure != 1.0:
+            canvas *= self.config.exposure
         self._add_noise(canvas)
         cv2.convertScaleAbs(canvas, self._gray)
         image = cv2.cvtColor(self._gray, cv2.COLOR_GRAY2BGR)
@@ -292,7 +308,13 @@ class SyntheticMicroscope:
             np.ones(len(boxes), np.float32),
             np.asarray(class_ids, np.int32),
         )
-        return SyntheticFrame(self._index, image, truth)
+        return SyntheticFrame(self._index, image, truth, self.config.um_per_pixel, defocus)
+
+    def frame_defocus(self, index: int) -> float:
+        """Whole-frame blur sigma at frame `index`: `defocus` plus a raised-cosine drift."""
+        cfg = self.config
+        phase = (index % cfg.focus_period) / cfg.focus_period
+        return cfg.defocus + cfg.focus_drift * 0.5 * (1.0 - float(np.cos(2 * np.pi * phase)))
 
     def _paste(self, canvas: np.ndarray, obj: _Object) -> tuple[float, float, float, float] | None:
         h, w = obj.sprite.shape

@@ -24,6 +24,7 @@ def ready_runtime(config: DeviceConfig, capture: Capture | None = None) -> Runti
     """A runtime wired the way device/app.py wires it (no web server), ready for run()."""
     runtime = Runtime(config)
     runtime.init_outbox()
+    runtime.init_experiments()
     runtime.init_source()
     if capture is not None:
         runtime.capture = capture

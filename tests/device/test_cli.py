@@ -20,8 +20,13 @@ from tests.device.metrics.private_influx import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+TOKEN = "cli-test-stream-token"
+DETAILS = {"Authorization": f"Bearer {TOKEN}"}  # /healthz gives details only with a login or the stream token
+
+
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SCOPEHIVE_") or k.startswith("SCOPEHIVE_TEST_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SCOPEHIVE_") or k.startswith("SCOPEHIVE_TEST_")}
+    return {**clean, "SCOPEHIVE_STREAM_TOKEN": TOKEN}
 
 
 def _frames_in(outbox: Path) -> int:
@@ -51,14 +56,14 @@ def test_serves_stream_and_health_then_stops_on_sigterm(peak_bundle: Path, tmp_p
         health = None
         while time.monotonic() < deadline:
             try:
-                health = requests.get(f"{base}/healthz", timeout=2)
+                health = requests.get(f"{base}/healthz", timeout=2, headers=DETAILS)
                 if health.status_code == 200:
                     break
             except requests.ConnectionError:
                 pass
             time.sleep(0.2)
         assert health is not None and health.status_code == 200 and health.json()["model"]["name"] == "peaks"
-        assert requests.get(f"{base}/healthz", timeout=5).json()["camera"]["state"] == "ok"
+        assert requests.get(f"{base}/healthz", timeout=5, headers=DETAILS).json()["camera"]["state"] == "ok"
         with requests.get(f"{base}/stream.mjpg?frames=2", stream=True, timeout=10) as stream:
             assert stream.headers["Content-Type"].startswith("multipart/x-mixed-replace")
             assert stream.raw.read(100).startswith(b"--scopehiveframe")
@@ -78,7 +83,7 @@ def test_bad_model_at_start_keeps_the_stream_up_and_health_says_why(tmp_path: Pa
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2, headers=DETAILS)
                 if response.json()["camera"]["frames"]:
                     break
             except requests.ConnectionError:

@@ -59,14 +59,15 @@ def test_history_and_healthz(client: FlaskClient, running: Runtime) -> None:
     assert health.status_code == 200 and health.get_json()["ok"] is True
 
 
-def test_healthz_is_503_while_the_camera_is_missing(tmp_path: Path) -> None:
+def test_healthz_is_503_while_the_camera_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCOPEHIVE_STREAM_TOKEN", "t0ken")
     config = DeviceConfig.model_validate({"source": str(tmp_path / "no-such-folder"), "data_dir": str(tmp_path), "port": 0,
                                           "capture": {"reconnect_min_s": 0.05, "reconnect_max_s": 0.1}})
     runtime, thread = start_runtime(config)
     try:
         client = create_app(config, runtime, with_panel=False).test_client()
         assert wait_for(lambda: runtime.health()["camera"]["state"] == "reconnecting")
-        response = client.get("/healthz")
+        response = client.get("/healthz", headers={"Authorization": "Bearer t0ken"})
         assert response.status_code == 503
         assert "no images" in response.get_json()["camera"]["error"]
         assert client.get("/snapshot.jpg").status_code == 503

@@ -12,7 +12,30 @@ def test_boxes_are_drawn_in_their_class_colour_on_any_bit_depth() -> None:
     assert tuple(int(v) for v in drawn[150, 100]) == class_colour(0)  # left edge of the cell box
     assert tuple(int(v) for v in drawn[160, 260]) == class_colour(2)  # right edge of the debris box
     assert tuple(int(v) for v in drawn[150, 130]) == tuple(int(v) for v in drawn[199, 299])  # inside untouched
-    assert (drawn[0:60, 0:150] == 0).mean() > 0.5  # the legend panel with counts and FPS
+    background = int(drawn[199, 299, 0])
+    legend = drawn[0:2, 0:4, 0]  # the corner above the first line of text: only the panel
+    assert 0 < int(legend.max()) < background, "the counts panel is translucent: darker, but objects under it show"
+    assert drawn.shape[0] * 0.5 > 60 and (drawn[60:, :] == drawn[199, 299]).all(axis=2).mean() > 0.9  # small: top-left only
+
+
+def test_the_projects_colours_are_used_by_class_id() -> None:
+    from device.colours import hex_to_bgr
+
+    image = np.zeros((100, 100, 3), np.uint8)
+    drawn = annotate(image, dets([[40, 40, 80, 80]], classes=[1]), ["cell", "crystal"], 5.0, ["#112233", "#abcdef"])
+    assert tuple(int(v) for v in drawn[60, 40]) == hex_to_bgr("#abcdef") == (0xEF, 0xCD, 0xAB)
+
+
+def test_the_stream_and_a_new_project_give_a_class_the_same_colour() -> None:
+    import tempfile
+
+    from device.colours import hex_to_bgr
+    from device.panel.store import ProjectStore
+    from device.storage.local import LocalStorage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        project = ProjectStore(LocalStorage(tmp)).create_project("p", ["cell", "crystal", "debris"])
+    assert [hex_to_bgr(c.color) for c in project.classes] == [class_colour(i) for i in range(3)]
 
 
 def test_jpeg_round_trip() -> None:

@@ -95,3 +95,38 @@ def test_build_engine_without_tensorrt_says_what_to_do(trained_bundle: Path) -> 
         pytest.skip("TensorRT is installed here: tests/trainer/test_engines.py builds real engines")
     result = run_trainer("build-engine", str(trained_bundle))
     assert result.returncode == 2 and "TensorRT is not installed" in result.stderr
+
+
+def _bundle_with_thresholds(trained_bundle: Path, tmp_path: Path, thresholds: dict[str, float]) -> Path:
+    from trainer.bundle import write_card
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained_bundle, bundle)
+    card = read_card(bundle)
+    card.class_thresholds = thresholds
+    write_card(bundle, card)
+    return bundle
+
+
+def test_evaluate_uses_the_bundles_thresholds_unless_asked_to_refit(trained_bundle: Path, train_package: Path, tmp_path: Path) -> None:
+    strict = {"cell": 0.99, "crystal": 0.99, "debris": 0.99}  # finds (almost) nothing: every count is off
+    bundle = _bundle_with_thresholds(trained_bundle, tmp_path, strict)
+    result = run_trainer("evaluate", str(bundle), str(train_package))
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["class_thresholds"] == strict and "bundle" in scores["thresholds_from"]
+    assert "thresholds: the bundle's" in result.stderr
+    assert scores["count_error"]["per_class"]["cell"]["bias"] < -3
+    refit = run_trainer("evaluate", str(bundle), str(train_package), "--refit-thresholds")
+    assert refit.returncode == 0, refit.stderr
+    refitted = json.loads(refit.stdout)
+    assert "fitted on these images" in refitted["thresholds_from"] and "fitted on these images" in refit.stderr
+    assert refitted["count_error"]["total_mae"] < scores["count_error"]["total_mae"]
+
+
+def test_evaluate_does_not_load_tensorflow(trained_bundle: Path, train_package: Path) -> None:
+    code = ("import sys, contextlib, io\nfrom trainer.cli import main\n"
+            f"with contextlib.redirect_stdout(io.StringIO()): rc = main(['evaluate', {str(trained_bundle)!r}, {str(train_package)!r}])\n"
+            "print(rc, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.stdout.split() == ["0", "False", "False"], result.stderr

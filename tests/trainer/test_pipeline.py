@@ -107,3 +107,23 @@ def test_ctrl_c_keeps_the_best_weights_and_still_writes_a_bundle(train_package: 
     assert card.metrics["training"]["epochs_run"] == 2
     assert json.loads((out / "progress.json").read_text())["state"] == "done"
     assert np.isfinite(card.metrics["map50"])
+
+
+def test_class_thresholds_round_trip_to_the_device_detector(trained_bundle: Path, tmp_path: Path) -> None:
+    from device.inference.detector import load_detector
+
+    card = read_card(trained_bundle)
+    assert card.class_thresholds is not None and set(card.class_thresholds) == set(card.classes)
+    assert all(0 < t < 1 for t in card.class_thresholds.values())
+    assert card.metrics["class_thresholds"] == card.class_thresholds
+    detector = load_detector(trained_bundle, "onnx", tmp_path)
+    assert detector.thresholds.tolist() == pytest.approx([card.class_thresholds[c] for c in card.classes])
+
+
+def test_report_gives_count_agreement_per_class(trained_bundle: Path) -> None:
+    report = (trained_bundle / "report.md").read_text()
+    assert "counted exactly" in report and "95 % limits of agreement" in report
+    assert "| cell |" in report
+    cell = read_card(trained_bundle).metrics["count_error"]["per_class"]["cell"]
+    assert 0 <= cell["exact_share"] <= 1 and cell["loa_low"] <= cell["bias"] <= cell["loa_high"]
+    assert (trained_bundle / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

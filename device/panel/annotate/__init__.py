@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, render_template, request
 from pydantic import ValidationError
 
 from device.panel.base import project_for_api, require_project, runtime, state
+from device.panel.records import MAX_BOXES
 from device.panel.store import AnnotationDoc, Box, ConflictError, ImageMeta, PanelError
 
 bp = Blueprint(
@@ -35,7 +36,7 @@ def index() -> str:
     ]
     return render_template(
         "annotate/index.html", project=project, images=images, start=request.args.get("image", ""),
-        can_detect=runtime() is not None,
+        can_detect=runtime() is not None, class_colors={str(c.id): c.color for c in project.classes},
     )
 
 
@@ -82,10 +83,7 @@ def put_annotation(slug: str, image_id: str) -> tuple[dict[str, Any], int]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("revision"), int):
         abort(400, description="send JSON {revision, boxes, negative}")
-    try:
-        boxes = [Box.model_validate(b) for b in body.get("boxes") or []]
-    except ValidationError as exc:
-        abort(400, description=f"a box is invalid: {exc.errors()[0]['msg']}")
+    boxes = _boxes(body.get("boxes"))
     try:
         doc = state().projects.save_annotation(slug, image_id, body["revision"], boxes, bool(body.get("negative")))
     except ConflictError as exc:
@@ -95,12 +93,33 @@ def put_annotation(slug: str, image_id: str) -> tuple[dict[str, Any], int]:
     return doc.model_dump(mode="json"), 200
 
 
+def _boxes(raw: object) -> list[Box]:
+    """The request's boxes, or a 400 saying which one is wrong (nothing is saved)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        abort(400, description="'boxes' must be a list of {x1, y1, x2, y2, class_id}")
+    if len(raw) > MAX_BOXES:
+        abort(400, description=f"{len(raw)} boxes in one image is more than the limit of {MAX_BOXES}: nothing was saved")
+    boxes = []
+    for i, item in enumerate(raw):
+        try:
+            boxes.append(Box.model_validate(item))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"]) or "box"
+            abort(400, description=f"box {i + 1} is invalid ({where}: {error['msg']}): nothing was saved")
+    return boxes
+
+
 @bp.delete("/api/projects/<slug>/images/<image_id>")
 def delete_image(slug: str, image_id: str) -> tuple[dict[str, Any], int]:
+    """The image, its display copies and its boxes; answers what went and how many images are left."""
     project_for_api(slug)
     _image(slug, image_id)
+    boxes = len(state().projects.annotation(slug, image_id).boxes)
     state().projects.delete_image(slug, image_id)
-    return {"deleted": image_id}, 200
+    return {"deleted": image_id, "boxes": boxes, "total": len(state().projects.list_images(slug))}, 200
 
 
 @bp.post("/api/projects/<slug>/images/<image_id>/preannotate")
@@ -116,11 +135,11 @@ def preannotate(slug: str, image_id: str) -> dict[str, Any]:
 
     pixels = decode(state().projects.read(meta.original), meta.file_name)
     detections = device.detect(pixels).clipped(meta.width, meta.height)
-    names = project.class_names
+    ids = {c.name: c.id for c in project.classes}  # the model speaks names; boxes use stable ids
     proposals = []
     for record in detections.to_records(card.classes):
         name = record.get("class_name")
-        if name in names:
+        if name in ids:
             x1, y1, x2, y2 = record["box"]  # type: ignore[misc]
-            proposals.append({"x1": x1, "y1": y1, "x2": x2, "y2": y2, "class_id": names.index(str(name)), "score": record["score"]})
+            proposals.append({"x1": x1, "y1": y1, "x2": x2, "y2": y2, "class_id": ids[str(name)], "score": record["score"]})
     return {"proposals": proposals, "model": card.label}

@@ -8,7 +8,9 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, reque
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from device.panel import workspace
 from device.panel.store import PanelError, Project
+from device.panel.text import plural
 from device.storage import StorageError
 
 bp = Blueprint("panel", __name__, template_folder="templates", static_folder="static", static_url_path="/panel/static")
@@ -25,7 +27,8 @@ def runtime() -> Any:
 
 
 def current_project() -> Project | None:
-    slug = session.get("project")
+    """This session's project, else the one last chosen on this device (kept across logins)."""
+    slug = session.get("project") or workspace.remembered(state().data_dir)
     if not slug:
         return None
     try:
@@ -34,6 +37,14 @@ def current_project() -> Project | None:
     except PanelError:
         session.pop("project", None)
         return None
+
+
+def choose_project(project: Project) -> None:
+    """Make `project` current for this session and, remembered, for the next login on this device;
+    the stream then draws its classes in the project's colours."""
+    session["project"] = project.slug
+    workspace.remember(state().data_dir, project.slug)
+    workspace.push_colours(runtime(), project)
 
 
 def require_project() -> Project:
@@ -55,6 +66,9 @@ def project_for_api(slug: str) -> Project:
 
 def back(endpoint: str, **values: Any) -> Response:
     return redirect(url_for(endpoint, **values))
+
+
+bp.add_app_template_filter(plural, "plural")
 
 
 @bp.app_context_processor

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 
+from device.api import LatestFrame
 from device.panel.base import project_for_api, require_project, runtime, state
+from device.panel.records import Acquisition
 from device.panel.store import PanelError
 
 bp = Blueprint(
@@ -15,7 +19,7 @@ bp = Blueprint(
 )
 
 
-@bp.get("/capture")
+@bp.get("/capture", strict_slashes=False)
 def index() -> str:
     project = require_project()
     images = state().projects.list_images(project.slug)
@@ -32,8 +36,30 @@ def capture(slug: str) -> tuple[dict[str, Any], int]:
     latest = device.latest()
     if latest is None:
         abort(503, description="the camera has not delivered a frame yet: check the source on the Live page and retry")
-    meta = state().projects.add_frame(project.slug, latest.image)
+    meta = state().projects.add_frame(project.slug, latest.image, acquisition=acquisition(device, latest))
     return {"image": meta.model_dump(mode="json"), "total": len(state().projects.list_images(project.slug))}, 201
+
+
+def public_source(uri: str) -> str:
+    """The source URI without user:password@ (RTSP cameras carry credentials in it)."""
+    parts = urlsplit(uri)
+    if parts.netloc and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return uri
+
+
+def acquisition(device: Any, latest: LatestFrame) -> Acquisition:
+    """Device name, calibration, source settings and model at the moment of capture."""
+    config = current_app.config.get("SCOPEHIVE")
+    card = device.model_card()
+    return Acquisition(
+        device=str(getattr(config, "device_name", "") or "unknown"),
+        um_per_pixel=getattr(config, "um_per_pixel", None),
+        source=public_source(str(getattr(config, "source", ""))),
+        model=card.label if card is not None else None,
+        frame_index=latest.index,
+        captured_at=datetime.fromtimestamp(latest.captured_at, timezone.utc),
+    )
 
 
 @bp.post("/api/projects/<slug>/images")

@@ -14,28 +14,34 @@ from device.datasets.formats import FORMATS, export_archive, import_archive
 from device.datasets.package import AnnotatedImage, DatasetError, write_dataset_package
 from device.detections import Detections
 from device.panel.base import back, require_project, state
+from device.panel.classes import ClassEdit
 from device.panel.store import Box, PanelError, Project, ProjectStore
+from device.panel.text import plural
 
 bp = Blueprint("datasets", __name__, template_folder="templates", url_prefix="/panel/datasets")
 
 
 def annotated_images(store: ProjectStore, project: Project) -> list[AnnotatedImage]:
     """Every annotated image of the project with its original bytes (unannotated ones stay out)."""
+    position = project.export_index()  # boxes name stable class ids; exports use the list position
     out = []
     for meta in store.list_images(project.slug):
         doc = store.annotation(project.slug, meta.id)
         if not doc.annotated:
             continue
-        boxes = Detections.from_lists([[b.x1, b.y1, b.x2, b.y2] for b in doc.boxes], class_ids=[b.class_id for b in doc.boxes])
-        out.append(AnnotatedImage(meta.file_name, store.read(meta.original), meta.width, meta.height, boxes))
+        kept = [b for b in doc.boxes if b.class_id in position]
+        boxes = Detections.from_lists([[b.x1, b.y1, b.x2, b.y2] for b in kept], class_ids=[position[b.class_id] for b in kept])
+        acquired = meta.acquisition.model_dump(mode="json") if meta.acquisition else None
+        out.append(AnnotatedImage(meta.file_name, store.read(meta.original), meta.width, meta.height, boxes, acquired))
     return out
 
 
 def save_import(store: ProjectStore, project: Project, result: ImportResult) -> int:
     """Store a problem-free import; if any write fails, the images already added are removed."""
-    before = project.classes
+    before = [ClassEdit(c.id, c.name, c.color) for c in project.classes]
     project = store.add_classes(project.slug, result.classes)
-    ids = [project.class_names.index(name) for name in result.classes]
+    by_name = {c.name: c.id for c in project.classes}
+    ids = [by_name[name.strip()] for name in result.classes]
     added: list[str] = []
     try:
         for image in result.images:
@@ -107,5 +113,5 @@ def import_() -> BaseResponse:
     except (DatasetError, PanelError) as exc:
         flash(f"Nothing was imported from {file.filename}: {exc}", "error")
         return back("datasets.index")
-    flash(f"Imported {count} annotated images from {file.filename} ({FORMATS[key].title}).", "ok")
+    flash(f"Imported {plural(count, 'annotated image')} from {file.filename} ({FORMATS[key].title}).", "ok")
     return back("datasets.index")

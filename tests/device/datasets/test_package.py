@@ -50,3 +50,7 @@ def test_manifest_errors_name_file_and_field(tmp_path: Path) -> None:
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
     with pytest.raises(DatasetError, match="not a readable zip"):
         read_manifest(tmp_path / "junk.zip")
+
+
+def test_package_is_readable_by_a_trainer_under_another_uid(small_package: Path) -> None:
+    assert small_package.stat().st_mode & 0o777 == 0o644

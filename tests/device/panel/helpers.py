@@ -111,3 +111,6 @@ class SyntheticRuntime:
 
     def detect(self, image: np.ndarray) -> Detections:
         return self.detector.detect(image) if self.detector is not None else Detections.empty()
+
+    def set_class_colours(self, colours: dict[str, str]) -> None:
+        self.colours = dict(colours)

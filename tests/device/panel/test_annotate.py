@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,7 @@ def test_progress_and_negatives(app: Flask, auth: Auth, client: FlaskClient) -> 
     auth.json("PUT", f"/panel/api/projects/{slug}/images/{ids[0]}/annotation", {"revision": 0, "boxes": [BOX]})
     auth.json("PUT", f"/panel/api/projects/{slug}/images/{ids[1]}/annotation", {"revision": 0, "boxes": [], "negative": True})
     assert app.extensions["scopehive.panel"].projects.progress(slug) == (2, 3)
-    assert b"2/3 images annotated" in client.get("/panel/projects/").data
+    assert "3 images · 2 annotated" in client.get("/panel/projects/").get_data(as_text=True)
 
 
 def test_preannotate_proposes_boxes_from_the_running_model(auth: Auth, client: FlaskClient, tmp_path: Path) -> None:
@@ -97,3 +98,53 @@ def test_odd_names_in_urls_are_404_not_errors(auth: Auth, client: FlaskClient, p
     _captured(auth)
     response = client.get(path)
     assert response.status_code == 404
+
+
+def _raw_put(auth: Auth, url: str, body: str) -> object:
+    """The request exactly as an attacker types it (NaN is not JSON, but Python's parser takes it)."""
+    return auth.client.open(url, method="PUT", data=body, content_type="application/json", headers={"X-CSRF-Token": auth.token()})
+
+
+@pytest.mark.parametrize(
+    ("boxes", "message"),
+    [
+        ('[{"x1": NaN, "y1": 1, "x2": 5, "y2": 5, "class_id": 0}]', "x1: Input should be a finite number"),
+        ('[{"x1": 1, "y1": -Infinity, "x2": 5, "y2": 5, "class_id": 0}]', "y1: Input should be a finite number"),
+        ('[{"x1": 1, "y1": 1, "x2": Infinity, "y2": 5, "class_id": 0}]', "x2: Input should be a finite number"),
+        ('[{"x1": "1", "y1": 1, "x2": 5, "y2": 5, "class_id": 0}]', "x1: Input should be a valid number"),
+        ('[{"x1": 1, "y1": 1, "x2": 5, "y2": 5, "class_id": true}]', "class_id: Input should be a valid integer"),
+        ('[{"x1": 1, "y1": 1, "x2": 5, "y2": 5}]', "class_id: Field required"),
+        ("[5]", "box 1 is invalid"),
+        ("5", "'boxes' must be a list"),
+        ('{"x1": 1}', "'boxes' must be a list"),
+        ("[" + ",".join(['{"x1": 1, "y1": 1, "x2": 5, "y2": 5, "class_id": 0}'] * 20_000) + "]", "20000 boxes in one image is more than the limit of 10000"),
+    ],
+)
+def test_malformed_boxes_are_400_and_change_nothing(auth: Auth, client: FlaskClient, boxes: str, message: str) -> None:
+    slug, (image,) = _captured(auth)
+    url = f"/panel/api/projects/{slug}/images/{image}/annotation"
+    assert auth.json("PUT", url, {"revision": 0, "boxes": [BOX]}).status_code == 200  # type: ignore[attr-defined]
+    before = client.get(url).get_json()
+    response = _raw_put(auth, url, '{"revision": 1, "boxes": ' + boxes + "}")
+    assert response.status_code == 400 and message in response.get_json()["error"]  # type: ignore[attr-defined]
+    assert client.get(url).get_json() == before
+    assert client.get("/panel/datasets/export/coco").status_code == 200
+
+
+def test_ten_thousand_boxes_are_accepted(auth: Auth, client: FlaskClient) -> None:
+    slug, (image,) = _captured(auth)
+    boxes = [{"x1": i % 300, "y1": i // 300 % 200, "x2": i % 300 + 2, "y2": i // 300 % 200 + 2, "class_id": 0} for i in range(10_000)]
+    response = auth.json("PUT", f"/panel/api/projects/{slug}/images/{image}/annotation", {"revision": 0, "boxes": boxes})
+    assert response.status_code == 200 and len(response.get_json()["boxes"]) == 10_000  # type: ignore[attr-defined]
+
+
+def test_a_nan_box_stored_by_old_versions_does_not_break_the_project(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    slug, (image,) = _captured(auth)
+    url = f"/panel/api/projects/{slug}/images/{image}/annotation"
+    store = app.extensions["scopehive.panel"].projects.storage
+    bad = {"revision": 3, "boxes": [{"x1": float("nan"), "y1": 1, "x2": 5, "y2": 5, "class_id": 0}, BOX], "negative": False}
+    store.put(f"projects/{slug}/annotations/{image}.json", json.dumps(bad).encode())  # what the old code stored
+    doc = client.get(url).get_json()
+    assert doc["revision"] == 3 and doc["boxes"] == [BOX]
+    for path in ("/panel/datasets/export/coco", "/panel/datasets/export/yolo", "/panel/datasets/package", "/panel/annotate"):
+        assert client.get(path).status_code == 200, path

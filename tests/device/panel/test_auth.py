@@ -37,7 +37,7 @@ def test_without_an_installed_password_nobody_gets_in(tmp_path: Path, monkeypatc
     app = make_app(tmp_path)
     with app.test_client() as client:
         page = client.get("/panel/login")
-        assert page.status_code == 503 and b"SCOPEHIVE_PANEL_PASSWORD" in page.data
+        assert page.status_code == 200 and b"SCOPEHIVE_PANEL_PASSWORD" in page.data
         Auth(client).login(password)
         assert client.get("/panel/projects/").status_code == 302
 
@@ -111,8 +111,9 @@ def test_first_start_password_needs_the_setup_code_from_the_log(
     monkeypatch.delenv("SCOPEHIVE_PANEL_PASSWORD", raising=False)
     with caplog.at_level("WARNING"):
         app = make_app(tmp_path)
-    code = re.search(r"setup code ([0-9A-F]{4}-[0-9A-F]{4})", caplog.text)
+    code = re.search(r"PANEL SETUP CODE:\s+([0-9A-F]{4}-[0-9A-F]{4})", caplog.text)
     assert code, "the device log must show the one-time setup code"
+    assert "=" * 72 in caplog.text, "the code is framed so it stands out in a scrolling log"
     with app.test_client() as client:
         auth = Auth(client)
         form = {"new_password": "microscope-42", "repeat_password": "microscope-42", "csrf_token": auth.token()}

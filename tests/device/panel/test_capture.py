@@ -35,7 +35,20 @@ def test_capture_saves_the_full_resolution_original(app: Flask, auth: Auth, clie
     assert [(m.width, m.height, m.source) for m in metas] == [(320, 240, "capture")] * 3
     for meta, frame in zip(metas, runtime.captured, strict=True):
         saved = cv2.imdecode(np.frombuffer(_store(app).read(meta.original), np.uint8), cv2.IMREAD_UNCHANGED)
-        assert np.array_equal(saved, frame), "the stored frame must be the camera's pixels, not the preview JPEG"
+        # the synthetic microscope is a monochrome camera: one channel kept, the camera's pixels exactly
+        assert meta.channels == 1 and saved.ndim == 2
+        assert np.array_equal(saved, frame[:, :, 0]), "the stored frame must be the camera's pixels, not the preview JPEG"
+        assert meta.acquisition is not None and meta.acquisition.frame_index is not None
+
+
+def test_colour_frames_keep_three_channels_and_mono_frames_one() -> None:
+    from device.panel.imaging import camera_channels
+
+    grey = np.random.default_rng(1).integers(0, 65535, (20, 30), dtype=np.uint16)
+    assert camera_channels(np.dstack([grey] * 3)).shape == (20, 30)
+    colour = np.dstack([grey, grey, grey // 2])
+    assert camera_channels(colour) is colour
+    assert camera_channels(grey) is grey
 
 
 def test_upload_many_keeps_bytes_and_16_bit(app: Flask, auth: Auth, client: FlaskClient) -> None:

@@ -51,7 +51,7 @@ def test_export_then_import_gives_the_same_boxes(key: str, app: Flask, auth: Aut
     source = _annotated_project(auth)
     archive = client.get(f"/panel/datasets/export/{key}")
     assert archive.status_code == 200 and archive.mimetype == "application/zip"
-    target = auth.project("Target", classes="")
+    target = auth.project("Target", classes="cell")
     response = auth.post("/panel/datasets/import", data={"format": key, "archive": (io.BytesIO(archive.data), "in.zip")},
                          content_type="multipart/form-data", follow_redirects=True)
     assert b"Imported 3 annotated images" in response.data  # type: ignore[attr-defined]
@@ -75,13 +75,13 @@ def test_bad_import_reports_every_file_and_saves_nothing(app: Flask, auth: Auth,
     with zipfile.ZipFile(buffer, "w") as out:
         for name, data in files.items():
             out.writestr(name, data)
-    target = auth.project("Target", classes="")
+    target = auth.project("Target", classes="other")
     response = auth.post("/panel/datasets/import", data={"format": "yolo", "archive": (io.BytesIO(buffer.getvalue()), "bad.zip")},
                          content_type="multipart/form-data", follow_redirects=True)
     text = response.data.decode()  # type: ignore[attr-defined]
     assert "Nothing was imported from bad.zip" in text
     assert f"{first} line 1" in text and "not a PNG, JPEG or TIFF" in text
-    assert _store(app).list_images(target) == [] and _store(app).project(target).classes == []
+    assert _store(app).list_images(target) == [] and _store(app).project(target).class_names == ["other"]
 
 
 def test_zip_slip_import_is_refused(app: Flask, auth: Auth) -> None:
@@ -107,6 +107,14 @@ def test_package_export_is_what_the_trainer_reads(app: Flask, auth: Auth, client
     dataset = load_dataset_package(path)
     assert dataset.project == "Source" and dataset.classes == ["cell", "crystal", "debris"]
     assert len(dataset.samples) == 3
+    from device.datasets.package import read_manifest
+
+    manifest = read_manifest(path)
+    assert sorted(manifest.acquisition) == sorted(manifest.images), "every captured image says how it was taken"
+    config = app.config["SCOPEHIVE"]
+    for record in manifest.acquisition.values():
+        assert record["device"] == config.device_name and record["um_per_pixel"] == config.um_per_pixel
+        assert record["source"] == config.source and record["captured_at"]
     want = _boxes_by_name(app, slug)
     from device.datasets.package import load_package_boxes
 

@@ -31,7 +31,7 @@ def test_capture_annotate_and_restart_on_s3(s3_endpoint: str, tmp_path: Path, mo
     keys = {o.object_name for o in s3.list_objects("panel-test", prefix=f"{prefix}/", recursive=True)}
     assert f"{prefix}/projects/{slug}/annotations/{image['id']}.json" in keys
     original = s3.get_object("panel-test", f"{prefix}/{image['original']}").read()
-    assert np.array_equal(cv2.imdecode(np.frombuffer(original, np.uint8), cv2.IMREAD_UNCHANGED), runtime.captured[-1])
+    assert np.array_equal(cv2.imdecode(np.frombuffer(original, np.uint8), cv2.IMREAD_UNCHANGED), runtime.captured[-1][:, :, 0])  # mono camera
     with make_app(tmp_path / "other-disk", runtime, storage=url).test_client() as client:  # a fresh device, same bucket
         Auth(client).login()
         doc = client.get(f"/panel/api/projects/{slug}/images/{image['id']}/annotation").get_json()

@@ -9,7 +9,7 @@
   const HANDLE = 7;
   const S = {
     index: 0, image: null, doc: { revision: 0, boxes: [], negative: false }, selected: -1,
-    classId: 0, zoom: 1, ox: 0, oy: 0, undo: [], redo: [], drag: null, proposals: [],
+    classId: cfg.classes.length ? cfg.classes[0] : 0, zoom: 1, ox: 0, oy: 0, undo: [], redo: [], drag: null, proposals: [],
     saving: false, pending: false, dirty: false, loading: true, loadSeq: 0,
   };
   window.annotator = S;
@@ -198,8 +198,9 @@
   });
   canvas.addEventListener("wheel", (e) => { e.preventDefault(); const [sx, sy] = pointer(e); zoomAt(e.deltaY < 0 ? 1.15 : 1 / 1.15, sx, sy); }, { passive: false });
 
+  // Class ids are stable ids (cfg.classes, in list order), not positions: keys 1-9 pick by position.
   function setClass(id) {
-    if (id < 0 || id >= cfg.classes.length) return;
+    if (!cfg.classes.includes(id)) return;
     S.classId = id; $("class-picker").value = String(id);
     if (S.selected >= 0 && S.doc.boxes[S.selected].class_id !== id) change(() => { S.doc.boxes[S.selected].class_id = id; });
   }
@@ -214,7 +215,7 @@
     else if (k === "+" || k === "=") zoomAt(1.25, canvas.width / 2, canvas.height / 2);
     else if (k === "-" || k === "_") zoomAt(0.8, canvas.width / 2, canvas.height / 2);
     else if (k === "Delete" || k === "Backspace") { e.preventDefault(); deleteSelected(); }
-    else if (/^[1-9]$/.test(k)) setClass(Number(k) - 1);
+    else if (/^[1-9]$/.test(k)) setClass(cfg.classes[Number(k) - 1]);
     else if (k === "Escape") { S.selected = -1; draw(); }
   });
 

@@ -1,4 +1,4 @@
-// Small helpers shared by every panel page: CSRF-carrying fetch and messages.
+// Small helpers shared by every panel page: CSRF-carrying fetch, messages, confirmations.
 "use strict";
 window.panel = {
   csrf() { return document.querySelector('meta[name="csrf-token"]').content; },
@@ -25,3 +25,9 @@ window.panel = {
     box.textContent = text;
   },
 };
+
+// Any form or button with data-confirm asks first, saying what goes with the deletion.
+document.addEventListener("submit", (e) => {
+  const text = (e.submitter && e.submitter.dataset.confirm) || (e.target.dataset && e.target.dataset.confirm);
+  if (text && !window.confirm(text)) e.preventDefault();
+}, true);

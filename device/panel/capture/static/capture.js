@@ -1,4 +1,4 @@
-// Capture page: refresh the preview a few times a second, capture, and drag-and-drop upload.
+// Capture page: refresh the preview a few times a second, capture, drag-and-drop upload, delete.
 "use strict";
 (function () {
   const preview = document.getElementById("preview");
@@ -11,17 +11,35 @@
   }
   const count = document.getElementById("image-count");
   const grid = document.getElementById("image-grid");
+  const slug = grid.dataset.slug;
+  const plural = (n, noun, many) => n + " " + (n === 1 ? noun : (many || noun + "s"));
+  function setCount(n) {
+    count.textContent = n;
+    document.getElementById("image-noun").textContent = n === 1 ? "image" : "images";
+  }
   function addThumbs(images) {
-    const slug = document.getElementById("dropzone").dataset.url.split("/")[4];
     for (const m of images) {
       const a = document.createElement("a");
-      a.href = "/panel/annotate?image=" + m.id;
-      a.innerHTML = '<img alt=""><span class="muted"></span>';
+      a.href = "/panel/annotate?image=" + m.id; a.dataset.id = m.id;
+      a.title = m.file_name + " (" + m.width + "x" + m.height + ", " + m.dtype + ")";
+      a.innerHTML = '<img alt=""><span class="name muted"></span><button type="button" class="delete-image" title="delete this image and its boxes">✕</button>';
       a.querySelector("img").src = "/panel/api/projects/" + slug + "/images/" + m.id + "/thumb.jpg";
       a.querySelector("span").textContent = m.file_name;
       grid.prepend(a);
     }
   }
+  grid.addEventListener("click", async (e) => {
+    const button = e.target.closest(".delete-image");
+    if (!button) return;
+    e.preventDefault();
+    const a = button.closest("a");
+    const name = a.querySelector(".name").textContent;
+    if (!window.confirm("Delete image " + name + " with its boxes? This cannot be undone.")) return;
+    const r = await panel.send("/panel/api/projects/" + slug + "/images/" + a.dataset.id, "DELETE");
+    if (!r.ok) { panel.message(r.data.error || "the image was not deleted", "error"); return; }
+    a.remove(); setCount(r.data.total);
+    panel.message("Deleted " + name + (r.data.boxes ? " and its " + plural(r.data.boxes, "box", "boxes") : "") + ".", "ok");
+  });
   const button = document.getElementById("capture-btn");
   if (button) {
     button.addEventListener("click", async () => {
@@ -29,9 +47,10 @@
       const r = await panel.send(button.dataset.url, "POST");
       button.disabled = false;
       if (!r.ok) { panel.message(r.data.error || "capture failed", "error"); return; }
-      count.textContent = r.data.total;
+      setCount(r.data.total);
       addThumbs([r.data.image]);
-      panel.message("Saved " + r.data.image.file_name + " (" + r.data.image.width + "x" + r.data.image.height + ", " + r.data.image.dtype + ")", "ok");
+      const m = r.data.image;
+      panel.message("Saved " + m.file_name + " (" + m.width + "x" + m.height + ", " + m.dtype + (m.channels === 1 ? ", 1 channel" : ", " + m.channels + " channels") + ")", "ok");
     });
   }
   const zone = document.getElementById("dropzone");
@@ -39,15 +58,15 @@
     if (!files.length) return;
     const form = new FormData();
     for (const f of files) form.append("files", f, f.name);
-    panel.message("Uploading " + files.length + " file(s)...");
+    panel.message("Uploading " + plural(files.length, "file") + "…");
     const r = await panel.send(zone.dataset.url, "POST", form, true);
     if (!r.ok) {
       panel.message((r.data.error || "upload failed") + (r.data.problems ? "\n" + r.data.problems.join("\n") : ""), "error");
       return;
     }
-    count.textContent = r.data.total;
+    setCount(r.data.total);
     addThumbs(r.data.images);
-    panel.message("Uploaded " + r.data.images.length + " image(s).", "ok");
+    panel.message("Uploaded " + plural(r.data.images.length, "image") + ".", "ok");
   }
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));

@@ -1,0 +1,187 @@
+"""The frame loop's side of experiments: tags, object points, the buffered record, start/stop marks.
+
+The loop calls `tags()` and `record()` per frame (microseconds: a dict lookup and a list append);
+a small writer thread commits the buffered rows to the store every `flush_s`, follows changes made
+by another process (the CLI) and writes each start/stop `device_event` and Grafana annotation
+exactly once, even across restarts (the store remembers which were written).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from device.detections import Detections
+from device.experiments.quality import FrameQuality
+from device.experiments.store import Experiment, ExperimentRequest, ExperimentStore
+from device.metrics.points import Point
+
+log = logging.getLogger(__name__)
+EventSink = Callable[[str, str, dict[str, str], float], None]  # kind, message, extra tags, time
+MarkSink = Callable[[Experiment, str], object]
+
+
+class ExperimentRecorder:
+    """Owns the running experiment for one device; thread-safe (loop, web and writer threads)."""
+
+    def __init__(self, store: ExperimentStore, device: str, project: str, event: EventSink,
+                 mark: MarkSink | None = None, flush_s: float = 1.0) -> None:
+        self.store = store
+        self._mark = mark
+        self.device, self.project = device, project
+        self._event = event
+        self._flush_s = flush_s
+        self._lock = threading.Lock()
+        self._announce_lock = threading.Lock()
+        self._frames: list[tuple[Any, ...]] = []
+        self._objects: list[tuple[Any, ...]] = []
+        self._active: Experiment | None = store.active()  # still running after a restart: same id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.flush_errors = 0
+
+    # ---- control (web and CLI side) --------------------------------------------------------------
+    @property
+    def active(self) -> Experiment | None:
+        return self._active
+
+    def start(self, request: ExperimentRequest, provenance: dict[str, Any]) -> Experiment:
+        with self._lock:
+            experiment = self.store.start(request, self.device, self.project, provenance)
+            self._active = experiment
+        self.announce()
+        return experiment
+
+    def stop(self) -> Experiment:
+        """Stop; the frames buffered so far are committed first, so the summary is complete."""
+        with self._lock:
+            experiment = self.store.stop()
+            self._active = None
+        self.flush()
+        self.announce()
+        return experiment
+
+    # ---- the frame loop ----------------------------------------------------------------------------
+    def tags(self) -> dict[str, str]:
+        active = self._active
+        return {"experiment": active.id} if active is not None else {}
+
+    def um_per_pixel(self, default: float | None) -> float | None:
+        active = self._active
+        return active.um_per_pixel if active is not None and active.calibration is not None else default
+
+    def record(self, ts_us: int, index: int, quality: FrameQuality, analysed: str, detections: Detections | None,
+               context: FrameContext) -> list[Point]:
+        """Buffer the frame (and its objects) for the running experiment; returns its `object` points
+        (none outside an experiment). Objects are only recorded for analysed frames."""
+        active = self._active
+        if active is None:
+            return []
+        counts = None
+        if detections is not None:
+            per_class = [int((detections.class_ids == i).sum()) for i in range(len(context.classes))]
+            counts = json.dumps(dict(zip(context.classes, per_class, strict=True)), separators=(",", ":"))
+        self._frames.append((active.id, ts_us, index, analysed, _finite(quality.focus), _finite(quality.saturated),
+                             _finite(quality.dark), len(detections) if detections is not None else None, counts,
+                             context.model, context.model_version, context.um_per_pixel, context.fov_mm2))
+        if detections is None or not len(detections):
+            return []
+        return self._objects_of(active.id, ts_us, detections, context)
+
+    def _objects_of(self, experiment: str, ts_us: int, detections: Detections, context: FrameContext) -> list[Point]:
+        um = context.um_per_pixel
+        tags = {"device": self.device, "project": self.project, "experiment": experiment}
+        points = []
+        names = context.classes
+        for i, (box, score, cid) in enumerate(zip(detections.xyxy.tolist(), detections.scores.tolist(),
+                                                  detections.class_ids.tolist(), strict=True)):
+            name = names[cid] if cid < len(names) else str(cid)
+            w, h = box[2] - box[0], box[3] - box[1]
+            fields: dict[str, int | float | str | bool] = {"width_px": round(w, 2), "height_px": round(h, 2), "score": round(score, 4)}
+            if um:
+                fields.update(width_um=w * um, height_um=h * um, area_um2=w * h * um * um, size_um=(w * h) ** 0.5 * um)
+                self._objects.append((experiment, ts_us, name, *box, w * um, h * um, w * h * um * um, score))
+            else:
+                self._objects.append((experiment, ts_us, name, *box, None, None, None, score))
+            points.append(Point("object", {**tags, "class": name}, fields, ts_us + i))  # + i µs: one point each
+        return points
+
+    # ---- writer thread ---------------------------------------------------------------------------
+    def start_thread(self) -> ExperimentRecorder:
+        self._thread = threading.Thread(target=self._loop, name="experiments", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._flush_s):
+            self.flush()
+            self._follow_store()
+            self.announce()
+
+    def _follow_store(self) -> None:
+        """Pick up a start/stop made by another process (the CLI)."""
+        try:
+            current = self.store.active()
+        except Exception as exc:  # a locked or broken store must not stop the writer
+            log.warning("cannot read the experiment store: %s", exc)
+            return
+        if (current.id if current else None) != (self._active.id if self._active else None):
+            self._active = current
+
+    def flush(self) -> None:
+        with self._lock:
+            frames, self._frames = self._frames, []
+            objects, self._objects = self._objects, []
+        if not frames and not objects:
+            return
+        try:
+            self.store.add_record(frames, objects)
+        except Exception as exc:
+            self.flush_errors += 1
+            log.error("cannot write the experiment record (%d rows lost; disk full?): %s", len(frames) + len(objects), exc)
+
+    def announce(self) -> None:
+        """Write the start/stop events not written yet (each once, in order)."""
+        with self._announce_lock:
+            self._announce()
+
+    def _announce(self) -> None:
+        try:
+            pending = self.store.unmarked()
+        except Exception as exc:
+            log.warning("cannot read the experiment store: %s", exc)
+            return
+        for experiment, which in pending:
+            when = experiment.started if which == "started" else (experiment.stopped or time.time())
+            message = f"experiment '{experiment.request.name}' ({experiment.id}) {which}"
+            self._event(f"experiment_{which}", message, {"experiment": experiment.id}, when)
+            self.store.set_marked(experiment.id, which)
+            if self._mark is not None:
+                self._mark(experiment, which)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
+
+
+class FrameContext:
+    """What the record needs to know about the frame's setting (model, classes, calibration)."""
+
+    __slots__ = ("classes", "model", "model_version", "um_per_pixel", "fov_mm2")
+
+    def __init__(self, classes: Sequence[str], model: str, model_version: str, um_per_pixel: float | None,
+                 shape: tuple[int, ...]) -> None:
+        self.classes = tuple(classes)
+        self.model, self.model_version = model, model_version
+        self.um_per_pixel = um_per_pixel
+        self.fov_mm2 = shape[0] * shape[1] * um_per_pixel**2 / 1e6 if um_per_pixel and len(shape) >= 2 else None
+
+
+def _finite(value: float) -> float | None:
+    return value if value == value else None  # NaN (gates off) -> NULL

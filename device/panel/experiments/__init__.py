@@ -1,0 +1,163 @@
+"""Experiments page and HTTP API (blueprint `experiments`): start/stop, calibration profiles,
+summaries and downloads. Login and CSRF as for every panel blueprint; bad input is a 400 with
+a message and changes nothing (device/experiments/calibration.ExperimentError)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, render_template, request
+from pydantic import ValidationError
+
+from device import __version__
+from device.experiments.calibration import CalibrationProfile, ExperimentError, MicrometerLine
+from device.experiments.recorder import ExperimentRecorder
+from device.experiments.report import frames_csv, html_report, objects_csv
+from device.experiments.store import Experiment, ExperimentRequest, invalid
+from device.experiments.summary import summarise
+from device.panel.base import runtime
+from device.panel.imaging import jpeg, to_display
+
+bp = Blueprint("experiments", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/panel/static/experiments", url_prefix="/panel")
+
+
+def recorder() -> ExperimentRecorder:
+    device = runtime()
+    found = getattr(device, "experiments", None) if device is not None else None
+    if found is None:
+        abort(503, description="no device with an experiment store runs in this process")
+    return found  # type: ignore[no-any-return]
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="send a JSON object (Content-Type: application/json)")
+    return body
+
+
+@bp.app_errorhandler(ExperimentError)
+def _refused(exc: ExperimentError) -> tuple[Response, int]:
+    return jsonify(error=str(exc)), 400
+
+
+def provenance() -> dict[str, Any]:
+    """What produced the numbers: model (name, version, sha256, validation metrics, threshold),
+    gates, source and software version, fixed when the experiment starts."""
+    device = runtime()
+    config = getattr(device, "config", None)
+    detector = getattr(device, "detector", None)
+    out: dict[str, Any] = {"software": __version__, "source": getattr(config, "source", ""),
+                           "quality": config.quality.model_dump() if config is not None else {}}
+    if detector is not None:
+        card = detector.card
+        out["model"] = {"name": card.name, "version": card.version, "sha256": detector.bundle.fingerprint(),
+                        "metrics": card.metrics, "score_threshold": detector.threshold, "classes": card.classes}
+    return out
+
+
+@bp.get("/experiments")
+def index() -> str:
+    return render_template("experiments/index.html", has_runtime=runtime() is not None)
+
+
+@bp.get("/api/experiments")
+def overview() -> dict[str, Any]:
+    rec = recorder()
+    active = rec.active
+    return {"active": active.public() if active else None,
+            "experiments": [e.public() for e in rec.store.recent()],
+            "profiles": [p.model_dump() for p in rec.store.profiles()]}
+
+
+@bp.post("/api/experiments/start")
+def start() -> tuple[dict[str, Any], int]:
+    try:
+        wanted = ExperimentRequest.model_validate(_json_body())
+    except ValidationError as exc:
+        raise invalid(exc) from exc
+    return recorder().start(wanted, provenance()).public(), 201
+
+
+@bp.post("/api/experiments/stop")
+def stop() -> dict[str, Any]:
+    return recorder().stop().public()
+
+
+def _experiment(experiment_id: str) -> Experiment:
+    try:
+        return recorder().store.get(experiment_id)
+    except KeyError:
+        abort(404, description=f"no experiment '{experiment_id}' on this device")
+
+
+def _summary(experiment: Experiment) -> dict[str, Any]:
+    store = recorder().store
+    if experiment.running:
+        recorder().flush()
+    return summarise(experiment, store.frames(experiment.id), store.objects(experiment.id))
+
+
+@bp.get("/api/experiments/<experiment_id>/summary")
+def summary(experiment_id: str) -> dict[str, Any]:
+    return _summary(_experiment(experiment_id))
+
+
+def _download(body: Any, mimetype: str, name: str) -> Response:
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.get("/api/experiments/<experiment_id>/frames.csv")
+def frames(experiment_id: str) -> Response:
+    experiment = _experiment(experiment_id)
+    if experiment.running:
+        recorder().flush()
+    rows = recorder().store.frames(experiment.id)
+    classes = list(dict.fromkeys(c for f in rows if f["counts"] for c in f["counts"]))
+    return _download(frames_csv(rows, classes), "text/csv", f"{experiment.id}-frames.csv")
+
+
+@bp.get("/api/experiments/<experiment_id>/objects.csv")
+def objects(experiment_id: str) -> Response:
+    experiment = _experiment(experiment_id)
+    if experiment.running:
+        recorder().flush()
+    return _download(objects_csv(recorder().store.objects(experiment.id)), "text/csv", f"{experiment.id}-objects.csv")
+
+
+@bp.get("/api/experiments/<experiment_id>/report.html")
+def report(experiment_id: str) -> Response:
+    experiment = _experiment(experiment_id)
+    html = html_report(experiment, _summary(experiment))
+    if request.args.get("view"):
+        return Response(html, mimetype="text/html")
+    return _download(html, "text/html", f"{experiment.id}-report.html")
+
+
+@bp.get("/api/calibration/profiles")
+def profiles() -> dict[str, Any]:
+    return {"profiles": [p.model_dump() for p in recorder().store.profiles()]}
+
+
+@bp.post("/api/calibration/profiles")
+def save_profile() -> tuple[dict[str, Any], int]:
+    """A profile from a typed µm/px, or from `line` (x1, y1, x2, y2 in frame pixels, length_um)."""
+    body = dict(_json_body())
+    try:
+        if "line" in body:
+            line = body.pop("line")
+            body["um_per_pixel"] = MicrometerLine.model_validate(line).um_per_pixel()
+        profile = CalibrationProfile.model_validate(body)
+    except ValidationError as exc:
+        raise invalid(exc) from exc
+    return recorder().store.save_profile(profile).model_dump(), 201
+
+
+@bp.get("/api/calibration/frame.jpg")
+def calibration_frame() -> Response:
+    """The newest frame without overlays, at full resolution, to draw the micrometer line on."""
+    latest = runtime().latest() if runtime() is not None else None
+    if latest is None:
+        abort(503, description="no frame yet: the camera has not delivered one")
+    return Response(jpeg(to_display(latest.image), 92), mimetype="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,128 @@
+"""The experiments HTTP API: start/stop, calibration, summary and downloads; every bad request is
+a 400 with a message and leaves the store as it was."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from device.config import DeviceConfig
+from device.detections import Detections
+from device.experiments.quality import FrameQuality
+from device.experiments.recorder import ExperimentRecorder, FrameContext
+from device.experiments.store import ExperimentStore
+from tests.device.panel.conftest import PASSWORD, Auth, make_app
+from tests.device.panel.helpers import SyntheticRuntime
+
+
+class ExperimentRuntime(SyntheticRuntime):
+    """The panel's test runtime plus a real experiment store and recorder."""
+
+    def __init__(self, cache_dir: Path, data_dir: Path) -> None:
+        super().__init__(cache_dir)
+        self.config = DeviceConfig(data_dir=data_dir)
+        self.detector = None
+        self.events: list[tuple[str, dict[str, str]]] = []
+        self.experiments = ExperimentRecorder(ExperimentStore(data_dir / "experiments.sqlite"), "scope-1", "lab",
+                                              lambda kind, message, tags, when: self.events.append((kind, tags)))
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> ExperimentRuntime:
+    return ExperimentRuntime(tmp_path / "cache", tmp_path / "data")
+
+
+@pytest.fixture
+def app(tmp_path: Path, device: ExperimentRuntime, monkeypatch: pytest.MonkeyPatch) -> Flask:
+    monkeypatch.setenv("SCOPEHIVE_PANEL_PASSWORD", PASSWORD)
+    return make_app(tmp_path / "data", device)
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> Auth:
+    helper = Auth(client)
+    helper.login()
+    return helper
+
+
+def _state(device: ExperimentRuntime) -> tuple[Any, ...]:
+    store = device.experiments.store
+    return ([e.model_dump() for e in store.recent()], [p.model_dump() for p in store.profiles()], len(device.events))
+
+
+def test_calibrate_start_record_stop_download(auth: Auth, device: ExperimentRuntime, client: FlaskClient) -> None:
+    line = {"x1": 10, "y1": 10, "x2": 310, "y2": 410, "length_um": 250}  # 500 px
+    made = auth.json("POST", "/panel/api/calibration/profiles", {"name": "40x", "objective": "40x/0.65", "line": line})
+    assert made.status_code == 201 and made.get_json()["um_per_pixel"] == pytest.approx(0.5)  # type: ignore[attr-defined]
+    started = auth.json("POST", "/panel/api/experiments/start", {"name": "Blood smear 3", "sample": "S-1", "profile": "40x"})
+    assert started.status_code == 201  # type: ignore[attr-defined]
+    experiment = started.get_json()  # type: ignore[attr-defined]
+    assert experiment["running"] and experiment["calibration"]["um_per_pixel"] == 0.5
+    recorder = device.experiments
+    context = FrameContext(("cell", "debris"), "m", "1", 0.5, (200, 100, 3))
+    boxes = Detections.from_lists([[0, 0, 20, 20], [5, 5, 15, 45], [50, 50, 54, 54]], [0.9, 0.8, 0.7], [0, 0, 1])
+    sharp, blurred = FrameQuality(40.0, 0.0, 0.0, "ok"), FrameQuality(5.0, 0.0, 0.0, "out_of_focus")
+    points = recorder.record(1_000_000, 1, sharp, "ok", boxes, context)
+    assert [p.tags["class"] for p in points] == ["cell", "cell", "debris"] and points[0].tags["experiment"] == experiment["id"]
+    assert recorder.record(2_000_000, 2, blurred, "out_of_focus", None, context) == []
+    recorder.record(3_000_000, 3, sharp, "ok", Detections.empty(), context)
+    stopped = auth.json("POST", "/panel/api/experiments/stop", {})
+    assert stopped.status_code == 200 and not stopped.get_json()["running"]  # type: ignore[attr-defined]
+    assert [k for k, _ in device.events] == ["experiment_started", "experiment_stopped"]
+
+    summary = client.get(f"/panel/api/experiments/{experiment['id']}/summary").get_json()
+    assert summary["frames"] == {"total": 3, "analysed": 2, "excluded": 1, "excluded_by_reason": {"out_of_focus": 1}}
+    cell = summary["classes"]["cell"]
+    assert cell["count"]["mean"] == 1.0 and cell["count"]["density_per_mm2"] == pytest.approx(1.0 / (200 * 100 * 0.25 / 1e6))
+    assert cell["size"]["median"] == pytest.approx((10 + np.sqrt(10 * 40) * 0.5) / 2)  # sizes 10 and 10 µm
+    frames = list(csv.DictReader(io.StringIO(client.get(f"/panel/api/experiments/{experiment['id']}/frames.csv").get_data(as_text=True))))
+    assert [(f["analysed"], f["count"], f["count_cell"]) for f in frames] == [("ok", "3", "2"), ("out_of_focus", "", ""), ("ok", "0", "0")]
+    objects = list(csv.DictReader(io.StringIO(client.get(f"/panel/api/experiments/{experiment['id']}/objects.csv").get_data(as_text=True))))
+    assert [(o["class"], float(o["width_um"])) for o in objects] == [("cell", 10.0), ("cell", 5.0), ("debris", 2.0)]
+    report = client.get(f"/panel/api/experiments/{experiment['id']}/report.html")
+    html = report.get_data(as_text=True)
+    assert "attachment" in report.headers["Content-Disposition"] and html.count("<svg") >= 3 and "Blood smear 3" in html
+
+
+@pytest.mark.parametrize(("url", "body", "message"), [
+    ("/panel/api/experiments/stop", {}, "no experiment is running"),
+    ("/panel/api/experiments/start", {"name": "a", "profile": "60x"}, "unknown calibration profile '60x'"),
+    ("/panel/api/experiments/start", {"name": "bad\x1bname"}, "control character"),
+    ("/panel/api/experiments/start", {"name": ""}, "name"),
+    ("/panel/api/experiments/start", {"name": "a", "colour": "red"}, "colour"),
+    ("/panel/api/experiments/start", ["not", "an", "object"], "JSON object"),
+    ("/panel/api/calibration/profiles", {"name": "p", "line": {"x1": 3, "y1": 3, "x2": 3, "y2": 3, "length_um": 10}}, "shorter than one pixel"),
+    ("/panel/api/calibration/profiles", {"name": "p", "line": {"x1": 0, "y1": 0, "x2": 90, "y2": 0, "length_um": -5}}, "more than 0"),
+    ("/panel/api/calibration/profiles", {"name": "p", "um_per_pixel": -0.2}, "greater than 0"),
+    ("/panel/api/calibration/profiles", {"name": "p\x00", "um_per_pixel": 0.2}, "control character"),
+])
+def test_bad_input_is_400_and_changes_nothing(auth: Auth, device: ExperimentRuntime, url: str, body: Any, message: str) -> None:
+    before = _state(device)
+    answer = auth.json("POST", url, body)
+    assert answer.status_code == 400, answer.get_data(as_text=True)  # type: ignore[attr-defined]
+    assert message in answer.get_json()["error"]  # type: ignore[attr-defined]
+    assert _state(device) == before
+
+
+def test_two_at_once_is_400_and_keeps_the_first(auth: Auth, device: ExperimentRuntime) -> None:
+    first = auth.json("POST", "/panel/api/experiments/start", {"name": "first"}).get_json()  # type: ignore[attr-defined]
+    before = _state(device)
+    answer = auth.json("POST", "/panel/api/experiments/start", {"name": "second"})
+    assert answer.status_code == 400 and "is running: stop it first" in answer.get_json()["error"]  # type: ignore[attr-defined]
+    assert _state(device) == before and device.experiments.active is not None and device.experiments.active.id == first["id"]
+
+
+def test_api_needs_login_and_csrf(client: FlaskClient, device: ExperimentRuntime) -> None:
+    assert client.get("/panel/api/experiments").status_code == 401
+    helper = Auth(client)
+    helper.login()
+    assert client.post("/panel/api/experiments/start", json={"name": "x"}).status_code == 400  # no CSRF token
+    assert device.experiments.active is None
+    assert client.get("/panel/api/experiments/nope/summary").status_code == 404
