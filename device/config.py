@@ -23,6 +23,7 @@ from device.fleet.settings import FleetSettings
 from device.hive.settings import BackendKey, ExtraModel, HiveSettings, parse_models
 from device.panel.settings import PanelSettings
 from device.redact import redact
+from device.tracking.settings import TrackingSettings
 
 ENV_PREFIX = "SCOPEHIVE_"
 # Variables the test harness and service scripts own: never device settings, never errors.
@@ -99,6 +100,7 @@ class DeviceConfig(BaseModel):
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Follow the model balena assigns (fleet rollout)")  # type: ignore[arg-type]
     quality: QualitySettings = Field(default_factory=QualitySettings, description="Frame quality gates (focus, exposure)")  # type: ignore[arg-type]
     grafana: GrafanaMarkSettings = Field(default_factory=GrafanaMarkSettings, description="Grafana annotations of experiment start/stop")  # type: ignore[arg-type]
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="Tracks, unique counts, motility, crossing line, concentration")  # type: ignore[arg-type]
     models: list[ExtraModel] = Field(default_factory=list, description="More models on the same feed, beside `model` (JSON list in the environment)")
     hive: HiveSettings = Field(default_factory=HiveSettings, description="Remote inference on hive GPU servers (backend: triton)")  # type: ignore[arg-type]
 

@@ -166,4 +166,4 @@ class Pipeline:
         classes = analysis.card.classes if analysis.card else []
         points = frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference, extra)
         points[0].fields.update(analysis.fields)
-        return points
+        return points + list(analysis.extra.get("points", ()))  # type: ignore[call-overload]  # stages' own (e.g. `track`)

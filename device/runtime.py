@@ -37,11 +37,12 @@ from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
 from device.metrics.stats import FrameExtra, FrameMeasure
 from device.models.bundle import BundleError, ModelCard
-from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions
+from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions, Stage
 from device.redact import redact
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
 from device.status import Heartbeat
+from device.tracking.stage import TrackingStage
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class Runtime:
 
     def _start_model(self, settings: ExtraModel, bundle: str | None) -> Pipeline:
         slot = ModelSlot(lambda path: self._load(path, settings))
-        pipeline = Pipeline(PipelineOptions(name=settings.name, every=settings.every, overlay=settings.overlay), slot)
+        pipeline = Pipeline(PipelineOptions(name=settings.name, every=settings.every, overlay=settings.overlay), slot, self.model_stages())
         self.add_pipeline(pipeline)
         if bundle:
             try:
@@ -111,6 +112,17 @@ class Runtime:
                 log.error("model %s runs WITHOUT a bundle: %s", settings.name, exc)
                 self.event("model_rejected", f"{settings.name}: {str(exc)[:500]}")
         return pipeline
+
+    def model_stages(self) -> list[Stage]:
+        """What runs after a model's detector: the tracker (unique counts, motility, crossings)."""
+        cfg = self.config
+        return [TrackingStage(cfg.tracking, self.um_per_pixel, self._base_tags)] if cfg.tracking.enabled else []
+
+    @property
+    def tracking(self) -> TrackingStage | None:
+        """The main model's tracking stage (the panel's counting line and flow settings act on it)."""
+        stages = self.pipelines[0].stages if self.pipelines else []
+        return next((s for s in stages if isinstance(s, TrackingStage)), None)
 
     def add_pipeline(self, pipeline: Pipeline) -> None:
         """Append a model to the feed; it takes effect on the next frame, the others run on."""
@@ -138,10 +150,18 @@ class Runtime:
     def stop(self) -> None:
         self._stop.set()
 
+    def end_tracks(self) -> None:
+        """End every model's open tracks now (shutdown): their `track` points are written."""
+        for pipeline in self.pipelines:
+            for stage in pipeline.stages:
+                if isinstance(stage, TrackingStage) and self.outbox is not None:
+                    self._store(stage.close(time.time()))
+
     def shutdown(self, flush_timeout: float = 30.0) -> None:
         """Stop capture, push what is queued (bounded wait), stop the sender."""
         if self.capture is not None:
             self.capture.stop()
+        self.end_tracks()
         if self.experiments is not None:
             self.experiments.close()
         if self.sender is not None:
@@ -269,6 +289,7 @@ class Runtime:
             "outbox_depth": self.outbox.depth(),
             "outbox_dropped": self.outbox.dropped(),
             "uptime_s": round(time.time() - self.started, 3),
+            **(self.tracking.heartbeat_fields() if self.tracking is not None else {}),
         }
 
     def source_state(self) -> str:
@@ -335,7 +356,7 @@ class Runtime:
         except BundleError as exc:
             self.event("model_rejected", f"{name}: {str(exc)[:500]}")
             raise
-        self.add_pipeline(Pipeline(PipelineOptions(name=name, every=every, overlay=overlay), slot))
+        self.add_pipeline(Pipeline(PipelineOptions(name=name, every=every, overlay=overlay), slot, self.model_stages()))
         self.event("model_added", f"{detector.card.label} runs beside as {name}, every {every} frame(s)")
         return detector.card
 
@@ -376,7 +397,8 @@ class Runtime:
         science = {"analysed": stats.get("analysed"), "focus": stats.get("focus"), "saturated_frac": stats.get("saturated_frac"),
                    "fov_mm2": stats.get("fov_mm2"), "um_per_pixel": self.um_per_pixel(),
                    "experiment": active.public() if active else None}
-        return {**self.board.live_stats(), **science, **{k: v for k, v in self.health().items() if k != "ok"}}
+        tracking = {"tracking": self.tracking.live()} if self.tracking is not None else {}
+        return {**self.board.live_stats(), **science, **{k: v for k, v in self.health().items() if k != "ok"}, **tracking}
 
     def history(self, seconds: float) -> list[dict[str, Any]]:
         return self.outbox.history(seconds) if self.outbox else []
