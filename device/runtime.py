@@ -33,7 +33,7 @@ from device.hive.settings import ExtraModel
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
-from device.metrics.stats import FrameExtra, FrameMeasure
+from device.metrics.stats import FrameExtra, FrameMeasure, new_run_id
 from device.models.bundle import ModelCard
 from device.pipeline import FAILED, Analysis, FrameGate, Pipeline, Stage
 from device.redact import redact
@@ -52,6 +52,7 @@ class Runtime(FeedModels):
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
         self.started = time.time()
+        self.run_id = new_run_id()  # frame_index restarts at 0 on every start: (run_id, frame_index) is unique
         self.capture: Capture | None = None
         self.outbox: Outbox | None = None
         self.sender: OutboxSender | None = None
@@ -156,7 +157,7 @@ class Runtime(FeedModels):
     def run(self, max_frames: int | None = None) -> int:
         """capture -> analyse (every pipeline) -> measure -> publish until stopped, the source ends or max_frames."""
         assert self.capture is not None and self.outbox is not None
-        self.event("started", f"source {self.config.source}, model {self._model_label()}")
+        self.event("started", f"run {self.run_id}, source {self.config.source}, model {self._model_label()}")
         self.heartbeat.start()
         while not self._stop.is_set() and (max_frames is None or self.processed < max_frames):
             self.heartbeat.beat_if_due()
@@ -188,7 +189,7 @@ class Runtime(FeedModels):
     def _measure(self, frame: Frame, analysis: Analysis, dropped: int) -> FrameMeasure:
         return FrameMeasure(
             index=frame.index, captured_at=frame.captured_at, fps=self.board.fps.fps, inference_ms=analysis.inference_ms,
-            latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped,
+            latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped, run_id=self.run_id,
         )
 
     def _publish(self, frame: Frame, analyses: tuple[Analysis, ...]) -> None:
@@ -271,6 +272,7 @@ class Runtime(FeedModels):
             "outbox_depth": self.outbox.depth(),
             "outbox_dropped": self.outbox.dropped(),
             "uptime_s": round(time.time() - self.started, 3),
+            "run_id": self.run_id,
             **(self.tracking.heartbeat_fields() if self.tracking is not None else {}),
         }
 
