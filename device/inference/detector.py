@@ -82,6 +82,17 @@ class Detector:
                               f"but model.json lists only {n_classes} classes")
 
 
+def verify_bundle(bundle: ModelBundle) -> None:
+    """The checks "Run it" makes (input name and shape against model.json, a test frame that must
+    decode into the card's classes), on ONNX Runtime's CPU provider: used when a bundle is uploaded,
+    so a bundle whose model.json lies is refused there and not later on the running device."""
+    from device.inference.onnx_backend import OnnxBackend
+
+    engine = OnnxBackend(bundle, Path(), cpu_only=True)
+    _check_input_shape(bundle, engine)
+    Detector(bundle, engine).warm_up()
+
+
 def load_detector(path: str | Path, backend: str, cache_dir: Path, threshold: float | None = None) -> Detector:
     """Open, validate, load and warm a bundle; BundleError (with what to do) for anything wrong."""
     start = time.monotonic()
