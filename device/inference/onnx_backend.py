@@ -14,11 +14,11 @@ _PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutio
 class OnnxBackend:
     """One onnxruntime InferenceSession over the bundle's model.onnx."""
 
-    def __init__(self, bundle: ModelBundle, cache_dir: Path, cpu_only: bool = False) -> None:
+    def __init__(self, bundle: ModelBundle, cache_dir: Path) -> None:
         import onnxruntime as ort
 
         available = set(ort.get_available_providers())
-        providers = ["CPUExecutionProvider"] if cpu_only else [p for p in _PREFERRED if p in available]
+        providers = [p for p in _PREFERRED if p in available]
         options = ort.SessionOptions()
         options.log_severity_level = 3
         try:

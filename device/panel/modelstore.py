@@ -1,9 +1,9 @@
 """Model bundles kept by the panel: validated on upload, stored as zips, unpacked on demand.
 
-A bundle is accepted only if its manifest validates, it unpacks within its size budget, model.onnx
-loads in ONNX Runtime, its input agrees with model.json, a test frame decodes, and its classes equal
-the project's, so switching to it later cannot fail for reasons known at upload. Deleting a model
-removes its unpacked copy too.
+A bundle is accepted only if its manifest validates, it unpacks within its size budget
+(device/models/bundle.py), model.onnx loads in ONNX Runtime and its classes equal the project's, so
+switching to it later cannot fail for reasons known at upload. Deleting a model removes its
+unpacked copy too, and a restart removes unpacked panel bundles no model refers to.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from device.inference.detector import verify_bundle
 from device.models.bundle import BundleError, ModelCard, load_bundle, remove_extracted
 from device.panel.store import PanelError, Project
 from device.storage import Storage
@@ -30,6 +30,24 @@ class StoredModel(BaseModel):
     file_name: str
     size: int
     card: ModelCard
+    onnx_sha256: str | None = None  # what the model is: two uploads of one model share it
+
+
+def hide_paths(message: str, folder: Path) -> str:
+    """A bundle error without the folder it was unpacked into: users know their zip, not our disk.
+    '<folder>/.../model.onnx: ...' -> 'model.onnx: ...'; any other mention -> '(upload)'."""
+    for root in {str(folder.resolve()), str(folder)}:
+        message = re.sub(re.escape(root) + r"[^\s:'\"]*?/(?=model\.json|model\.onnx|engines/)", "", message)
+        message = re.sub(re.escape(root) + r"[^\s:'\"]*", "(upload)", message)
+    return message
+
+
+def _check_runs(path: Path, cache_dir: Path) -> None:
+    """What the device itself checks before switching, done at upload: model.onnx loads, its input
+    shape is the one model.json declares, and a test frame's outputs decode in output.format."""
+    from device.inference.detector import load_detector
+
+    load_detector(path, "onnx", cache_dir)
 
 
 class ModelStore:
@@ -50,16 +68,25 @@ class ModelStore:
             path.write_bytes(data)
             try:
                 bundle = load_bundle(path, Path(tmp) / "unpacked")
-                verify_bundle(bundle)
+                _check_runs(path, Path(tmp) / "check")
+                fingerprint = bundle.fingerprint()
             except BundleError as exc:
-                raise PanelError(f"{file_name}: {str(exc).replace(str(tmp), '(upload)')}") from exc
+                raise PanelError(f"{file_name}: {hide_paths(str(exc), Path(tmp))}") from exc
         card = bundle.card
         if card.classes != project.class_names:
             raise PanelError(
                 f"{file_name}: the model knows classes {card.classes} but project '{project.name}' has "
                 f"{project.class_names}: train it on this project's dataset or fix the project's classes"
             )
-        stored = StoredModel(id=model_id, file_name=Path(file_name).name, size=len(data), card=card)
+        same = self.find(project, card.label)
+        if same is not None:
+            if same.onnx_sha256 in (fingerprint, None) and same.card == card:
+                return same  # the same model again (re-zipped, or uploaded twice): one row
+            raise PanelError(
+                f"{file_name}: this project already has a different model called {card.label} "
+                f"(uploaded as {same.file_name}): give the new bundle another version, or delete the old one first"
+            )
+        stored = StoredModel(id=model_id, file_name=Path(file_name).name, size=len(data), card=card, onnx_sha256=fingerprint)
         prefix = f"projects/{project.slug}/models/{model_id}"
         self.storage.put(f"{prefix}/bundle.zip", data, "application/zip")
         self.storage.put_json(f"{prefix}/model.json", stored.model_dump(mode="json"))
@@ -69,6 +96,16 @@ class ModelStore:
         keys = [k for k in self.storage.list(f"projects/{project.slug}/models/") if k.endswith("/model.json")]
         models = [StoredModel.model_validate(self.storage.get_json(k)) for k in keys]
         return sorted(models, key=lambda m: m.card.created, reverse=True)
+
+    def find(self, project: Project, label: str) -> StoredModel | None:
+        """The stored model called name:version, if any (labels are unique per project)."""
+        return next((m for m in self.list(project) if m.card.label == label), None)
+
+    def running_id(self, project: Project, running: ModelCard | None) -> str | None:
+        """Which stored row the device runs: the whole card must match, not just the label."""
+        if running is None:
+            return None
+        return next((m.id for m in self.list(project) if m.card == running), None)
 
     def get(self, project: Project, model_id: str) -> StoredModel:
         if not re.fullmatch(r"[0-9a-f]{12}", model_id):
@@ -97,7 +134,7 @@ class ModelStore:
         if self.bundles_dir is not None:
             remove_extracted(self.bundles_dir, model_id)
 
-    def prune(self, projects: list[Project]) -> int:
+    def prune(self, projects: Iterable[Project]) -> int:
         """Remove local zips and unpacked bundles of panel models that no project has any more.
 
         Only names the panel makes (12 hex digits) are touched: bundles given on the command line or
