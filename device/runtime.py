@@ -30,6 +30,7 @@ from device.experiments.store import ExperimentStore
 from device.feed import FeedModels
 from device.health import health_report
 from device.hive.settings import ExtraModel
+from device.hive.status import HiveHeartbeat
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
@@ -64,6 +65,7 @@ class Runtime(FeedModels):
         self.experiments: ExperimentRecorder | None = None
         self.track_log: TrackLog | None = None  # tracks and crossings of experiments, for their summary
         self.board = LiveBoard()
+        self._hive_beat = HiveHeartbeat()
         self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags())
         self._pipelines_lock = threading.Lock()
         self._dropped_reported = 0
@@ -274,6 +276,7 @@ class Runtime(FeedModels):
             "uptime_s": round(time.time() - self.started, 3),
             "run_id": self.run_id,
             **(self.tracking.heartbeat_fields() if self.tracking is not None else {}),
+            **self._hive_beat.fields(self.pipelines),
         }
 
     def source_state(self) -> str:

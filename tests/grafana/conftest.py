@@ -20,6 +20,7 @@ import requests
 
 from tests.conftest import INFLUX_V1, INFLUX_V2, Influx, create_database, drop_database
 from tests.device.bundles import peak_detector_bundle
+from tests.device.hive.server import HiveServer, hive_available
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "grafana-test"
@@ -36,6 +37,7 @@ class Fleet:
     classes: tuple[str, ...]
     model: str  # of devices[0]
     model_version: str
+    hive: bool = False  # scope-b ran its model on a real hive server (needs `make hive-env`)
 
 
 def run_device(database: str, name: str, bundle: Path, data_dir: Path, extra_env: dict[str, str]) -> None:
@@ -80,9 +82,26 @@ def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     # both count crossings of a line across the field in a 1.5 µL/min flow (the tracking panels)
     env = {"SCOPEHIVE_UM_PER_PIXEL": "0.65", "SCOPEHIVE_TRACKING__LINE": "640,0,640,960", "SCOPEHIVE_TRACKING__FLOW_RATE_UL_MIN": "1.5"}
     run_device(name, "scope-a", bundle_a, work / "a", env)
-    run_device(name, "scope-b", bundle_b, work / "b", env)
+    server = hive_server(bundle_b, work / "hive.log")  # scope-b's model runs on it (the Fleet's hive row)
+    hive_env = {"SCOPEHIVE_BACKEND": "triton", "SCOPEHIVE_HIVE__ENDPOINTS": server.url} if server else {}
+    try:
+        run_device(name, "scope-b", bundle_b, work / "b", {**env, **hive_env})
+    finally:
+        if server is not None:
+            server.kill()
     devices = ("scope-a", "scope-b")
     add_temperatures_where_unreadable(influx, devices)
     time.sleep(0.1)
-    yield Fleet(influx, PROJECT, devices, ("cell", "crystal", "debris"), "peaks", "1.0.0")
+    yield Fleet(influx, PROJECT, devices, ("cell", "crystal", "debris"), "peaks", "1.0.0", server is not None)
     drop_database(influx)
+
+
+def hive_server(bundle: Path, log: Path) -> HiveServer | None:
+    """A real Triton (PyTriton) serving `bundle`, or None where the hive environment is not set up."""
+    from device.hive.names import triton_model_name
+    from device.models.bundle import load_bundle
+
+    if not hive_available():
+        return None
+    name = triton_model_name(load_bundle(bundle).card)
+    return HiveServer([bundle], log).start([name, name + "_jpeg"])

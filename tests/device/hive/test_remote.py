@@ -71,7 +71,10 @@ def test_the_device_loop_counts_on_the_hive_what_it_counts_locally(hive: HiveSer
     expected = [len(local.detect(f)) for f in frames]
     runtime, thread = _hive_runtime(peak_bundle, tmp_path, hive.url, PacedFrames(frames, period=0.3, cycles=1))
     thread.join(timeout=60)  # type: ignore[attr-defined]
+    hive_state = runtime.health()["hive"]
     runtime.shutdown()
+    assert hive_state["configured"] and hive_state["models"]["main"]["endpoints"][0]["ready"]
+    assert hive_state["models"]["main"]["route"] == f"remote:{hive.url}" and hive_state["models"]["main"]["local"].startswith("onnx")
     history = runtime.history(600)
     assert [h["frame_index"] for h in history] == list(range(20))
     assert all(h["inference"] == f"remote:{hive.url}" for h in history), [h["inference"] for h in history]
