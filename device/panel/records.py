@@ -134,8 +134,18 @@ def slugify(name: str) -> str:
     return slug or "project"
 
 
-def safe_file_name(name: str) -> str:
-    """A plain file name: folders dropped, odd characters replaced (no ../ can survive)."""
+FILE_NAME_MAX = 120
+
+
+def safe_file_name(name: str, suffixes: tuple[str, ...] = ()) -> str:
+    """A plain file name of at most 120 characters: folders dropped, odd characters replaced (no ../
+    can survive), the extension kept when the stem is cut. `suffixes`: the extensions the sniffed
+    content allows (first = default), so a PNG uploaded as `x.exe` is stored as `x.png`."""
     base = PurePosixPath(name.replace("\\", "/")).name
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip("._")
-    return cleaned[:120] or "image"
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip("._") or "image"
+    path = PurePosixPath(cleaned)
+    stem, suffix = (path.stem, path.suffix.lower()) if path.suffix else (cleaned, "")
+    if suffixes and suffix not in suffixes:
+        stem, suffix = (stem if suffix else cleaned), suffixes[0]
+    suffix = suffix[:16]
+    return (stem[: FILE_NAME_MAX - len(suffix)] or "image") + suffix

@@ -26,7 +26,7 @@ from pathlib import PurePosixPath
 import numpy as np
 from pydantic import ValidationError
 
-from device.datasets.imageinfo import check_image, decode
+from device.datasets.imageinfo import ImageInfo, check_image, decode
 from device.datasets.package import DatasetError
 from device.panel import names
 from device.panel.classes import ClassEdit, apply_edits, new_project_classes, refuse_if_used
@@ -210,18 +210,19 @@ class ProjectStore:
         self._meta_cache[(slug, image_id)] = meta
         return meta
 
-    def check_upload(self, data: bytes, file_name: str) -> None:
-        """Raise PanelError when `data` is not an acceptable image (nothing is stored)."""
+    def check_upload(self, data: bytes, file_name: str) -> ImageInfo:
+        """What the image is; PanelError when `data` is not an acceptable image (nothing is stored)."""
         try:
-            check_image(data, file_name, self.max_image_pixels)
+            return check_image(data, file_name, self.max_image_pixels)
         except DatasetError as exc:
             raise PanelError(str(exc)) from exc
 
     def add_image(self, slug: str, data: bytes, file_name: str, source: str) -> ImageMeta:
         """Store an uploaded file byte for byte, plus its display copies."""
         self.project(slug)
-        self.check_upload(data, file_name)
-        return self._store_image(slug, data, decode(data, file_name), safe_file_name(file_name), source)
+        info = self.check_upload(data, file_name)
+        stored_name = safe_file_name(file_name, info.suffixes)  # the extension follows the content, not the claim
+        return self._store_image(slug, data, decode(data, file_name), stored_name, source)
 
     def add_frame(self, slug: str, image: np.ndarray, source: str = "capture", acquisition: Acquisition | None = None) -> ImageMeta:
         """Store a captured frame losslessly at its own bit depth and with the camera's channels."""
