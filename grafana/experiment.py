@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import heatmap, table, timeseries
 
-from grafana import common
+from grafana import common, tracking
 from grafana.common import timeseries_panel
 from grafana.influxql import Select, Target, call, matches
 from grafana.panels import device_links_override, quantile_heatmap, quantile_select
@@ -86,4 +86,8 @@ def dashboard() -> common.dash.Dashboard:
         (size_by_class(), 12, 9, 12, 9),
         (class_summary(), 0, 18, 12, 8),
         (devices(), 12, 18, 12, 8),
+        (tracking.finished_tracks(class_filter()), 0, 26, 12, 9),
+        (tracking.track_speed(class_filter()), 12, 26, 12, 9),
+        (tracking.crossings(class_filter()), 0, 35, 12, 9),
+        (tracking.motility_table(class_filter()), 12, 35, 12, 9),
     ])

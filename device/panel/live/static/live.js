@@ -15,7 +15,8 @@
   }
   function show(stats) {
     table.innerHTML = "";
-    for (const [k, v] of flat(stats, "", []).slice(0, 40)) {
+    const { tracking, ...rest } = stats;  // shown by the tracking card (tracking.js)
+    for (const [k, v] of flat(rest, "", []).slice(0, 40)) {
       const tr = table.insertRow(); tr.insertCell().textContent = k; tr.insertCell().textContent = v;
     }
   }
