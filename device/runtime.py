@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,14 +27,15 @@ from device.experiments.annotate import mark_in_background
 from device.experiments.quality import QualityFrameGate, analysed_status
 from device.experiments.recorder import ExperimentRecorder, FrameContext
 from device.experiments.store import ExperimentStore
+from device.feed import FeedModels
 from device.health import health_report
-from device.inference.detector import Detector, load_detector
+from device.hive.settings import ExtraModel
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
-from device.metrics.stats import FrameExtra, FrameMeasure
-from device.models.bundle import BundleError, ModelCard
-from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions, Stage
+from device.metrics.stats import FrameExtra, FrameMeasure, new_run_id
+from device.models.bundle import ModelCard
+from device.pipeline import FAILED, Analysis, FrameGate, Pipeline, Stage
 from device.redact import redact
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
@@ -46,12 +46,13 @@ from device.tracking.stage import TrackingStage
 log = logging.getLogger(__name__)
 
 
-class Runtime:
+class Runtime(FeedModels):
     """One device. Build it, call the init/start steps (see device/app.py), then `run()`."""
 
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
         self.started = time.time()
+        self.run_id = new_run_id()  # frame_index restarts at 0 on every start: (run_id, frame_index) is unique
         self.capture: Capture | None = None
         self.outbox: Outbox | None = None
         self.sender: OutboxSender | None = None
@@ -94,17 +95,14 @@ class Runtime:
         self.capture = Capture(source, backoff, events=self.event)
 
     def init_model(self) -> None:
-        """The main pipeline with the configured bundle, if any. A bad one does not stop the device:
-        the stream and panel still come up (so a good model can be uploaded), /healthz says 503."""
-        slot = ModelSlot(self._load)
-        self.add_pipeline(Pipeline(PipelineOptions(name="main"), slot, self.model_stages()))
-        if not self.config.model:
-            return
-        try:
-            slot.load(Path(self.config.model))
-        except BundleError as exc:
-            log.error("running WITHOUT a model: %s", exc)
-            self.event("model_rejected", str(exc)[:500])
+        """The main pipeline with the configured bundle, and one pipeline per entry of `models`.
+        A bad bundle does not stop the device: the stream and panel still come up (so a good
+        model can be uploaded), /healthz says 503 with the reason."""
+        main = ExtraModel(name="main", bundle=self.config.model or "-", backend=self.config.backend,
+                          score_threshold=self.config.score_threshold)
+        self._start_model(main, self.config.model)
+        for extra in self.config.models:
+            self._start_model(extra, extra.bundle)
 
     def model_stages(self) -> list[Stage]:
         """What runs after a model's detector: the tracker (unique counts, motility, crossings)."""
@@ -116,21 +114,6 @@ class Runtime:
         """The main model's tracking stage (the panel's counting line and flow settings act on it)."""
         stages = self.pipelines[0].stages if self.pipelines else []
         return next((s for s in stages if isinstance(s, TrackingStage)), None)
-
-    def add_pipeline(self, pipeline: Pipeline) -> None:
-        """Append a model to the feed; it takes effect on the next frame, the others run on."""
-        with self._pipelines_lock:
-            if any(p.name == pipeline.name for p in self.pipelines):
-                raise ValueError(f"a model named '{pipeline.name}' already runs on this device")
-            self.pipelines = (*self.pipelines, pipeline)
-
-    def remove_pipeline(self, name: str) -> Pipeline:
-        with self._pipelines_lock:
-            found = [p for p in self.pipelines if p.name == name]
-            if not found:
-                raise KeyError(f"no model named '{name}' runs on this device")
-            self.pipelines = tuple(p for p in self.pipelines if p.name != name)
-        return found[0]
 
     def start_sender(self) -> None:
         assert self.sender is not None
@@ -167,12 +150,14 @@ class Runtime:
                 log.warning("InfluxDB did not take every point before exit; %d stay in the outbox for next time",
                             self.outbox.depth() if self.outbox else 0)
             self.sender.stop()
+        for pipeline in self.pipelines:
+            pipeline.slot.clear()  # stops what backends run in the background (hive probes)
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self, max_frames: int | None = None) -> int:
         """capture -> analyse (every pipeline) -> measure -> publish until stopped, the source ends or max_frames."""
         assert self.capture is not None and self.outbox is not None
-        self.event("started", f"source {self.config.source}, model {self._model_label()}")
+        self.event("started", f"run {self.run_id}, source {self.config.source}, model {self._model_label()}")
         self.heartbeat.start()
         while not self._stop.is_set() and (max_frames is None or self.processed < max_frames):
             self.heartbeat.beat_if_due()
@@ -204,7 +189,7 @@ class Runtime:
     def _measure(self, frame: Frame, analysis: Analysis, dropped: int) -> FrameMeasure:
         return FrameMeasure(
             index=frame.index, captured_at=frame.captured_at, fps=self.board.fps.fps, inference_ms=analysis.inference_ms,
-            latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped,
+            latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped, run_id=self.run_id,
         )
 
     def _publish(self, frame: Frame, analyses: tuple[Analysis, ...]) -> None:
@@ -287,6 +272,7 @@ class Runtime:
             "outbox_depth": self.outbox.depth(),
             "outbox_dropped": self.outbox.dropped(),
             "uptime_s": round(time.time() - self.started, 3),
+            "run_id": self.run_id,
             **(self.tracking.heartbeat_fields() if self.tracking is not None else {}),
         }
 
@@ -296,36 +282,6 @@ class Runtime:
 
     def _model_label(self) -> str:
         return ", ".join(p.slot.label for p in self.pipelines) or "none"
-
-    # ---- models --------------------------------------------------------------------------------
-    @property
-    def main_slot(self) -> ModelSlot:
-        return self.pipelines[0].slot if self.pipelines else ModelSlot(self._load)
-
-    @property
-    def detector(self) -> Detector | None:
-        """The main pipeline's model (the one the panel pre-annotates with)."""
-        return self.main_slot.detector
-
-    @property
-    def model_error(self) -> str:
-        return self.main_slot.error
-
-    def _load(self, path: Path) -> Detector:
-        return load_detector(path, self.config.backend, self.config.data_dir, self.config.score_threshold)
-
-    def switch_model(self, bundle_path: Path) -> ModelCard:
-        """Load, check and warm the new bundle beside the running one, then swap the main pipeline's
-        reference: the loop and the stream never stop. A bad bundle raises BundleError; the old model stays."""
-        slot = self.main_slot
-        previous = slot.label
-        try:
-            detector = slot.load(Path(bundle_path))
-        except BundleError as exc:
-            self.event("model_rejected", str(exc)[:500])
-            raise
-        self.event("model_switched", f"{previous} -> {detector.card.label} on {detector.backend_name}")
-        return detector.card
 
     # ---- DeviceRuntime protocol (the web side) -------------------------------------------------
     def latest(self) -> LatestFrame | None:
