@@ -312,6 +312,7 @@ class Runtime:
         stats = latest.stats if latest else {}
         active = self.experiments.active if self.experiments is not None else None
         science = {"analysed": stats.get("analysed"), "focus": stats.get("focus"), "saturated_frac": stats.get("saturated_frac"),
+                   "focus_reference": round(self.quality.gate.reference.value, 3), "focus_gate": self.config.quality.focus_relative_min,
                    "fov_mm2": stats.get("fov_mm2"), "um_per_pixel": self.um_per_pixel(),
                    "experiment": active.public() if active else None}
         return {**self.board.live_stats(), **science, **{k: v for k, v in self.health().items() if k != "ok"}}

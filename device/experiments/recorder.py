@@ -12,8 +12,11 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from device.detections import Detections
 from device.experiments.quality import FrameQuality
@@ -43,6 +46,8 @@ class ExperimentRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.flush_errors = 0
+        self.recent_sizes: deque[tuple[str, float]] = deque(maxlen=3000)  # (class, size) for the live histogram
+        self.recent_unit = "px"
 
     # ---- control (web and CLI side) --------------------------------------------------------------
     @property
@@ -78,6 +83,8 @@ class ExperimentRecorder:
                context: FrameContext) -> list[Point]:
         """Buffer the frame (and its objects) for the running experiment; returns its `object` points
         (none outside an experiment). Objects are only recorded for analysed frames."""
+        if detections is not None and len(detections):
+            self._remember_sizes(detections, context)
         active = self._active
         if active is None:
             return []
@@ -91,6 +98,31 @@ class ExperimentRecorder:
         if detections is None or not len(detections):
             return []
         return self._objects_of(active.id, ts_us, detections, context)
+
+    def _remember_sizes(self, detections: Detections, context: FrameContext) -> None:
+        """Object sizes (sqrt(width x height), µm when calibrated) of recent analysed frames."""
+        unit = "µm" if context.um_per_pixel else "px"
+        if unit != self.recent_unit:
+            self.recent_sizes.clear()
+            self.recent_unit = unit
+        sizes = np.sqrt(detections.width * detections.height) * (context.um_per_pixel or 1.0)
+        names = context.classes
+        self.recent_sizes.extend((names[c] if c < len(names) else str(c), s)
+                                 for c, s in zip(detections.class_ids.tolist(), sizes.tolist(), strict=True))
+
+    def live_histogram(self, bins: int = 20) -> dict[str, Any]:
+        """Per-class histogram of the recent sizes on shared bins (the Live page)."""
+        recent = list(self.recent_sizes)
+        if not recent:
+            return {"unit": self.recent_unit, "edges": [], "classes": {}, "objects": 0}
+        top = max(s for _, s in recent)
+        edges = np.linspace(0.0, top * 1.05 or 1.0, bins + 1)
+        classes: dict[str, list[int]] = {}
+        for name in dict.fromkeys(n for n, _ in recent):
+            values = [s for n, s in recent if n == name]
+            classes[name] = np.histogram(values, bins=edges)[0].tolist()
+        return {"unit": self.recent_unit, "edges": [round(float(e), 3) for e in edges], "classes": classes,
+                "objects": len(recent)}
 
     def _objects_of(self, experiment: str, ts_us: int, detections: Detections, context: FrameContext) -> list[Point]:
         um = context.um_per_pixel
