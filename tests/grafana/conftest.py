@@ -7,6 +7,7 @@ as on a lab box. scope-a is calibrated (µm fields) and runs peaks 1.0.0; scope-
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,14 +37,26 @@ class Fleet:
     classes: tuple[str, ...]
     model: str  # of devices[0]
     model_version: str
+    experiment: str = ""  # recorded on devices[0] (with a focus drift, so some frames are excluded)
+    experiment_store: Path | None = None  # devices[0]'s own record of it
 
 
-def run_device(database: str, name: str, bundle: Path, data_dir: Path, extra_env: dict[str, str]) -> None:
+def start_experiment(data_dir: Path, name: str) -> str:
+    """Start an experiment in a device's store with the CLI (before it runs: the device picks it up)."""
+    command = [sys.executable, "-m", "device", "experiment", "--data-dir", str(data_dir), "start", name, "--objective", "10x"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("SCOPEHIVE_")})
+    assert done.returncode == 0, done.stderr
+    return str(json.loads(done.stdout)["id"])
+
+
+def run_device(database: str, name: str, bundle: Path, data_dir: Path, extra_env: dict[str, str],
+               source: str = "synthetic://?seed=1") -> None:
     """One real device run: synthetic microscope -> model -> outbox -> InfluxDB."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPEHIVE_")}
     env.update({"SCOPEHIVE_STATUS_INTERVAL_S": "0.2", **extra_env})
     command = [
-        sys.executable, "-m", "device", "run", "--source", "synthetic://?seed=1", "--model", str(bundle),
+        sys.executable, "-m", "device", "run", "--source", source, "--model", str(bundle),
         "--max-frames", str(FRAMES), "--influx-url", INFLUX_V2, "--influx-bucket", database,
         "--device-name", name, "--project", PROJECT, "--port", "0", "--data-dir", str(data_dir),
     ]
@@ -77,10 +90,13 @@ def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     work = tmp_path_factory.mktemp("grafana-fleet")
     bundle_a = peak_detector_bundle(work / "peaks")
     bundle_b = peak_detector_bundle(work / "peaks-b", version="2.0.0", name="peaks-b")
-    run_device(name, "scope-a", bundle_a, work / "a", {"SCOPEHIVE_UM_PER_PIXEL": "0.65"})
+    experiment = start_experiment(work / "a", "grafana check")
+    run_device(name, "scope-a", bundle_a, work / "a", {"SCOPEHIVE_UM_PER_PIXEL": "0.65"},
+               "synthetic://?seed=1&focus_drift=5&focus_period=40")
     run_device(name, "scope-b", bundle_b, work / "b", {"SCOPEHIVE_UM_PER_PIXEL": "0.65"})
     devices = ("scope-a", "scope-b")
     add_temperatures_where_unreadable(influx, devices)
     time.sleep(0.1)
-    yield Fleet(influx, PROJECT, devices, ("cell", "crystal", "debris"), "peaks", "1.0.0")
+    yield Fleet(influx, PROJECT, devices, ("cell", "crystal", "debris"), "peaks", "1.0.0", experiment,
+                work / "a" / "experiments.sqlite")
     drop_database(influx)
