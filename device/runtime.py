@@ -60,7 +60,7 @@ class Runtime:
         self.gates.append(self.quality)
         self.experiments: ExperimentRecorder | None = None
         self.board = LiveBoard()
-        self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags())
+        self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags)
         self._pipelines_lock = threading.Lock()
         self._dropped_reported = 0
         self._stop = threading.Event()

@@ -104,6 +104,12 @@ def _plots(summary: dict[str, Any]) -> str:
     return "".join(f"<figure>{p}</figure>" for p in plots)
 
 
+def _metrics(metrics: dict[str, Any]) -> str:
+    """The card's headline validation figures (numbers at its top level); the rest is in the bundle."""
+    shown = [f"{escape(k)} {v:.3f}" for k, v in sorted(metrics.items()) if isinstance(v, float | int) and not isinstance(v, bool)]
+    return ", ".join(shown) or "none in the model card"
+
+
 def _calibration(experiment: Experiment, summary: dict[str, Any]) -> str:
     cal = experiment.calibration
     if cal is not None:
@@ -131,7 +137,7 @@ def html_report(experiment: Experiment, summary: dict[str, Any]) -> str:
                      ("All objects / frame", summary["total"]["mean"]), ("All objects / mm²", summary["total"]["density_per_mm2"])])
     provenance = _rows([("Model", f"{escape(str(model.get('name', 'none')))} {escape(str(model.get('version', '')))}"),
                         ("Model sha256", str(model.get("sha256", "–"))),
-                        ("Validation metrics", escape(json.dumps(model.get("metrics", {}), sort_keys=True))),
+                        ("Validation metrics", _metrics(model.get("metrics") or {})),
                         ("Score threshold", model.get("score_threshold")),
                         ("Quality gates", escape(json.dumps(prov.get("quality", {}), sort_keys=True))),
                         ("Calibration", _calibration(experiment, summary)),
