@@ -22,6 +22,7 @@ from device.experiments.quality import QualitySettings
 from device.fleet.settings import FleetSettings
 from device.panel.settings import PanelSettings
 from device.redact import redact
+from device.tracking.settings import TrackingSettings
 
 ENV_PREFIX = "SCOPEHIVE_"
 # Variables the test harness and service scripts own: never device settings, never errors.
@@ -98,6 +99,7 @@ class DeviceConfig(BaseModel):
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Follow the model balena assigns (fleet rollout)")  # type: ignore[arg-type]
     quality: QualitySettings = Field(default_factory=QualitySettings, description="Frame quality gates (focus, exposure)")  # type: ignore[arg-type]
     grafana: GrafanaMarkSettings = Field(default_factory=GrafanaMarkSettings, description="Grafana annotations of experiment start/stop")  # type: ignore[arg-type]
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="Tracks, unique counts, motility, crossing line, concentration")  # type: ignore[arg-type]
 
 
 def _sections() -> dict[str, type[BaseModel]]:

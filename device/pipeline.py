@@ -154,4 +154,5 @@ class Pipeline:
         if analysis.card is not None:
             tags.update(model=analysis.card.name, model_version=analysis.card.version)
         classes = analysis.card.classes if analysis.card else []
-        return frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference, extra)
+        points = frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference, extra)
+        return points + list(analysis.extra.get("points", ()))  # type: ignore[call-overload]  # stages' own (e.g. `track`)

@@ -35,11 +35,12 @@ from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
 from device.metrics.stats import FrameExtra, FrameMeasure
 from device.models.bundle import BundleError, ModelCard
-from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions
+from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions, Stage
 from device.redact import redact
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
 from device.status import Heartbeat
+from device.tracking.stage import TrackingStage
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class Runtime:
         """The main pipeline with the configured bundle, if any. A bad one does not stop the device:
         the stream and panel still come up (so a good model can be uploaded), /healthz says 503."""
         slot = ModelSlot(self._load)
-        self.add_pipeline(Pipeline(PipelineOptions(name="main"), slot))
+        self.add_pipeline(Pipeline(PipelineOptions(name="main"), slot, self.model_stages()))
         if not self.config.model:
             return
         try:
@@ -100,6 +101,17 @@ class Runtime:
         except BundleError as exc:
             log.error("running WITHOUT a model: %s", exc)
             self.event("model_rejected", str(exc)[:500])
+
+    def model_stages(self) -> list[Stage]:
+        """What runs after a model's detector: the tracker (unique counts, motility, crossings)."""
+        cfg = self.config
+        return [TrackingStage(cfg.tracking, self.um_per_pixel, self._base_tags)] if cfg.tracking.enabled else []
+
+    @property
+    def tracking(self) -> TrackingStage | None:
+        """The main model's tracking stage (the panel's counting line and flow settings act on it)."""
+        stages = self.pipelines[0].stages if self.pipelines else []
+        return next((s for s in stages if isinstance(s, TrackingStage)), None)
 
     def add_pipeline(self, pipeline: Pipeline) -> None:
         """Append a model to the feed; it takes effect on the next frame, the others run on."""
@@ -127,10 +139,18 @@ class Runtime:
     def stop(self) -> None:
         self._stop.set()
 
+    def end_tracks(self) -> None:
+        """End every model's open tracks now (shutdown): their `track` points are written."""
+        for pipeline in self.pipelines:
+            for stage in pipeline.stages:
+                if isinstance(stage, TrackingStage) and self.outbox is not None:
+                    self._store(stage.close(time.time()))
+
     def shutdown(self, flush_timeout: float = 30.0) -> None:
         """Stop capture, push what is queued (bounded wait), stop the sender."""
         if self.capture is not None:
             self.capture.stop()
+        self.end_tracks()
         if self.experiments is not None:
             self.experiments.close()
         if self.sender is not None:
@@ -256,6 +276,7 @@ class Runtime:
             "outbox_depth": self.outbox.depth(),
             "outbox_dropped": self.outbox.dropped(),
             "uptime_s": round(time.time() - self.started, 3),
+            **(self.tracking.heartbeat_fields() if self.tracking is not None else {}),
         }
 
     def source_state(self) -> str:
@@ -315,7 +336,8 @@ class Runtime:
                    "focus_reference": round(self.quality.gate.reference.value, 3), "focus_gate": self.config.quality.focus_relative_min,
                    "fov_mm2": stats.get("fov_mm2"), "um_per_pixel": self.um_per_pixel(),
                    "experiment": active.public() if active else None}
-        return {**self.board.live_stats(), **science, **{k: v for k, v in self.health().items() if k != "ok"}}
+        tracking = {"tracking": self.tracking.live()} if self.tracking is not None else {}
+        return {**self.board.live_stats(), **science, **{k: v for k, v in self.health().items() if k != "ok"}, **tracking}
 
     def history(self, seconds: float) -> list[dict[str, Any]]:
         return self.outbox.history(seconds) if self.outbox else []

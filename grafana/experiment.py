@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import heatmap, table, timeseries
 
-from grafana import common, experiment_record
+from grafana import common, experiment_record, tracking
 from grafana.common import timeseries_panel
 from grafana.influxql import Select, Target, call, matches
 from grafana.panels import device_links_override, quantile_heatmap, quantile_select
@@ -88,11 +88,15 @@ def dashboard() -> common.dash.Dashboard:
         (size_by_class(), 12, 9, 12, 9),
         (class_summary(), 0, 18, 12, 8),
         (devices(), 12, 18, 12, 8),
-        (experiment_record.frames_analysed(), 0, 26, 4, 4),
-        (experiment_record.frames_excluded(), 0, 30, 4, 4),
-        (experiment_record.class_figures(), 4, 26, 10, 8),
-        (experiment_record.size_figures(), 14, 26, 10, 8),
-        (experiment_record.counts_over_time(), 0, 34, 12, 9),
-        (experiment_record.size_histogram(), 12, 34, 12, 9),
-        (experiment_record.quality_over_time(), 0, 43, 24, 8),
+        (tracking.finished_tracks(class_filter()), 0, 26, 12, 9),
+        (tracking.track_speed(class_filter()), 12, 26, 12, 9),
+        (tracking.crossings(class_filter()), 0, 35, 12, 9),
+        (tracking.motility_table(class_filter()), 12, 35, 12, 9),
+        (experiment_record.frames_analysed(), 0, 44, 4, 4),
+        (experiment_record.frames_excluded(), 0, 48, 4, 4),
+        (experiment_record.class_figures(), 4, 44, 10, 8),
+        (experiment_record.size_figures(), 14, 44, 10, 8),
+        (experiment_record.counts_over_time(), 0, 52, 12, 9),
+        (experiment_record.size_histogram(), 12, 52, 12, 9),
+        (experiment_record.quality_over_time(), 0, 61, 24, 8),
     ])

@@ -51,8 +51,9 @@ def _blueprints() -> list:  # type: ignore[type-arg]
     from device.panel.live import bp as live
     from device.panel.models import bp as models
     from device.panel.projects import bp as projects
+    from device.panel.tracking import bp as tracking
 
-    return [base, auth, projects, capture, annotate, datasets, models, live, experiments]
+    return [base, auth, projects, capture, annotate, datasets, models, live, experiments, tracking]
 
 
 def init_app(app: Flask) -> None:

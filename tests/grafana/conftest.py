@@ -90,10 +90,11 @@ def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     work = tmp_path_factory.mktemp("grafana-fleet")
     bundle_a = peak_detector_bundle(work / "peaks")
     bundle_b = peak_detector_bundle(work / "peaks-b", version="2.0.0", name="peaks-b")
-    experiment = start_experiment(work / "a", "grafana check")
-    run_device(name, "scope-a", bundle_a, work / "a", {"SCOPEHIVE_UM_PER_PIXEL": "0.65"},
-               "synthetic://?seed=1&focus_drift=5&focus_period=40")
-    run_device(name, "scope-b", bundle_b, work / "b", {"SCOPEHIVE_UM_PER_PIXEL": "0.65"})
+    # both count crossings of a line across the field in a 1.5 µL/min flow (the tracking panels)
+    env = {"SCOPEHIVE_UM_PER_PIXEL": "0.65", "SCOPEHIVE_TRACKING__LINE": "640,0,640,960", "SCOPEHIVE_TRACKING__FLOW_RATE_UL_MIN": "1.5"}
+    experiment = start_experiment(work / "a", "grafana check")  # recorded on scope-a, through a focus drift
+    run_device(name, "scope-a", bundle_a, work / "a", env, "synthetic://?seed=1&focus_drift=5&focus_period=40")
+    run_device(name, "scope-b", bundle_b, work / "b", env)
     devices = ("scope-a", "scope-b")
     add_temperatures_where_unreadable(influx, devices)
     time.sleep(0.1)
