@@ -77,9 +77,10 @@ def add_temperatures_where_unreadable(influx: Influx, devices: tuple[str, ...]) 
     lines = []
     for device in devices:
         (row,) = influx.rows(f"SELECT * FROM \"device_status\" WHERE \"device\" = '{device}' ORDER BY time DESC LIMIT 1")
-        fields = {k: v for k, v in row.items() if k not in ("time", "device", "project") and v is not None}
+        fields = {k: v for k, v in row.items() if k not in ("time", "device", "project", "experiment") and v is not None}
         encoded = ",".join(f"{k}={encode[types[k]](v)}" for k, v in fields.items()) + ",cpu_temp_c=48.5,gpu_temp_c=44.0"
-        lines.append(f"device_status,device={device},project={PROJECT} {encoded} {int(row['time']) + 1000}")
+        experiment = f",experiment={row['experiment']}" if row.get("experiment") else ""  # a tag while one runs
+        lines.append(f"device_status,device={device}{experiment},project={PROJECT} {encoded} {int(row['time']) + 1000}")
     requests.post(f"{INFLUX_V1}/write", params={"db": influx.database}, data="\n".join(lines).encode(), timeout=10).raise_for_status()
 
 
