@@ -23,6 +23,7 @@ from device.fleet.settings import FleetSettings
 from device.panel.settings import PanelSettings
 from device.redact import redact
 from device.tracking.settings import TrackingSettings
+from device.web_settings import WebSettings
 
 ENV_PREFIX = "SCOPEHIVE_"
 # Variables the test harness and service scripts own: never device settings, never errors.
@@ -96,6 +97,7 @@ class DeviceConfig(BaseModel):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Durable local metric store")  # type: ignore[arg-type]
     capture: CaptureSettings = Field(default_factory=CaptureSettings, description="Source reconnection")  # type: ignore[arg-type]
     panel: PanelSettings = Field(default_factory=PanelSettings, description="Web panel (login, uploads, storage)")  # type: ignore[arg-type]
+    web: WebSettings = Field(default_factory=WebSettings, description="Web server: worker pool, stream/SSE client caps, access log")  # type: ignore[arg-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Follow the model balena assigns (fleet rollout)")  # type: ignore[arg-type]
     quality: QualitySettings = Field(default_factory=QualitySettings, description="Frame quality gates (focus, exposure)")  # type: ignore[arg-type]
     grafana: GrafanaMarkSettings = Field(default_factory=GrafanaMarkSettings, description="Grafana annotations of experiment start/stop")  # type: ignore[arg-type]

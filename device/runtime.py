@@ -40,6 +40,7 @@ from device.redact import redact
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
 from device.status import Heartbeat
+from device.tracking.experiment import TrackLog
 from device.tracking.stage import TrackingStage
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Runtime:
         self.quality = QualityFrameGate(config.quality)
         self.gates.append(self.quality)
         self.experiments: ExperimentRecorder | None = None
+        self.track_log: TrackLog | None = None  # tracks and crossings of experiments, for their summary
         self.board = LiveBoard()
         self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags)
         self._pipelines_lock = threading.Lock()
@@ -82,6 +84,8 @@ class Runtime:
         self.experiments = ExperimentRecorder(
             ExperimentStore(cfg.data_dir / "experiments.sqlite"), cfg.device_name, cfg.project, self.event,
             lambda experiment, which: mark_in_background(cfg.grafana, experiment, which)).start_thread()
+        if cfg.tracking.enabled:
+            self.track_log = TrackLog(cfg.data_dir / "experiments.sqlite")
 
     def init_source(self) -> None:
         """Builds the capture for `config.source`; a malformed URI fails here, a missing camera does not."""
@@ -144,7 +148,12 @@ class Runtime:
         for pipeline in self.pipelines:
             for stage in pipeline.stages:
                 if isinstance(stage, TrackingStage) and self.outbox is not None:
-                    self._store(stage.close(time.time()))
+                    points = stage.close(time.time())
+                    self._store(points)
+                    if self.track_log is not None:
+                        self.track_log.add(points)
+        if self.track_log is not None:
+            self.track_log.flush()
 
     def shutdown(self, flush_timeout: float = 30.0) -> None:
         """Stop capture, push what is queued (bounded wait), stop the sender."""
@@ -216,6 +225,8 @@ class Runtime:
         if analyses and self.experiments is not None:
             points.extend(self._record(frame, analyses[0], points[0].ts_us, um))
         self._store(points)
+        if self.track_log is not None:
+            self.track_log.add(points)
         main = analyses[0] if analyses else None
         detections = main.detections if main is not None and main.detections is not None else Detections.empty()
         classes = tuple(main.card.classes) if main is not None and main.card is not None else ()

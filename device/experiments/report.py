@@ -18,6 +18,7 @@ from typing import Any
 
 from device.experiments import svg
 from device.experiments.store import Experiment
+from device.tracking.report import tracks_section
 
 FRAME_HEADER = ["time_utc", "ts_us", "frame_index", "analysed", "focus", "saturated_frac", "dark_frac", "count"]
 
@@ -152,6 +153,7 @@ table.grid th{{background:#f2f4f7}}figure{{display:inline-block;margin:6px}}.mut
 <h2>Summary</h2><table>{figures}</table>{_class_table(summary)}
 <p class="muted">Counts are means over analysed frames only; excluded frames (out of focus, badly exposed, no model,
 unusable) have no count. 95 % CI: mean ± t·sd/√n. Size: sqrt(box width × box height).</p>
+{tracks_section(summary.get("tracking"))}
 <h2>Plots</h2>{_plots(summary)}
 <h2>Provenance</h2><table>{provenance}</table></body></html>
 """

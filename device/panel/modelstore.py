@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from device.models.bundle import BundleError, ModelBundle, ModelCard, load_bundle
+from device.models.bundle import BundleError, ModelCard, load_bundle
 from device.panel.store import PanelError, Project
 from device.storage import Storage
 
@@ -25,15 +25,24 @@ class StoredModel(BaseModel):
     file_name: str
     size: int
     card: ModelCard
+    onnx_sha256: str | None = None  # what the model is: two uploads of one model share it
 
 
-def _check_onnx(bundle: ModelBundle) -> None:
-    import onnxruntime as ort
+def hide_paths(message: str, folder: Path) -> str:
+    """A bundle error without the folder it was unpacked into: users know their zip, not our disk.
+    '<folder>/.../model.onnx: ...' -> 'model.onnx: ...'; any other mention -> '(upload)'."""
+    for root in {str(folder.resolve()), str(folder)}:
+        message = re.sub(re.escape(root) + r"[^\s:'\"]*?/(?=model\.json|model\.onnx|engines/)", "", message)
+        message = re.sub(re.escape(root) + r"[^\s:'\"]*", "(upload)", message)
+    return message
 
-    try:
-        ort.InferenceSession(str(bundle.onnx_path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types for broken graphs
-        raise BundleError(f"model.onnx does not load in ONNX Runtime ({str(exc)[:300]}): re-export the bundle") from exc
+
+def _check_runs(path: Path, cache_dir: Path) -> None:
+    """What the device itself checks before switching, done at upload: model.onnx loads, its input
+    shape is the one model.json declares, and a test frame's outputs decode in output.format."""
+    from device.inference.detector import load_detector
+
+    load_detector(path, "onnx", cache_dir)
 
 
 class ModelStore:
@@ -53,16 +62,25 @@ class ModelStore:
             path.write_bytes(data)
             try:
                 bundle = load_bundle(path, Path(tmp) / "unpacked")
-                _check_onnx(bundle)
+                _check_runs(path, Path(tmp) / "check")
+                fingerprint = bundle.fingerprint()
             except BundleError as exc:
-                raise PanelError(f"{file_name}: {str(exc).replace(str(tmp), '(upload)')}") from exc
+                raise PanelError(f"{file_name}: {hide_paths(str(exc), Path(tmp))}") from exc
         card = bundle.card
         if card.classes != project.class_names:
             raise PanelError(
                 f"{file_name}: the model knows classes {card.classes} but project '{project.name}' has "
                 f"{project.class_names}: train it on this project's dataset or fix the project's classes"
             )
-        stored = StoredModel(id=model_id, file_name=Path(file_name).name, size=len(data), card=card)
+        same = self.find(project, card.label)
+        if same is not None:
+            if same.onnx_sha256 in (fingerprint, None) and same.card == card:
+                return same  # the same model again (re-zipped, or uploaded twice): one row
+            raise PanelError(
+                f"{file_name}: this project already has a different model called {card.label} "
+                f"(uploaded as {same.file_name}): give the new bundle another version, or delete the old one first"
+            )
+        stored = StoredModel(id=model_id, file_name=Path(file_name).name, size=len(data), card=card, onnx_sha256=fingerprint)
         prefix = f"projects/{project.slug}/models/{model_id}"
         self.storage.put(f"{prefix}/bundle.zip", data, "application/zip")
         self.storage.put_json(f"{prefix}/model.json", stored.model_dump(mode="json"))
@@ -72,6 +90,16 @@ class ModelStore:
         keys = [k for k in self.storage.list(f"projects/{project.slug}/models/") if k.endswith("/model.json")]
         models = [StoredModel.model_validate(self.storage.get_json(k)) for k in keys]
         return sorted(models, key=lambda m: m.card.created, reverse=True)
+
+    def find(self, project: Project, label: str) -> StoredModel | None:
+        """The stored model called name:version, if any (labels are unique per project)."""
+        return next((m for m in self.list(project) if m.card.label == label), None)
+
+    def running_id(self, project: Project, running: ModelCard | None) -> str | None:
+        """Which stored row the device runs: the whole card must match, not just the label."""
+        if running is None:
+            return None
+        return next((m.id for m in self.list(project) if m.card == running), None)
 
     def get(self, project: Project, model_id: str) -> StoredModel:
         if not re.fullmatch(r"[0-9a-f]{12}", model_id):

@@ -89,10 +89,13 @@ class TrackingStage:
         and the points due: `track` for every track that ended, and the periodic points."""
         with self._lock:
             points: list[Point] = []
-            if model is not self._model:
+            if model is not self._model or tags.get("experiment") != self._tags.get("experiment"):
+                # a new model, or an experiment starting or stopping: every open track ends under the
+                # old tags and counting starts afresh, so no track spans two models or experiments
                 points += self._close_locked(t)
-                self._model, self._classes, self._tags = model, tuple(classes), dict(tags)
+                self._model, self._classes = model, tuple(classes)
                 self._reset(t)
+            self._tags = dict(tags)
             if self._frame_size != (shape[1], shape[0]):
                 self._frame_size = (shape[1], shape[0])
                 self._apply_pending_line(t)

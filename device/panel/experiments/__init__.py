@@ -17,6 +17,7 @@ from device.experiments.store import Experiment, ExperimentRequest, invalid
 from device.experiments.summary import summarise
 from device.panel.base import runtime
 from device.panel.imaging import jpeg, to_display
+from device.tracking.experiment import experiment_tracking
 
 bp = Blueprint("experiments", __name__, template_folder="templates", static_folder="static",
                static_url_path="/panel/static/experiments", url_prefix="/panel")
@@ -95,7 +96,8 @@ def _experiment(experiment_id: str) -> Experiment:
 def _summary(experiment: Experiment) -> dict[str, Any]:
     store = recorder().store
     recorder().flush()  # rows of the last second (or of frames in flight at the stop) first
-    return summarise(experiment, store.frames(experiment.id), store.objects(experiment.id))
+    summary = summarise(experiment, store.frames(experiment.id), store.objects(experiment.id))
+    return {**summary, "tracking": experiment_tracking(store.path, experiment.id, runtime())}
 
 
 @bp.get("/api/experiments/<experiment_id>/summary")

@@ -7,24 +7,28 @@ from typing import Any
 from flask import Blueprint, flash, render_template, request
 from werkzeug.wrappers import Response
 
-from device.models.bundle import BundleError
+from device.models.bundle import BundleError, ModelCard
 from device.panel.base import back, require_project, runtime, state
 from device.panel.store import PanelError
 
 bp = Blueprint("models", __name__, template_folder="templates", url_prefix="/panel/models")
 
 
-def _running_label() -> str | None:
+def _running_card() -> ModelCard | None:
     device = runtime()
-    card = device.model_card() if device is not None else None
-    return card.label if card is not None else None
+    card: ModelCard | None = device.model_card() if device is not None else None
+    return card
 
 
 @bp.get("/")
 def index() -> str:
     project = require_project()
     models = state().models.list(project)
-    return render_template("models/index.html", project=project, models=models, running=_running_label(), has_runtime=runtime() is not None)
+    running = _running_card()
+    return render_template(
+        "models/index.html", project=project, models=models, running=running.label if running else None,
+        running_id=state().models.running_id(project, running), has_runtime=runtime() is not None,
+    )
 
 
 @bp.post("/")
@@ -34,12 +38,19 @@ def upload() -> Response:
     if file is None or not file.filename:
         flash("Choose a bundle zip to upload.", "error")
         return back("models.index")
+    known = {m.id for m in state().models.list(project)}
     try:
         stored = state().models.add(project, file.read(), file.filename)
     except PanelError as exc:
         flash(f"Model not added: {exc}", "error")
         return back("models.index")
-    flash(f"Model {stored.card.label} added. Choose 'Run it' to switch the device to it.", "ok")
+    running = stored.id == state().models.running_id(project, _running_card())
+    if stored.id in known:
+        flash(f"{stored.card.label} is already here (uploaded as {stored.file_name}): nothing was added.", "info")
+    elif running:
+        flash(f"Model {stored.card.label} added: it checks out, and the device already runs it.", "ok")
+    else:
+        flash(f"Model {stored.card.label} added: it checks out. Choose 'Run it' to switch the device to it.", "ok")
     return back("models.index")
 
 
@@ -51,9 +62,16 @@ def activate(model_id: str) -> Response:
         flash("No device runs in this process, so there is nothing to switch.", "error")
         return back("models.index")
     try:
-        card = device.switch_model(state().models.local_zip(project, model_id))
-    except (PanelError, BundleError) as exc:
+        stored = state().models.get(project, model_id)
+        path = state().models.local_zip(project, model_id)
+        card = device.switch_model(path)
+    except PanelError as exc:
         flash(f"The device keeps its current model: {exc}", "error")
+        return back("models.index")
+    except BundleError as exc:  # never show the cache folder: name the bundle the user uploaded
+        message = str(exc).replace(str(path.resolve()), stored.file_name).replace(str(path), stored.file_name)
+        message = message.replace(str(state().models.cache_dir.resolve()), "(cache)").replace(str(state().models.cache_dir), "(cache)")
+        flash(f"The device keeps its current model: {message}", "error")
         return back("models.index")
     flash(f"The device now runs {card.label}.", "ok")
     return back("models.index")
@@ -67,11 +85,11 @@ def delete(model_id: str) -> Response:
     except PanelError as exc:
         flash(str(exc), "error")
         return back("models.index")
-    if stored.card.label == _running_label():
+    if stored.id == state().models.running_id(project, _running_card()):
         flash(f"{stored.card.label} is running now: switch to another model before deleting it.", "error")
         return back("models.index")
     state().models.delete(project, model_id)
-    flash(f"Model {stored.card.label} deleted.", "ok")
+    flash(f"Model {stored.card.label} deleted ({stored.file_name}).", "ok")
     return back("models.index")
 
 

@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from tests.conftest import Influx, create_database, drop_database, stop_process
-from tests.device.panel.test_browser import ARGS, CHROMIUM, PASSWORD, _free_port
+from tests.device.panel.browser_support import ARGS, CHROMIUM, PASSWORD, free_port
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[3]
@@ -44,7 +44,7 @@ def influx_db() -> Iterator[Influx]:
 @pytest.fixture(scope="module")
 def scope(tmp_path_factory: pytest.TempPathFactory, influx_db: Influx) -> Iterator[tuple[str, Path]]:
     data = tmp_path_factory.mktemp("scope")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPEHIVE_") or k.startswith("SCOPEHIVE_TEST_")}
     env.update(SCOPEHIVE_PANEL_PASSWORD=PASSWORD, SCOPEHIVE_DEVICE_NAME="scope-exp", SCOPEHIVE_PROJECT="blood")
     cmd = [sys.executable, "-m", "device", "run", "--source", SOURCE, "--model", str(ROOT / "device" / "models" / "demo"),

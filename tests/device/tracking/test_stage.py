@@ -108,3 +108,13 @@ def test_negative_flow_or_depth_in_the_config_is_an_error_that_names_it(variable
 
     with pytest.raises(ConfigError, match=variable):
         load_config(environ={variable: "-3"})
+
+
+def test_an_experiment_starting_and_stopping_ends_open_tracks() -> None:
+    stage = TrackingStage(TrackingSettings(min_frames=3, interval_s=100), None)
+    _walk(stage, "m", range(5), {"model": "m"})
+    started = _walk(stage, "m", range(5, 10), {"model": "m", "experiment": "e1"})
+    assert {p.tags.get("experiment") for p in started if p.measurement == "track"} == {None}
+    assert stage.live()["unique_total"] == 2  # the experiment counts what it saw itself
+    stopped = _walk(stage, "m", range(10, 11), {"model": "m"})
+    assert {p.tags.get("experiment") for p in stopped if p.measurement == "track"} == {"e1"}
