@@ -29,11 +29,13 @@ from device.experiments.quality import QualityFrameGate, analysed_status
 from device.experiments.recorder import ExperimentRecorder, FrameContext
 from device.experiments.store import ExperimentStore
 from device.health import health_report
+from device.hive.settings import ExtraModel
+from device.inference.backend import BackendContext
 from device.inference.detector import Detector, load_detector
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
-from device.metrics.stats import FrameExtra, FrameMeasure
+from device.metrics.stats import FrameExtra, FrameMeasure, new_run_id
 from device.models.bundle import BundleError, ModelCard
 from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions, Stage
 from device.redact import redact
@@ -52,6 +54,7 @@ class Runtime:
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
         self.started = time.time()
+        self.run_id = new_run_id()  # frame_index restarts at 0 on every start: (run_id, frame_index) is unique
         self.capture: Capture | None = None
         self.outbox: Outbox | None = None
         self.sender: OutboxSender | None = None
@@ -94,17 +97,26 @@ class Runtime:
         self.capture = Capture(source, backoff, events=self.event)
 
     def init_model(self) -> None:
-        """The main pipeline with the configured bundle, if any. A bad one does not stop the device:
-        the stream and panel still come up (so a good model can be uploaded), /healthz says 503."""
-        slot = ModelSlot(self._load)
-        self.add_pipeline(Pipeline(PipelineOptions(name="main"), slot, self.model_stages()))
-        if not self.config.model:
-            return
-        try:
-            slot.load(Path(self.config.model))
-        except BundleError as exc:
-            log.error("running WITHOUT a model: %s", exc)
-            self.event("model_rejected", str(exc)[:500])
+        """The main pipeline with the configured bundle, and one pipeline per entry of `models`.
+        A bad bundle does not stop the device: the stream and panel still come up (so a good
+        model can be uploaded), /healthz says 503 with the reason."""
+        main = ExtraModel(name="main", bundle=self.config.model or "-", backend=self.config.backend,
+                          score_threshold=self.config.score_threshold)
+        self._start_model(main, self.config.model)
+        for extra in self.config.models:
+            self._start_model(extra, extra.bundle)
+
+    def _start_model(self, settings: ExtraModel, bundle: str | None) -> Pipeline:
+        slot = ModelSlot(lambda path: self._load(path, settings))
+        pipeline = Pipeline(PipelineOptions(name=settings.name, every=settings.every, overlay=settings.overlay), slot, self.model_stages())
+        self.add_pipeline(pipeline)
+        if bundle:
+            try:
+                slot.load(Path(bundle))
+            except BundleError as exc:
+                log.error("model %s runs WITHOUT a bundle: %s", settings.name, exc)
+                self.event("model_rejected", f"{settings.name}: {str(exc)[:500]}")
+        return pipeline
 
     def model_stages(self) -> list[Stage]:
         """What runs after a model's detector: the tracker (unique counts, motility, crossings)."""
@@ -167,12 +179,14 @@ class Runtime:
                 log.warning("InfluxDB did not take every point before exit; %d stay in the outbox for next time",
                             self.outbox.depth() if self.outbox else 0)
             self.sender.stop()
+        for pipeline in self.pipelines:
+            pipeline.slot.clear()  # stops what backends run in the background (hive probes)
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self, max_frames: int | None = None) -> int:
         """capture -> analyse (every pipeline) -> measure -> publish until stopped, the source ends or max_frames."""
         assert self.capture is not None and self.outbox is not None
-        self.event("started", f"source {self.config.source}, model {self._model_label()}")
+        self.event("started", f"run {self.run_id}, source {self.config.source}, model {self._model_label()}")
         self.heartbeat.start()
         while not self._stop.is_set() and (max_frames is None or self.processed < max_frames):
             self.heartbeat.beat_if_due()
@@ -204,7 +218,7 @@ class Runtime:
     def _measure(self, frame: Frame, analysis: Analysis, dropped: int) -> FrameMeasure:
         return FrameMeasure(
             index=frame.index, captured_at=frame.captured_at, fps=self.board.fps.fps, inference_ms=analysis.inference_ms,
-            latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped,
+            latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped, run_id=self.run_id,
         )
 
     def _publish(self, frame: Frame, analyses: tuple[Analysis, ...]) -> None:
@@ -287,6 +301,7 @@ class Runtime:
             "outbox_depth": self.outbox.depth(),
             "outbox_dropped": self.outbox.dropped(),
             "uptime_s": round(time.time() - self.started, 3),
+            "run_id": self.run_id,
             **(self.tracking.heartbeat_fields() if self.tracking is not None else {}),
         }
 
@@ -311,21 +326,70 @@ class Runtime:
     def model_error(self) -> str:
         return self.main_slot.error
 
-    def _load(self, path: Path) -> Detector:
-        return load_detector(path, self.config.backend, self.config.data_dir, self.config.score_threshold)
+    def _load(self, path: Path, settings: ExtraModel | None = None) -> Detector:
+        backend = settings.backend if settings else self.config.backend
+        threshold = settings.score_threshold if settings else self.config.score_threshold
+        context = BackendContext(self.config.hive, self._source_period)
+        return load_detector(path, backend, self.config.data_dir, threshold, context)
 
-    def switch_model(self, bundle_path: Path) -> ModelCard:
-        """Load, check and warm the new bundle beside the running one, then swap the main pipeline's
-        reference: the loop and the stream never stop. A bad bundle raises BundleError; the old model stays."""
-        slot = self.main_slot
+    def _source_period(self) -> float | None:
+        return self.capture.period_s if self.capture is not None else None
+
+    def pipeline(self, name: str) -> Pipeline:
+        found = [p for p in self.pipelines if p.name == name]
+        if not found:
+            raise KeyError(f"no model named '{name}' runs on this device (running: {', '.join(p.name for p in self.pipelines)})")
+        return found[0]
+
+    def switch_model(self, bundle_path: Path, name: str = "main") -> ModelCard:
+        """Load, check and warm the new bundle beside the running one, then swap that pipeline's
+        reference: the loop, the stream and the other models never stop. A bad bundle raises
+        BundleError; the old model stays."""
+        slot = self.pipeline(name).slot
         previous = slot.label
         try:
             detector = slot.load(Path(bundle_path))
         except BundleError as exc:
             self.event("model_rejected", str(exc)[:500])
             raise
-        self.event("model_switched", f"{previous} -> {detector.card.label} on {detector.backend_name}")
+        where = "" if name == "main" else f" ({name})"
+        self.event("model_switched", f"{previous} -> {detector.card.label} on {detector.backend_name}{where}")
         return detector.card
+
+    def add_model(self, name: str, bundle_path: Path, every: int = 1, overlay: bool = True) -> ModelCard:
+        """Run one more model beside the others (the panel's "run beside"); loaded and warmed
+        before it joins, so a bad bundle raises BundleError and changes nothing."""
+        settings = ExtraModel(name=name, bundle=str(bundle_path), every=every, overlay=overlay,
+                              backend=self.config.backend, score_threshold=self.config.score_threshold)
+        if any(p.name == name for p in self.pipelines):
+            raise ValueError(f"a model named '{name}' already runs on this device")
+        slot = ModelSlot(lambda path: self._load(path, settings))
+        try:
+            detector = slot.load(Path(bundle_path))
+        except BundleError as exc:
+            self.event("model_rejected", f"{name}: {str(exc)[:500]}")
+            raise
+        self.add_pipeline(Pipeline(PipelineOptions(name=name, every=every, overlay=overlay), slot, self.model_stages()))
+        self.event("model_added", f"{detector.card.label} runs beside as {name}, every {every} frame(s)")
+        return detector.card
+
+    def remove_model(self, name: str) -> None:
+        """Stop one model; the others run on. The main model is switched, not removed."""
+        if name == "main":
+            raise ValueError("the main model cannot be removed: switch it to another bundle instead")
+        pipeline = self.remove_pipeline(name)
+        label = pipeline.slot.label
+        pipeline.slot.clear()
+        self.event("model_removed", f"{name} ({label}) stopped")
+
+    def set_overlay(self, name: str, shown: bool) -> None:
+        self.pipeline(name).options.overlay = shown
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every model on the feed, for the panel (name, label, every, overlay, backend, error)."""
+        return [{"name": p.name, "label": p.slot.label if p.slot.detector else None, "every": p.options.every,
+                 "overlay": p.options.overlay, "backend": p.slot.detector.backend_name if p.slot.detector else None,
+                 "error": p.slot.error} for p in self.pipelines]
 
     # ---- DeviceRuntime protocol (the web side) -------------------------------------------------
     def latest(self) -> LatestFrame | None:

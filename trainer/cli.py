@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         publish.add_argument(f"--{flag}", help=f"S3 {flag} (or SCOPEHIVE_S3_{flag.upper().replace('-', '_')})")
     publish.add_argument("--secure", action=argparse.BooleanOptionalAction, default=None, help="use HTTPS")
     publish.add_argument("--store", help="s3://bucket?endpoint=host:port&secure=0 instead of the flags")
+    serve = sub.add_parser("serve", help="serve bundles to devices on Triton (KServe v2), or write a Triton model repository")
+    serve.add_argument("bundles", type=Path, nargs="+", help="bundle folders to serve")
+    serve.add_argument("--http-port", type=int, default=8000, help="KServe v2 HTTP port (devices' hive.endpoints)")
+    serve.add_argument("--grpc-port", type=int, default=8001)
+    serve.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics port")
+    serve.add_argument("--repository", type=Path, help="write a model repository for the stock tritonserver here and exit")
+    serve.add_argument("--tensorrt", action="store_true", help="with --repository: run the ONNX models through TensorRT (FP16)")
     fleet_cli.register(sub)  # rollout, rollback: trainer/fleet/cli.py
     return parser
 
@@ -169,8 +176,25 @@ def cmd_publish(args: argparse.Namespace) -> None:
     print(f"published to {publish_bundle(args.bundle, config)}")
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    for bundle in args.bundles:
+        read_card(bundle)  # a bad bundle fails in a second, before any server starts
+    if args.repository:
+        from trainer.hive.repository import write_repository
+
+        names = write_repository(args.bundles, args.repository, args.tensorrt)
+        print(f"model repository {args.repository}: {', '.join(names)}")
+        return
+    import logging
+
+    from trainer.hive.serve import Ports, serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(args.bundles, Ports(args.http_port, args.grpc_port, args.metrics_port))
+
+
 _COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
-             "build-engine": cmd_build_engine, "publish": cmd_publish}
+             "build-engine": cmd_build_engine, "publish": cmd_publish, "serve": cmd_serve}
 _KNOWN_ERRORS = (DatasetError, BundleError, EngineError, PublishError, ValidationError, ExportError, OutputDirError)
 
 

@@ -171,11 +171,12 @@ class TrackingStage:
 
     # ---- overlay and live view -----------------------------------------------------------------
     def _overlay(self, ids: np.ndarray) -> TrackOverlay:
-        line = self.counter.line if self.counter is not None else None
-        crossed = int(self.counter.counts[:, 0].sum()) if self.counter is not None else 0
-        normal = tuple(line.normal.tolist()) if line else (0.0, 0.0)
-        return TrackOverlay(ids if self.settings.show_ids else None, tuple(line.as_list()) if line else None,  # type: ignore[arg-type]
-                            crossed, normal)  # type: ignore[arg-type]
+        shown = ids if self.settings.show_ids else None
+        if self.counter is None:
+            return TrackOverlay(shown, None, 0)
+        line = self.counter.line
+        nx, ny = (float(v) for v in line.normal)
+        return TrackOverlay(shown, (line.x1, line.y1, line.x2, line.y2), int(self.counter.counts[:, 0].sum()), (nx, ny))
 
     def live(self) -> dict[str, Any]:
         """JSON-ready state for the live view: unique counts, open tracks, motility, crossings."""
@@ -218,7 +219,8 @@ class TrackingStage:
         """The configured line, once the frame size is known to check it against."""
         if self._pending_line is None:
             return
-        line = CrossingLine.checked(list(self._pending_line), *self._frame_size)  # type: ignore[misc]
+        assert self._frame_size is not None
+        line = CrossingLine.checked(list(self._pending_line), *self._frame_size)
         self._line, self._pending_line = line, None
         self.counter = CrossingCounter(line, len(self._classes), t)
 

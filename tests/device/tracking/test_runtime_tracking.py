@@ -31,6 +31,13 @@ def test_tracks_on_the_stream_live_stats_and_heartbeat(running: Runtime, stored:
     assert running.tracking is not None
     running.tracking.set_line([160, 0, 160, 240])
     assert wait_for(lambda: running.live_stats()["tracking"]["unique_total"] > 0)
+
+    def _overlay_has_line() -> bool:
+        latest = running.latest()
+        overlay = latest.analyses[0].extra.get("tracking") if latest is not None and latest.analyses else None
+        return isinstance(overlay, TrackOverlay) and overlay.line is not None
+
+    assert wait_for(_overlay_has_line)  # the frame after the line was set
     latest = running.latest()
     assert latest is not None and latest.analyses
     overlay = latest.analyses[0].extra["tracking"]
