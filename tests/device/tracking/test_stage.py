@@ -118,3 +118,14 @@ def test_an_experiment_starting_and_stopping_ends_open_tracks() -> None:
     assert stage.live()["unique_total"] == 2  # the experiment counts what it saw itself
     stopped = _walk(stage, "m", range(10, 11), {"model": "m"})
     assert {p.tags.get("experiment") for p in stopped if p.measurement == "track"} == {"e1"}
+
+
+def test_chamber_concentration_from_depth_and_calibration() -> None:
+    """No flow rate: objects in view over the imaged volume (200x100 px at 2 µm/px, 50 µm deep)."""
+    stage = TrackingStage(TrackingSettings(depth_um=50.0, interval_s=0.5), um_per_pixel=2.0)
+    points = _walk(stage, "m", range(8), {"model": "m"})
+    conc = [p for p in points if p.measurement == "concentration" and p.tags["class"] == "cell"]
+    volume_ul = 200 * 100 * 2.0**2 * 50.0 / 1e9
+    assert conc and conc[-1].tags["mode"] == "chamber" and conc[-1].fields["count"] == 1
+    assert conc[-1].fields["per_ul"] == pytest.approx(1 / volume_ul)
+    assert conc[-1].fields["per_ul_low"] < conc[-1].fields["per_ul"] < conc[-1].fields["per_ul_high"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from device.storage.unzip import ArchiveError, UnzipLimits, extract
+from device.safezip import ArchiveError, UnzipLimits, extract
 from tests.device.zips import MB, bomb_zip
 
 
