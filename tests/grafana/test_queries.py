@@ -43,6 +43,7 @@ def variables(dashboard: str, fleet: Fleet, size: str) -> dict[str, str | list[s
         values["device"] = fleet.devices[0]
     if dashboard == "experiment":
         values["class"] = list(fleet.classes)
+        values["experiment"] = fleet.experiment
     return values
 
 
@@ -80,6 +81,9 @@ def expectations(dashboard: str, query: DashboardQuery, fleet: Fleet) -> dict[st
         ("experiment", "Devices and models over the range"): per_device,
         ("experiment", "class"): {"value": set(fleet.classes)},
         ("experiment", "project"): {"value": {fleet.project}},
+        ("experiment", "experiment"): {"value": {fleet.experiment}},
+        ("experiment", "Counts per class (analysed frames)"): {"class": set(fleet.classes)},
+        ("experiment", "Focus score and excluded frames"): {"analysed": {"out_of_focus"}} if query.ref_id == "B" else {},
     }
     owner = query.owner.split(":")[0]
     return by_owner.get((dashboard, owner), {})
