@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from device.colours import PALETTE  # noqa: F401  (re-exported: one palette for panel and stream)
+
+log = logging.getLogger(__name__)
 
 
 class PanelError(ValueError):
@@ -149,3 +153,19 @@ def safe_file_name(name: str, suffixes: tuple[str, ...] = ()) -> str:
         stem, suffix = (stem if suffix else cleaned), suffixes[0]
     suffix = suffix[:16]
     return (stem[: FILE_NAME_MAX - len(suffix)] or "image") + suffix
+
+
+def salvage_annotation(key: str, raw: object) -> AnnotationDoc:
+    """An annotation stored before boxes were checked (NaN corners...): keep the valid boxes, log the rest.
+
+    One bad box must not make the image, the page and every export of the project fail.
+    """
+    data = raw if isinstance(raw, dict) else {}
+    good: list[Box] = []
+    for item in data.get("boxes") or []:
+        with contextlib.suppress(ValidationError):
+            good.append(Box.model_validate(item))
+    stored = data.get("revision")
+    revision = stored if isinstance(stored, int) else 0
+    log.error("%s holds invalid boxes; %d valid ones are used and the next save drops the rest", key, len(good))
+    return AnnotationDoc(revision=max(0, revision), boxes=good[:MAX_BOXES], negative=bool(data.get("negative")) and not good)

@@ -42,6 +42,7 @@ from device.panel.records import (
     PanelError,
     Project,
     safe_file_name,
+    salvage_annotation,
     slugify,
 )
 from device.storage import Storage, StorageError
@@ -284,7 +285,7 @@ class ProjectStore:
         try:
             return AnnotationDoc.model_validate(raw)
         except ValidationError:
-            return _salvage(key, raw)
+            return salvage_annotation(key, raw)
 
     def save_annotation(self, slug: str, image_id: str, base_revision: int, boxes: list[Box], negative: bool = False) -> AnnotationDoc:
         """Write boxes based on `base_revision`; raises ConflictError when someone saved since."""
@@ -310,18 +311,3 @@ class ProjectStore:
         metas = self.list_images(slug)
         return sum(self.annotation(slug, m.id).annotated for m in metas), len(metas)
 
-
-def _salvage(key: str, raw: object) -> AnnotationDoc:
-    """An annotation stored before boxes were checked (NaN corners...): keep the valid boxes, log the rest.
-
-    One bad box must not make the image, the page and every export of the project fail.
-    """
-    data = raw if isinstance(raw, dict) else {}
-    good: list[Box] = []
-    for item in data.get("boxes") or []:
-        with contextlib.suppress(ValidationError):
-            good.append(Box.model_validate(item))
-    stored = data.get("revision")
-    revision = stored if isinstance(stored, int) else 0
-    log.error("%s holds invalid boxes; %d valid ones are used and the next save drops the rest", key, len(good))
-    return AnnotationDoc(revision=max(0, revision), boxes=good[:MAX_BOXES], negative=bool(data.get("negative")) and not good)
