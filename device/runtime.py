@@ -66,7 +66,7 @@ class Runtime(FeedModels):
         self.track_log: TrackLog | None = None  # tracks and crossings of experiments, for their summary
         self.board = LiveBoard()
         self._hive_beat = HiveHeartbeat()
-        self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags())
+        self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags)
         self._pipelines_lock = threading.Lock()
         self._dropped_reported = 0
         self._stop = threading.Event()
@@ -303,6 +303,7 @@ class Runtime(FeedModels):
         stats = latest.stats if latest else {}
         active = self.experiments.active if self.experiments is not None else None
         science = {"analysed": stats.get("analysed"), "focus": stats.get("focus"), "saturated_frac": stats.get("saturated_frac"),
+                   "focus_reference": round(self.quality.gate.reference.value, 3), "focus_gate": self.config.quality.focus_relative_min,
                    "fov_mm2": stats.get("fov_mm2"), "um_per_pixel": self.um_per_pixel(),
                    "experiment": active.public() if active else None}
         tracking = {"tracking": self.tracking.live()} if self.tracking is not None else {}
