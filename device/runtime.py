@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,16 +27,16 @@ from device.experiments.annotate import mark_in_background
 from device.experiments.quality import QualityFrameGate, analysed_status
 from device.experiments.recorder import ExperimentRecorder, FrameContext
 from device.experiments.store import ExperimentStore
+from device.feed import FeedModels
 from device.health import health_report
 from device.hive.settings import ExtraModel
-from device.inference.backend import BackendContext
-from device.inference.detector import Detector, load_detector
+from device.hive.status import HiveHeartbeat
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
 from device.metrics.stats import FrameExtra, FrameMeasure, new_run_id
-from device.models.bundle import BundleError, ModelCard
-from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions, Stage
+from device.models.bundle import ModelCard
+from device.pipeline import FAILED, Analysis, FrameGate, Pipeline, Stage
 from device.redact import redact
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
@@ -48,7 +47,7 @@ from device.tracking.stage import TrackingStage
 log = logging.getLogger(__name__)
 
 
-class Runtime:
+class Runtime(FeedModels):
     """One device. Build it, call the init/start steps (see device/app.py), then `run()`."""
 
     def __init__(self, config: DeviceConfig) -> None:
@@ -60,13 +59,15 @@ class Runtime:
         self.sender: OutboxSender | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self.pipelines: tuple[Pipeline, ...] = ()  # replaced whole on change: the loop reads it once a frame
+        self._frame_pipelines: tuple[Pipeline, ...] = ()
         self.gates: list[FrameGate] = []  # frame-level "worth analysing?" checks, before any model
         self.quality = QualityFrameGate(config.quality)
         self.gates.append(self.quality)
         self.experiments: ExperimentRecorder | None = None
         self.track_log: TrackLog | None = None  # tracks and crossings of experiments, for their summary
         self.board = LiveBoard()
-        self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags())
+        self._hive_beat = HiveHeartbeat()
+        self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags)
         self._pipelines_lock = threading.Lock()
         self._dropped_reported = 0
         self._stop = threading.Event()
@@ -106,18 +107,6 @@ class Runtime:
         for extra in self.config.models:
             self._start_model(extra, extra.bundle)
 
-    def _start_model(self, settings: ExtraModel, bundle: str | None) -> Pipeline:
-        slot = ModelSlot(lambda path: self._load(path, settings))
-        pipeline = Pipeline(PipelineOptions(name=settings.name, every=settings.every, overlay=settings.overlay), slot, self.model_stages())
-        self.add_pipeline(pipeline)
-        if bundle:
-            try:
-                slot.load(Path(bundle))
-            except BundleError as exc:
-                log.error("model %s runs WITHOUT a bundle: %s", settings.name, exc)
-                self.event("model_rejected", f"{settings.name}: {str(exc)[:500]}")
-        return pipeline
-
     def model_stages(self) -> list[Stage]:
         """What runs after a model's detector: the tracker (unique counts, motility, crossings)."""
         cfg = self.config
@@ -128,21 +117,6 @@ class Runtime:
         """The main model's tracking stage (the panel's counting line and flow settings act on it)."""
         stages = self.pipelines[0].stages if self.pipelines else []
         return next((s for s in stages if isinstance(s, TrackingStage)), None)
-
-    def add_pipeline(self, pipeline: Pipeline) -> None:
-        """Append a model to the feed; it takes effect on the next frame, the others run on."""
-        with self._pipelines_lock:
-            if any(p.name == pipeline.name for p in self.pipelines):
-                raise ValueError(f"a model named '{pipeline.name}' already runs on this device")
-            self.pipelines = (*self.pipelines, pipeline)
-
-    def remove_pipeline(self, name: str) -> Pipeline:
-        with self._pipelines_lock:
-            found = [p for p in self.pipelines if p.name == name]
-            if not found:
-                raise KeyError(f"no model named '{name}' runs on this device")
-            self.pipelines = tuple(p for p in self.pipelines if p.name != name)
-        return found[0]
 
     def start_sender(self) -> None:
         assert self.sender is not None
@@ -206,7 +180,8 @@ class Runtime:
         """Every pipeline's analysis, or None for a frame no model could take (corrupt, empty, odd
         shape): it is skipped and counted, the loop goes on."""
         gate_reason = next((reason for gate in self.gates if (reason := gate(frame))), "")
-        analyses = tuple(p.analyse(frame, gate_reason) for p in self.pipelines)
+        self._frame_pipelines = self.pipelines  # one read: a model added or removed mid-frame waits for the next
+        analyses = tuple(p.analyse(frame, gate_reason) for p in self._frame_pipelines)
         failed = [a for a in analyses if a.inference == FAILED]
         if failed and len(failed) == len(analyses):
             self.bad_frames += 1
@@ -230,7 +205,7 @@ class Runtime:
         main_fields: dict[str, FieldValue] = {}
         um, quality = self.um_per_pixel(), self.quality.last
         fov = frame.image.shape[0] * frame.image.shape[1] * um**2 / 1e6 if um else None
-        for pipeline, analysis in zip(self.pipelines, analyses, strict=False):
+        for pipeline, analysis in zip(self._frame_pipelines, analyses, strict=True):
             extra = FrameExtra(analysed_status(analysis.analysed, analysis.inference), quality.focus,
                                quality.saturated, quality.dark, fov)
             own = pipeline.points(analysis, self._measure(frame, analysis, dropped), self._base_tags(), um, extra)
@@ -244,7 +219,7 @@ class Runtime:
         main = analyses[0] if analyses else None
         detections = main.detections if main is not None and main.detections is not None else Detections.empty()
         classes = tuple(main.card.classes) if main is not None and main.card is not None else ()
-        self.board.overlays = {p.name for p in self.pipelines if p.options.overlay}
+        self.board.overlays = {p.name for p in self._frame_pipelines if p.options.overlay}
         self.board.post(LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, main_fields, analyses))
         self.processed += 1
 
@@ -303,6 +278,7 @@ class Runtime:
             "uptime_s": round(time.time() - self.started, 3),
             "run_id": self.run_id,
             **(self.tracking.heartbeat_fields() if self.tracking is not None else {}),
+            **self._hive_beat.fields(self.pipelines),
         }
 
     def source_state(self) -> str:
@@ -311,85 +287,6 @@ class Runtime:
 
     def _model_label(self) -> str:
         return ", ".join(p.slot.label for p in self.pipelines) or "none"
-
-    # ---- models --------------------------------------------------------------------------------
-    @property
-    def main_slot(self) -> ModelSlot:
-        return self.pipelines[0].slot if self.pipelines else ModelSlot(self._load)
-
-    @property
-    def detector(self) -> Detector | None:
-        """The main pipeline's model (the one the panel pre-annotates with)."""
-        return self.main_slot.detector
-
-    @property
-    def model_error(self) -> str:
-        return self.main_slot.error
-
-    def _load(self, path: Path, settings: ExtraModel | None = None) -> Detector:
-        backend = settings.backend if settings else self.config.backend
-        threshold = settings.score_threshold if settings else self.config.score_threshold
-        context = BackendContext(self.config.hive, self._source_period)
-        return load_detector(path, backend, self.config.data_dir, threshold, context)
-
-    def _source_period(self) -> float | None:
-        return self.capture.period_s if self.capture is not None else None
-
-    def pipeline(self, name: str) -> Pipeline:
-        found = [p for p in self.pipelines if p.name == name]
-        if not found:
-            raise KeyError(f"no model named '{name}' runs on this device (running: {', '.join(p.name for p in self.pipelines)})")
-        return found[0]
-
-    def switch_model(self, bundle_path: Path, name: str = "main") -> ModelCard:
-        """Load, check and warm the new bundle beside the running one, then swap that pipeline's
-        reference: the loop, the stream and the other models never stop. A bad bundle raises
-        BundleError; the old model stays."""
-        slot = self.pipeline(name).slot
-        previous = slot.label
-        try:
-            detector = slot.load(Path(bundle_path))
-        except BundleError as exc:
-            self.event("model_rejected", str(exc)[:500])
-            raise
-        where = "" if name == "main" else f" ({name})"
-        self.event("model_switched", f"{previous} -> {detector.card.label} on {detector.backend_name}{where}")
-        return detector.card
-
-    def add_model(self, name: str, bundle_path: Path, every: int = 1, overlay: bool = True) -> ModelCard:
-        """Run one more model beside the others (the panel's "run beside"); loaded and warmed
-        before it joins, so a bad bundle raises BundleError and changes nothing."""
-        settings = ExtraModel(name=name, bundle=str(bundle_path), every=every, overlay=overlay,
-                              backend=self.config.backend, score_threshold=self.config.score_threshold)
-        if any(p.name == name for p in self.pipelines):
-            raise ValueError(f"a model named '{name}' already runs on this device")
-        slot = ModelSlot(lambda path: self._load(path, settings))
-        try:
-            detector = slot.load(Path(bundle_path))
-        except BundleError as exc:
-            self.event("model_rejected", f"{name}: {str(exc)[:500]}")
-            raise
-        self.add_pipeline(Pipeline(PipelineOptions(name=name, every=every, overlay=overlay), slot, self.model_stages()))
-        self.event("model_added", f"{detector.card.label} runs beside as {name}, every {every} frame(s)")
-        return detector.card
-
-    def remove_model(self, name: str) -> None:
-        """Stop one model; the others run on. The main model is switched, not removed."""
-        if name == "main":
-            raise ValueError("the main model cannot be removed: switch it to another bundle instead")
-        pipeline = self.remove_pipeline(name)
-        label = pipeline.slot.label
-        pipeline.slot.clear()
-        self.event("model_removed", f"{name} ({label}) stopped")
-
-    def set_overlay(self, name: str, shown: bool) -> None:
-        self.pipeline(name).options.overlay = shown
-
-    def models(self) -> list[dict[str, Any]]:
-        """Every model on the feed, for the panel (name, label, every, overlay, backend, error)."""
-        return [{"name": p.name, "label": p.slot.label if p.slot.detector else None, "every": p.options.every,
-                 "overlay": p.options.overlay, "backend": p.slot.detector.backend_name if p.slot.detector else None,
-                 "error": p.slot.error} for p in self.pipelines]
 
     # ---- DeviceRuntime protocol (the web side) -------------------------------------------------
     def latest(self) -> LatestFrame | None:
@@ -408,6 +305,7 @@ class Runtime:
         stats = latest.stats if latest else {}
         active = self.experiments.active if self.experiments is not None else None
         science = {"analysed": stats.get("analysed"), "focus": stats.get("focus"), "saturated_frac": stats.get("saturated_frac"),
+                   "focus_reference": round(self.quality.gate.reference.value, 3), "focus_gate": self.config.quality.focus_relative_min,
                    "fov_mm2": stats.get("fov_mm2"), "um_per_pixel": self.um_per_pixel(),
                    "experiment": active.public() if active else None}
         tracking = {"tracking": self.tracking.live()} if self.tracking is not None else {}

@@ -2,7 +2,7 @@
 
 Entries that would escape their folder (absolute paths, `..`, drive letters, symlinks) refuse the
 archive before anything is extracted. Imports stream only the entries their format uses to a work
-folder, within a budget from the upload limit and free memory (device/storage/unzip.py), so a zip
+folder, within a budget from the upload limit and free memory (device/safezip.py), so a zip
 bomb is stopped at the budget instead of filling memory.
 """
 
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from device import safezip
 from device.datasets.imageinfo import IMAGE_SUFFIXES, check_image
 from device.datasets.package import AnnotatedImage, DatasetError
 from device.detections import Detections
-from device.storage import unzip
-from device.storage.unzip import UnzipLimits, available_memory
+from device.safezip import UnzipLimits, available_memory
 
 MAX_UNPACKED_BYTES = 4 << 30
 MAX_ENTRIES = 200_000
@@ -58,8 +58,8 @@ class ImportLimits:
 def check_entry_name(name: str) -> str:
     """The entry name if it stays inside the archive's folder; DatasetError otherwise."""
     try:
-        return unzip.check_entry_name(name)
-    except unzip.ArchiveError as exc:
+        return safezip.check_entry_name(name)
+    except safezip.ArchiveError as exc:
         raise DatasetError(str(exc)) from None
 
 
@@ -90,8 +90,8 @@ def unpack(source: bytes | IO[bytes], workdir: Path, suffixes: tuple[str, ...], 
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     wanted = tuple(s.lower() for s in suffixes + IMAGE_SUFFIXES)
     try:
-        names = unzip.extract(stream, workdir, lambda n: n.lower().endswith(wanted), limits.unzip)
-    except unzip.ArchiveError as exc:
+        names = safezip.extract(stream, workdir, lambda n: n.lower().endswith(wanted), limits.unzip)
+    except safezip.ArchiveError as exc:
         raise DatasetError(str(exc)) from None
     files = UnpackedFiles(workdir, names)
     for name in names:

@@ -1,7 +1,9 @@
 """Model bundles kept by the panel: validated on upload, stored as zips, unpacked on demand.
 
-A bundle is accepted only if its manifest validates, model.onnx loads in ONNX Runtime and its
-classes equal the project's, so switching to it later cannot fail for reasons known at upload.
+A bundle is accepted only if its manifest validates, it unpacks within its size budget
+(device/models/bundle.py), model.onnx loads in ONNX Runtime and its classes equal the project's, so
+switching to it later cannot fail for reasons known at upload. Deleting a model removes its
+unpacked copy too, and a restart removes unpacked panel bundles no model refers to.
 """
 
 from __future__ import annotations
@@ -9,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from device.models.bundle import BundleError, ModelCard, load_bundle
+from device.models.bundle import BundleError, ModelCard, load_bundle, remove_extracted
 from device.panel.store import PanelError, Project
 from device.storage import Storage
+
+_PANEL_ID = re.compile(r"[0-9a-f]{12}")
 
 
 class StoredModel(BaseModel):
@@ -48,9 +53,10 @@ def _check_runs(path: Path, cache_dir: Path) -> None:
 class ModelStore:
     """Bundles per project under projects/<slug>/models/<id>/{bundle.zip,model.json}."""
 
-    def __init__(self, storage: Storage, cache_dir: Path) -> None:
+    def __init__(self, storage: Storage, cache_dir: Path, bundles_dir: Path | None = None) -> None:
         self.storage = storage
         self.cache_dir = cache_dir
+        self.bundles_dir = bundles_dir  # where the runtime unpacks bundles (<data_dir>/bundles)
 
     def add(self, project: Project, data: bytes, file_name: str) -> StoredModel:
         """Validate the uploaded zip fully; raises PanelError and stores nothing when it is bad."""
@@ -121,9 +127,31 @@ class ModelStore:
         return target
 
     def delete(self, project: Project, model_id: str) -> None:
+        """Remove the stored bundle, its local zip and its unpacked copy: deleting frees the disk."""
         self.storage.delete_prefix(f"projects/{project.slug}/models/{model_id}/")
         cached = self.cache_dir / "models" / project.slug / f"{model_id}.zip"
         cached.unlink(missing_ok=True)
+        if self.bundles_dir is not None:
+            remove_extracted(self.bundles_dir, model_id)
+
+    def prune(self, projects: Iterable[Project]) -> int:
+        """Remove local zips and unpacked bundles of panel models that no project has any more.
+
+        Only names the panel makes (12 hex digits) are touched: bundles given on the command line or
+        by the fleet are not the panel's to delete. Returns how many folders and files went.
+        """
+        known = {m.id for p in projects for m in self.list(p)}
+        removed = 0
+        for zip_path in (self.cache_dir / "models").glob("*/*.zip"):
+            if _PANEL_ID.fullmatch(zip_path.stem) and zip_path.stem not in known:
+                zip_path.unlink(missing_ok=True)
+                removed += 1
+        if self.bundles_dir is not None and self.bundles_dir.is_dir():
+            stems = {p.name.rsplit("-", 1)[0] for p in self.bundles_dir.iterdir() if p.is_dir()}
+            for stem in stems:
+                if _PANEL_ID.fullmatch(stem) and stem not in known:
+                    removed += remove_extracted(self.bundles_dir, stem)
+        return removed
 
     def _tmp(self) -> Path:
         path = self.cache_dir / "tmp"

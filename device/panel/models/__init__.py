@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, flash, render_template, request
@@ -28,6 +29,7 @@ def index() -> str:
     return render_template(
         "models/index.html", project=project, models=models, running=running.label if running else None,
         running_id=state().models.running_id(project, running), has_runtime=runtime() is not None,
+        feed=runtime().feed_models() if runtime() is not None else [],  # type: ignore[union-attr]
     )
 
 
@@ -100,3 +102,71 @@ def metric_summary(metrics: dict[str, Any]) -> str:
 
 
 bp.add_app_template_filter(metric_summary, "metric_summary")
+
+
+# ---- several models on the feed ("run beside") ----------------------------------------------------
+def feed_name(card: ModelCard, taken: list[str]) -> str:
+    """A free slot name for a bundle run beside: its model name, then name-2, name-3, ..."""
+    base = re.sub(r"[^A-Za-z0-9_.-]", "-", card.name)[:50].strip("-.") or "model"
+    name, n = base, 1
+    while name in taken or name == "main":
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+@bp.post("/<model_id>/beside")
+def beside(model_id: str) -> Response:
+    """Run this bundle beside the current model(s), on every k-th frame."""
+    project = require_project()
+    device = runtime()
+    if device is None:
+        flash("No device runs in this process, so there is nothing to add a model to.", "error")
+        return back("models.index")
+    every = request.form.get("every", "1").strip() or "1"
+    if not every.isdigit() or not 1 <= int(every) <= 1000:
+        flash(f"'Every' must be a whole number of frames from 1 to 1000, not '{every[:20]}': nothing was added.", "error")
+        return back("models.index")
+    try:
+        stored = state().models.get(project, model_id)
+        name = feed_name(stored.card, [m["name"] for m in device.feed_models()])
+        card = device.add_model(name, state().models.local_zip(project, model_id), int(every))
+    except (PanelError, BundleError, ValueError) as exc:
+        flash(f"Nothing was added: {exc}", "error")
+        return back("models.index")
+    flash(f"{card.label} now runs beside as '{name}', on every {every} frame(s).", "ok")
+    return back("models.index")
+
+
+@bp.post("/feed/<name>/remove")
+def remove_from_feed(name: str) -> Response:
+    require_project()
+    device = runtime()
+    try:
+        if device is None:
+            raise KeyError("no device runs in this process")
+        device.remove_model(name)
+    except (KeyError, ValueError) as exc:
+        flash(f"Nothing was stopped: {str(exc).strip(chr(39))}", "error")
+        return back("models.index")
+    flash(f"'{name}' stopped; the other models run on.", "ok")
+    return back("models.index")
+
+
+@bp.post("/feed/<name>/overlay")
+def overlay(name: str) -> Response:
+    require_project()
+    device = runtime()
+    shown = request.form.get("shown", "")
+    if shown not in ("0", "1"):
+        flash("overlay needs shown=0 or shown=1", "error")
+        return back("models.index")
+    try:
+        if device is None:
+            raise KeyError("no device runs in this process")
+        device.set_overlay(name, shown == "1")
+    except KeyError as exc:
+        flash(f"Nothing changed: {str(exc).strip(chr(39))}", "error")
+        return back("models.index")
+    flash(f"Boxes of '{name}' are {'drawn' if shown == '1' else 'hidden'} on the stream.", "ok")
+    return back("models.index")

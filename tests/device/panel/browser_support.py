@@ -112,5 +112,13 @@ def drag(page: Any, x0: float, y0: float, x1: float, y1: float, steps: int = 4, 
         page.keyboard.up("Shift")
 
 
+def until(page: Any, expression: str, timeout_s: float = 20.0) -> None:
+    """Poll through DevTools (not subject to the page's CSP) until `expression` is true."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.1)
+
+
 def wait_saved(page: Any, revision: int) -> None:
     page.wait_for_function(f"window.annotator && window.annotator.doc.revision === {revision} && !window.annotator.saving && !window.annotator.dirty")

@@ -16,7 +16,10 @@ import numpy as np
 import pytest
 import requests
 
-from tests.device.panel.browser_support import (
+from tests.device.panel.browser_support import (  # noqa: F401  (test_tracking_browser imports ARGS ... _until from here)
+    ARGS,
+    CHROMIUM,
+    PASSWORD,
     REPO,
     accept_dialogs,
     chromium,
@@ -24,8 +27,12 @@ from tests.device.panel.browser_support import (
     login,
     running_device,
     screenshot,
+    until,
     wait_saved,
 )
+from tests.device.panel.browser_support import drag as _drag  # noqa: F401
+from tests.device.panel.browser_support import free_port as _free_port  # noqa: F401
+from tests.device.panel.browser_support import until as _until  # noqa: F401
 from tests.device.panel.helpers import bundle_zip
 
 pytestmark = pytest.mark.browser
@@ -149,7 +156,7 @@ def test_annotate_keeps_next_box_and_selected_box_classes_apart(page: Any, devic
     page.set_viewport_size({"width": 1024, "height": 768})
     page.click("text=Annotate")
     page.wait_for_function("window.annotator && !window.annotator.loading")
-    for group in page.locator(".toolbar .group").all():  # at 1024 px the toolbar wraps between groups only
+    for group in page.locator(".toolbar:not([hidden]) .group").all():  # at 1024 px the toolbar wraps between groups only
         box = group.bounding_box()
         assert box is not None and box["height"] < 40, f"a toolbar group wraps inside: {group.inner_text()!r}"
     stage = page.locator("#canvas").bounding_box()
@@ -274,3 +281,23 @@ def test_live_shows_the_annotated_stream_and_statistics(page: Any, device_url: s
     assert image.shape == (480, 640, 3)
     page.wait_for_timeout(1500)
     screenshot(page, "live", full_page=True)
+
+
+def test_pages_run_under_the_content_security_policy(device_url: str, browser: Any) -> None:
+    """Every page's own scripts, styles, images and fetches work with the CSP enforced (no violations)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    violations: list[str] = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    login(page, device_url)
+    page.goto(f"{device_url}/panel/capture")
+    until(page, "document.getElementById('preview').naturalWidth > 0")
+    page.goto(f"{device_url}/panel/annotate")
+    until(page, "!window.annotator || !window.annotator.loading")
+    for path in ("/panel/projects/", "/panel/datasets/", "/panel/models/"):
+        page.goto(f"{device_url}{path}")
+    page.goto(f"{device_url}/panel/live", wait_until="domcontentloaded")
+    until(page, "document.getElementById('stream').naturalWidth > 0")
+    context.close()
+    assert violations == []
