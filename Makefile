@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTHON ?= python3
+# The hive inference server's own environment (PyTriton needs numpy < 2): `python -m trainer serve`.
+HIVE_VENV ?= .venv-hive
 
-.PHONY: help setup setup-device system-deps demo demo-model test lint typecheck unit bench bench-train dashboards clean
+.PHONY: help setup setup-device hive-env system-deps demo demo-model test lint typecheck unit bench bench-train dashboards clean
 
 help:
 	@echo "make demo     set up (device only) and run the live demo on http://localhost:8080"
@@ -27,8 +29,15 @@ $(VENV)/.full-stamp: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m tests.check_urllib3
 	touch $@ $(VENV)/.device-stamp
 
+$(HIVE_VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(HIVE_VENV)
+	$(HIVE_VENV)/bin/pip install -q --upgrade pip
+	$(HIVE_VENV)/bin/pip install -q -e ".[hive]"
+	touch $@
+
 setup-device: $(VENV)/.device-stamp
-setup: system-deps $(VENV)/.full-stamp
+hive-env: $(HIVE_VENV)/.stamp
+setup: system-deps $(VENV)/.full-stamp $(HIVE_VENV)/.stamp
 
 # Debian packages the tests use for real: InfluxDB 1.x, nginx (v2 write proxy), Chromium (browser tests).
 system-deps:
@@ -73,7 +82,7 @@ bench: setup
 	cd bench && $(abspath $(PY)) device_backends.py && $(abspath $(PY)) device_loop.py
 	bash tests/services/services.sh start && cd bench && $(abspath $(PY)) device_outbox.py
 
-# The trainer's figures (300 synthetic frames at 640x480, default CPU training): ~15-20 minutes.
+# The trainer's figures per synthetic modality (300 frames at 640x480 each, default CPU training): ~1 hour.
 bench-train: setup
 	$(PY) bench/train_synthetic.py
 

@@ -59,6 +59,19 @@ class DeviceRuntime(Protocol):
         """Load, validate and warm the bundle, then swap it in; raises BundleError and keeps
         the old model running when the new one is bad."""
 
+    def feed_models(self) -> list[dict[str, Any]]:
+        """Every model on the feed: name, label, every, overlay, backend, error (main first)."""
+
+    def add_model(self, name: str, bundle_path: Path, every: int = 1, overlay: bool = True) -> ModelCard:
+        """Run one more model beside the others; raises BundleError (nothing changes) when bad,
+        ValueError when the name is taken."""
+
+    def remove_model(self, name: str) -> None:
+        """Stop one model beside the main one; KeyError when unknown, ValueError for 'main'."""
+
+    def set_overlay(self, name: str, shown: bool) -> None:
+        """Draw (or not) this model's boxes on the stream; KeyError when unknown."""
+
     def set_class_colours(self, colours: dict[str, str]) -> None:
         """Draw classes (by name) in these #rrggbb colours on the stream and snapshot."""
 

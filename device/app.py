@@ -30,7 +30,7 @@ def run_device(config: DeviceConfig, reload_config: Callable[[], DeviceConfig] |
     runtime.start_capture()
     watcher = start_watcher(config.fleet, runtime, config.data_dir)  # None unless fleet.enabled
     reloader = ModelReloader(runtime, reload_config, config_file).start() if reload_config else None
-    web = WebServer(create_app(config, runtime), config.host, config.port).start() if config.port else None
+    web = WebServer(create_app(config, runtime), config.host, config.port, config.web).start() if config.port else None
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping after this frame", signum)

@@ -15,6 +15,7 @@ from device.detections import Detections
 from device.metrics.stats import FpsMonitor
 from device.pipeline import Analysis
 from device.render import annotate, encode_jpeg
+from device.tracking.overlay import draw_track_overlays
 
 
 def overlay_detections(analyses: tuple[Analysis, ...], shown: set[str] | None) -> tuple[Detections, tuple[str, ...]]:
@@ -73,6 +74,7 @@ class LiveBoard:
             if latest.analyses:
                 detections, classes = overlay_detections(latest.analyses, self.overlays)
             image = annotate(latest.image, detections, classes, self.fps.fps, self.colours(classes))
+            draw_track_overlays(image, latest.analyses, self.overlays)
             self._jpeg = (latest.index, encode_jpeg(image, quality))
             return self._jpeg[1]
 

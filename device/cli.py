@@ -11,6 +11,7 @@ from pathlib import Path
 
 from device.config import ConfigError, DeviceConfig, load_config
 from device.redact import redact, redact_logging
+from device.sources.synthetic_modes import MODES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     pkg.add_argument("--seed", type=int, default=0)
     pkg.add_argument("--width", type=int, default=640)
     pkg.add_argument("--height", type=int, default=480)
+    pkg.add_argument("--mode", default="brightfield", choices=MODES, help="kind of sample (default brightfield)")
     return parser
 
 
@@ -124,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return experiment_main(args)
     from device.datasets.package import write_synthetic_package
 
-    manifest = write_synthetic_package(args.out, count=args.count, seed=args.seed, width=args.width, height=args.height)
+    manifest = write_synthetic_package(args.out, count=args.count, seed=args.seed, width=args.width, height=args.height,
+                                       mode=args.mode)
     print(f"wrote {args.out}: {manifest.image_count} images, classes {', '.join(manifest.classes)}")
     return 0

@@ -15,13 +15,16 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from device.experiments.annotate import GrafanaMarkSettings
 from device.experiments.quality import QualitySettings
 from device.fleet.settings import FleetSettings
+from device.hive.settings import BackendKey, ExtraModel, HiveSettings, parse_models
 from device.panel.settings import PanelSettings
 from device.redact import redact
+from device.tracking.settings import TrackingSettings
+from device.web_settings import WebSettings
 
 ENV_PREFIX = "SCOPEHIVE_"
 # Variables the test harness and service scripts own: never device settings, never errors.
@@ -81,7 +84,7 @@ class DeviceConfig(BaseModel):
     project: str = Field("default", min_length=1, description="Project tag of every metric")
     source: str = Field("synthetic://", description="Frame source URI: synthetic://?seed=&density=, /dev/videoN, index, file, rtsp://, folder or glob, gst://pipeline")
     model: str | None = Field(None, description="Model bundle (folder or .zip); empty = stream without detection")
-    backend: Literal["auto", "onnx", "opencv", "tensorrt"] = Field("auto", description="Inference backend; auto = TensorRT on NVIDIA, else the faster CPU backend")
+    backend: BackendKey = Field("auto", description="Inference backend; auto = TensorRT on NVIDIA, else the faster CPU backend; triton = a hive server (see hive)")
     score_threshold: float | None = Field(None, ge=0, le=1, description="Override the bundle's default score threshold")
     um_per_pixel: float | None = Field(None, gt=0, description="Default calibration (no experiment profile active); enables the µm fields of class_stats")
     data_dir: Path = Field(Path("var/device"), description="Persistent folder: outbox, engine cache, unpacked bundles")
@@ -95,9 +98,28 @@ class DeviceConfig(BaseModel):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Durable local metric store")  # type: ignore[arg-type]
     capture: CaptureSettings = Field(default_factory=CaptureSettings, description="Source reconnection")  # type: ignore[arg-type]
     panel: PanelSettings = Field(default_factory=PanelSettings, description="Web panel (login, uploads, storage)")  # type: ignore[arg-type]
+    web: WebSettings = Field(default_factory=WebSettings, description="Web server: worker pool, stream/SSE client caps, access log")  # type: ignore[arg-type]
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Follow the model balena assigns (fleet rollout)")  # type: ignore[arg-type]
     quality: QualitySettings = Field(default_factory=QualitySettings, description="Frame quality gates (focus, exposure)")  # type: ignore[arg-type]
     grafana: GrafanaMarkSettings = Field(default_factory=GrafanaMarkSettings, description="Grafana annotations of experiment start/stop")  # type: ignore[arg-type]
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="Tracks, unique counts, motility, crossing line, concentration")  # type: ignore[arg-type]
+    models: list[ExtraModel] = Field(default_factory=list, description="More models on the same feed, beside `model` (JSON list in the environment)")
+    hive: HiveSettings = Field(default_factory=HiveSettings, description="Remote inference on hive GPU servers (backend: triton)")  # type: ignore[arg-type]
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_text(cls, value: object) -> object:
+        return parse_models(value)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DeviceConfig:
+        names = ["main"] + [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique and not 'main' (the `model` setting): {names[1:]}")
+        uses_hive = self.backend == "triton" or any(m.backend == "triton" for m in self.models)
+        if uses_hive and not self.hive.endpoints:
+            raise ValueError("backend 'triton' needs hive.endpoints (e.g. SCOPEHIVE_HIVE__ENDPOINTS=http://hive-gpu-1:8000)")
+        return self
 
 
 def _sections() -> dict[str, type[BaseModel]]:

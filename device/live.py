@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, jsonify, request, session
 
 from device.api import DeviceRuntime
+from device.client_limits import capped
 
 bp = Blueprint("live", __name__)
 BOUNDARY = "scopehiveframe"
@@ -50,8 +51,9 @@ def mjpeg_frames(rt: DeviceRuntime, quality: int, limit: int | None = None) -> I
 @bp.get("/stream.mjpg")
 def stream() -> Response:
     limit = request.args.get("frames", type=int)
-    return Response(mjpeg_frames(runtime(), _quality(), limit), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                    headers={"Cache-Control": "no-store"})
+    return capped("stream", lambda: Response(
+        mjpeg_frames(runtime(), _quality(), limit), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        headers={"Cache-Control": "no-store"}))
 
 
 @bp.get("/snapshot.jpg")
@@ -76,8 +78,9 @@ def live() -> Response:
     """Server-sent events: one JSON object of live statistics every `interval` seconds."""
     interval = min(max(request.args.get("interval", 0.5, type=float), 0.1), 10.0)
     limit = request.args.get("events", type=int)
-    return Response(sse_events(runtime(), interval, limit), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return capped("SSE", lambda: Response(
+        sse_events(runtime(), interval, limit), mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}))
 
 
 def stream_token_given() -> str:

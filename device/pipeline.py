@@ -24,7 +24,7 @@ from typing import Protocol
 
 from device.detections import Detections
 from device.inference.detector import Detector
-from device.metrics.points import Point
+from device.metrics.points import FieldValue, Point
 from device.metrics.stats import FrameExtra, FrameMeasure, frame_points
 from device.models.bundle import BundleError, ModelCard
 from device.sources.capture import Frame
@@ -47,6 +47,7 @@ class Analysis:
     card: ModelCard | None = None
     inference_ms: float = 0.0
     reason: str = ""
+    fields: dict[str, FieldValue] = field(default_factory=dict)  # extra fields of this frame's point (bytes_sent, remote_ms, ...)
     extra: dict[str, object] = field(default_factory=dict)  # stage outputs (e.g. track ids), by stage name
 
     @property
@@ -81,6 +82,7 @@ class ModelSlot:
     def __init__(self, loader: Callable[[Path], Detector]) -> None:
         self._loader = loader
         self.detector: Detector | None = None
+        self.path: Path | None = None  # the bundle the detector came from
         self.error = ""
 
     @property
@@ -94,11 +96,20 @@ class ModelSlot:
         except BundleError as exc:
             self.error = str(exc)
             raise
-        self.detector, self.error = detector, ""
+        previous, self.detector, self.error, self.path = self.detector, detector, "", Path(path)
+        _close(previous)
         return detector
 
     def clear(self) -> None:
-        self.detector, self.error = None, ""
+        previous, self.detector, self.error = self.detector, None, ""
+        _close(previous)
+
+
+def _close(detector: Detector | None) -> None:
+    """Stop what a replaced backend runs in the background (a remote one probes its servers)."""
+    close = getattr(detector.backend, "close", None) if detector is not None else None
+    if callable(close):
+        close()
 
 
 @dataclass
@@ -144,8 +155,8 @@ class Pipeline:
         except Exception as exc:  # one bad frame must never stop the instrument
             self.failures += 1
             return Analysis(self.name, FAILED, None, card, reason=f"{type(exc).__name__}: {exc}")
-        route = str(getattr(detector, "last_route", LOCAL))
-        return Analysis(self.name, route, detections, card, detector.last_inference_ms)
+        return Analysis(self.name, detector.last_route, detections, card, detector.last_inference_ms,
+                        fields=dict(detector.last_fields))
 
     def points(self, analysis: Analysis, measure: FrameMeasure, base_tags: dict[str, str],
                um_per_pixel: float | None, extra: FrameExtra | None = None) -> list[Point]:
@@ -154,4 +165,6 @@ class Pipeline:
         if analysis.card is not None:
             tags.update(model=analysis.card.name, model_version=analysis.card.version)
         classes = analysis.card.classes if analysis.card else []
-        return frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference, extra)
+        points = frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference, extra)
+        points[0].fields.update(analysis.fields)
+        return points + list(analysis.extra.get("points", ()))  # type: ignore[call-overload]  # stages' own (e.g. `track`)

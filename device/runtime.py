@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,39 +27,47 @@ from device.experiments.annotate import mark_in_background
 from device.experiments.quality import QualityFrameGate, analysed_status
 from device.experiments.recorder import ExperimentRecorder, FrameContext
 from device.experiments.store import ExperimentStore
+from device.feed import FeedModels
 from device.health import health_report
-from device.inference.detector import Detector, load_detector
+from device.hive.settings import ExtraModel
+from device.hive.status import HiveHeartbeat
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
-from device.metrics.stats import FrameExtra, FrameMeasure
-from device.models.bundle import BundleError, ModelCard
-from device.pipeline import FAILED, Analysis, FrameGate, ModelSlot, Pipeline, PipelineOptions
+from device.metrics.stats import FrameExtra, FrameMeasure, new_run_id
+from device.models.bundle import ModelCard
+from device.pipeline import FAILED, Analysis, FrameGate, Pipeline, Stage
 from device.redact import redact
 from device.sources.capture import Capture, Frame
 from device.sources.registry import open_source
 from device.status import Heartbeat
+from device.tracking.experiment import TrackLog
+from device.tracking.stage import TrackingStage
 
 log = logging.getLogger(__name__)
 
 
-class Runtime:
+class Runtime(FeedModels):
     """One device. Build it, call the init/start steps (see device/app.py), then `run()`."""
 
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
         self.started = time.time()
+        self.run_id = new_run_id()  # frame_index restarts at 0 on every start: (run_id, frame_index) is unique
         self.capture: Capture | None = None
         self.outbox: Outbox | None = None
         self.sender: OutboxSender | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self.pipelines: tuple[Pipeline, ...] = ()  # replaced whole on change: the loop reads it once a frame
+        self._frame_pipelines: tuple[Pipeline, ...] = ()
         self.gates: list[FrameGate] = []  # frame-level "worth analysing?" checks, before any model
         self.quality = QualityFrameGate(config.quality)
         self.gates.append(self.quality)
         self.experiments: ExperimentRecorder | None = None
+        self.track_log: TrackLog | None = None  # tracks and crossings of experiments, for their summary
         self.board = LiveBoard()
-        self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags())
+        self._hive_beat = HiveHeartbeat()
+        self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags)
         self._pipelines_lock = threading.Lock()
         self._dropped_reported = 0
         self._stop = threading.Event()
@@ -81,6 +88,8 @@ class Runtime:
         self.experiments = ExperimentRecorder(
             ExperimentStore(cfg.data_dir / "experiments.sqlite"), cfg.device_name, cfg.project, self.event,
             lambda experiment, which: mark_in_background(cfg.grafana, experiment, which)).start_thread()
+        if cfg.tracking.enabled:
+            self.track_log = TrackLog(cfg.data_dir / "experiments.sqlite")
 
     def init_source(self) -> None:
         """Builds the capture for `config.source`; a malformed URI fails here, a missing camera does not."""
@@ -89,32 +98,25 @@ class Runtime:
         self.capture = Capture(source, backoff, events=self.event)
 
     def init_model(self) -> None:
-        """The main pipeline with the configured bundle, if any. A bad one does not stop the device:
-        the stream and panel still come up (so a good model can be uploaded), /healthz says 503."""
-        slot = ModelSlot(self._load)
-        self.add_pipeline(Pipeline(PipelineOptions(name="main"), slot))
-        if not self.config.model:
-            return
-        try:
-            slot.load(Path(self.config.model))
-        except BundleError as exc:
-            log.error("running WITHOUT a model: %s", exc)
-            self.event("model_rejected", str(exc)[:500])
+        """The main pipeline with the configured bundle, and one pipeline per entry of `models`.
+        A bad bundle does not stop the device: the stream and panel still come up (so a good
+        model can be uploaded), /healthz says 503 with the reason."""
+        main = ExtraModel(name="main", bundle=self.config.model or "-", backend=self.config.backend,
+                          score_threshold=self.config.score_threshold)
+        self._start_model(main, self.config.model)
+        for extra in self.config.models:
+            self._start_model(extra, extra.bundle)
 
-    def add_pipeline(self, pipeline: Pipeline) -> None:
-        """Append a model to the feed; it takes effect on the next frame, the others run on."""
-        with self._pipelines_lock:
-            if any(p.name == pipeline.name for p in self.pipelines):
-                raise ValueError(f"a model named '{pipeline.name}' already runs on this device")
-            self.pipelines = (*self.pipelines, pipeline)
+    def model_stages(self) -> list[Stage]:
+        """What runs after a model's detector: the tracker (unique counts, motility, crossings)."""
+        cfg = self.config
+        return [TrackingStage(cfg.tracking, self.um_per_pixel, self._base_tags)] if cfg.tracking.enabled else []
 
-    def remove_pipeline(self, name: str) -> Pipeline:
-        with self._pipelines_lock:
-            found = [p for p in self.pipelines if p.name == name]
-            if not found:
-                raise KeyError(f"no model named '{name}' runs on this device")
-            self.pipelines = tuple(p for p in self.pipelines if p.name != name)
-        return found[0]
+    @property
+    def tracking(self) -> TrackingStage | None:
+        """The main model's tracking stage (the panel's counting line and flow settings act on it)."""
+        stages = self.pipelines[0].stages if self.pipelines else []
+        return next((s for s in stages if isinstance(s, TrackingStage)), None)
 
     def start_sender(self) -> None:
         assert self.sender is not None
@@ -127,10 +129,23 @@ class Runtime:
     def stop(self) -> None:
         self._stop.set()
 
+    def end_tracks(self) -> None:
+        """End every model's open tracks now (shutdown): their `track` points are written."""
+        for pipeline in self.pipelines:
+            for stage in pipeline.stages:
+                if isinstance(stage, TrackingStage) and self.outbox is not None:
+                    points = stage.close(time.time())
+                    self._store(points)
+                    if self.track_log is not None:
+                        self.track_log.add(points)
+        if self.track_log is not None:
+            self.track_log.flush()
+
     def shutdown(self, flush_timeout: float = 30.0) -> None:
         """Stop capture, push what is queued (bounded wait), stop the sender."""
         if self.capture is not None:
             self.capture.stop()
+        self.end_tracks()
         if self.experiments is not None:
             self.experiments.close()
         if self.sender is not None:
@@ -138,12 +153,14 @@ class Runtime:
                 log.warning("InfluxDB did not take every point before exit; %d stay in the outbox for next time",
                             self.outbox.depth() if self.outbox else 0)
             self.sender.stop()
+        for pipeline in self.pipelines:
+            pipeline.slot.clear()  # stops what backends run in the background (hive probes)
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self, max_frames: int | None = None) -> int:
         """capture -> analyse (every pipeline) -> measure -> publish until stopped, the source ends or max_frames."""
         assert self.capture is not None and self.outbox is not None
-        self.event("started", f"source {self.config.source}, model {self._model_label()}")
+        self.event("started", f"run {self.run_id}, source {self.config.source}, model {self._model_label()}")
         self.heartbeat.start()
         while not self._stop.is_set() and (max_frames is None or self.processed < max_frames):
             self.heartbeat.beat_if_due()
@@ -163,7 +180,8 @@ class Runtime:
         """Every pipeline's analysis, or None for a frame no model could take (corrupt, empty, odd
         shape): it is skipped and counted, the loop goes on."""
         gate_reason = next((reason for gate in self.gates if (reason := gate(frame))), "")
-        analyses = tuple(p.analyse(frame, gate_reason) for p in self.pipelines)
+        self._frame_pipelines = self.pipelines  # one read: a model added or removed mid-frame waits for the next
+        analyses = tuple(p.analyse(frame, gate_reason) for p in self._frame_pipelines)
         failed = [a for a in analyses if a.inference == FAILED]
         if failed and len(failed) == len(analyses):
             self.bad_frames += 1
@@ -175,7 +193,7 @@ class Runtime:
     def _measure(self, frame: Frame, analysis: Analysis, dropped: int) -> FrameMeasure:
         return FrameMeasure(
             index=frame.index, captured_at=frame.captured_at, fps=self.board.fps.fps, inference_ms=analysis.inference_ms,
-            latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped,
+            latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0, dropped_frames=dropped, run_id=self.run_id,
         )
 
     def _publish(self, frame: Frame, analyses: tuple[Analysis, ...]) -> None:
@@ -187,7 +205,7 @@ class Runtime:
         main_fields: dict[str, FieldValue] = {}
         um, quality = self.um_per_pixel(), self.quality.last
         fov = frame.image.shape[0] * frame.image.shape[1] * um**2 / 1e6 if um else None
-        for pipeline, analysis in zip(self.pipelines, analyses, strict=False):
+        for pipeline, analysis in zip(self._frame_pipelines, analyses, strict=True):
             extra = FrameExtra(analysed_status(analysis.analysed, analysis.inference), quality.focus,
                                quality.saturated, quality.dark, fov)
             own = pipeline.points(analysis, self._measure(frame, analysis, dropped), self._base_tags(), um, extra)
@@ -196,10 +214,12 @@ class Runtime:
         if analyses and self.experiments is not None:
             points.extend(self._record(frame, analyses[0], points[0].ts_us, um))
         self._store(points)
+        if self.track_log is not None:
+            self.track_log.add(points)
         main = analyses[0] if analyses else None
         detections = main.detections if main is not None and main.detections is not None else Detections.empty()
         classes = tuple(main.card.classes) if main is not None and main.card is not None else ()
-        self.board.overlays = {p.name for p in self.pipelines if p.options.overlay}
+        self.board.overlays = {p.name for p in self._frame_pipelines if p.options.overlay}
         self.board.post(LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, main_fields, analyses))
         self.processed += 1
 
@@ -256,6 +276,9 @@ class Runtime:
             "outbox_depth": self.outbox.depth(),
             "outbox_dropped": self.outbox.dropped(),
             "uptime_s": round(time.time() - self.started, 3),
+            "run_id": self.run_id,
+            **(self.tracking.heartbeat_fields() if self.tracking is not None else {}),
+            **self._hive_beat.fields(self.pipelines),
         }
 
     def source_state(self) -> str:
@@ -264,36 +287,6 @@ class Runtime:
 
     def _model_label(self) -> str:
         return ", ".join(p.slot.label for p in self.pipelines) or "none"
-
-    # ---- models --------------------------------------------------------------------------------
-    @property
-    def main_slot(self) -> ModelSlot:
-        return self.pipelines[0].slot if self.pipelines else ModelSlot(self._load)
-
-    @property
-    def detector(self) -> Detector | None:
-        """The main pipeline's model (the one the panel pre-annotates with)."""
-        return self.main_slot.detector
-
-    @property
-    def model_error(self) -> str:
-        return self.main_slot.error
-
-    def _load(self, path: Path) -> Detector:
-        return load_detector(path, self.config.backend, self.config.data_dir, self.config.score_threshold)
-
-    def switch_model(self, bundle_path: Path) -> ModelCard:
-        """Load, check and warm the new bundle beside the running one, then swap the main pipeline's
-        reference: the loop and the stream never stop. A bad bundle raises BundleError; the old model stays."""
-        slot = self.main_slot
-        previous = slot.label
-        try:
-            detector = slot.load(Path(bundle_path))
-        except BundleError as exc:
-            self.event("model_rejected", str(exc)[:500])
-            raise
-        self.event("model_switched", f"{previous} -> {detector.card.label} on {detector.backend_name}")
-        return detector.card
 
     # ---- DeviceRuntime protocol (the web side) -------------------------------------------------
     def latest(self) -> LatestFrame | None:
@@ -312,9 +305,11 @@ class Runtime:
         stats = latest.stats if latest else {}
         active = self.experiments.active if self.experiments is not None else None
         science = {"analysed": stats.get("analysed"), "focus": stats.get("focus"), "saturated_frac": stats.get("saturated_frac"),
+                   "focus_reference": round(self.quality.gate.reference.value, 3), "focus_gate": self.config.quality.focus_relative_min,
                    "fov_mm2": stats.get("fov_mm2"), "um_per_pixel": self.um_per_pixel(),
                    "experiment": active.public() if active else None}
-        return {**self.board.live_stats(), **science, **{k: v for k, v in self.health().items() if k != "ok"}}
+        tracking = {"tracking": self.tracking.live()} if self.tracking is not None else {}
+        return {**self.board.live_stats(), **science, **{k: v for k, v in self.health().items() if k != "ok"}, **tracking}
 
     def history(self, seconds: float) -> list[dict[str, Any]]:
         return self.outbox.history(seconds) if self.outbox else []

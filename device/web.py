@@ -1,17 +1,30 @@
-"""The device's Flask app factory: live stream + health always, the panel when asked for."""
+"""The device's Flask app factory (live stream + health always, the panel when asked for) and the
+production WSGI server it runs in.
+
+The server is waitress: pure Python (the same wheel on a Jetson and on x86, no C toolchain), a
+bounded pool of worker threads, request bodies past 512 KB spooled to disk instead of memory, and
+slow readers throttled (the stream waits) instead of buffered without end. Why waitress and not
+cheroot or gunicorn: docs/security.md ("The web server").
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from device.api import DeviceRuntime
+from device.client_limits import EXTENSION_KEY, ClientLimit
 from device.config import DeviceConfig
+from device.redact import redact
+from device.web_settings import WebSettings
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("device.access")
+OUTPUT_HIGH_WATERMARK = 1024 * 1024  # a viewer more than ~1 MB behind pauses its stream (no unbounded buffers)
 
 
 def create_app(config: DeviceConfig, runtime: DeviceRuntime, with_panel: bool = True) -> Flask:
@@ -22,6 +35,10 @@ def create_app(config: DeviceConfig, runtime: DeviceRuntime, with_panel: bool = 
     app.config["SCOPEHIVE"] = app.config["SCOPEHIVE_CONFIG"] = config
     app.config["SCOPEHIVE_JPEG_QUALITY"] = config.jpeg_quality
     app.extensions["scopehive.runtime"] = runtime
+    app.extensions[EXTENSION_KEY] = {
+        "stream": ClientLimit("stream", config.web.max_stream_clients, "web.max_stream_clients"),
+        "SSE": ClientLimit("live-statistics (SSE)", config.web.max_sse_clients, "web.max_sse_clients"),
+    }
     app.register_blueprint(live_bp)
     if with_panel:
         from device import panel
@@ -30,18 +47,50 @@ def create_app(config: DeviceConfig, runtime: DeviceRuntime, with_panel: bool = 
     return app
 
 
-class WebServer:
-    """A threaded WSGI server on its own daemon thread (the frame loop owns the main thread)."""
+class AccessLog:
+    """WSGI middleware: one line per request on the `device.access` logger, query redacted (a stream
+    token in `?token=` shows as `token=***`); headers, cookies and bodies are never logged."""
 
-    def __init__(self, app: Flask, host: str, port: int) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
-        self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="web", daemon=True)
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def logging_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            query = environ.get("QUERY_STRING", "")
+            path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+            access_log.info("%s %s %s %s", environ.get("REMOTE_ADDR", "-"), environ.get("REQUEST_METHOD", "-"),
+                            redact(path), status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return self._app(environ, logging_start_response)
+
+
+class WebServer:
+    """waitress on its own daemon thread (the frame loop owns the main thread)."""
+
+    def __init__(self, app: Flask, host: str, port: int, settings: WebSettings | None = None) -> None:
+        from waitress.server import create_server
+
+        settings = settings or WebSettings()
+        wsgi: Any = AccessLog(app) if settings.access_log else app
+        self.threads = settings.worker_threads()
+        self._server: Any = create_server(
+            wsgi, host=host, port=port, threads=self.threads, connection_limit=settings.connection_limit,
+            asyncore_use_poll=True,  # select() stops at 1,024 descriptors
+            outbuf_high_watermark=OUTPUT_HIGH_WATERMARK, ident="scopehive", expose_tracebacks=False,
+        )
+        self.host, self.port = host, int(self._server.effective_port)
+        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
 
     def start(self) -> WebServer:
         self._thread.start()
-        log.info("serving stream, stats and panel on http://%s:%d", self._server.host, self.port)
+        log.info("serving stream, stats and panel on http://%s:%d (%d workers)", self.host, self.port, self.threads)
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        """Stop accepting, end open streams, let the workers finish (bounded wait)."""
+        from waitress import wasyncore
+
+        self._server.task_dispatcher.shutdown(timeout=5)
+        wasyncore.close_all(self._server._map)
+        self._thread.join(timeout=5)

@@ -13,7 +13,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import text as tm
 
-from grafana import common
+from grafana import common, tracking
 from grafana.common import device_filter, stat_panel, timeseries_panel
 from grafana.influxql import Select, Target, call
 from grafana.panels import quantile_heatmap, quantile_select, version_timeline
@@ -226,4 +226,17 @@ def dashboard() -> common.dash.Dashboard:
         (outbox(), 0, 39, 12, 7),
         (temperatures(), 12, 39, 12, 7),
         (events(), 0, 46, 24, 7),
+        *tracking_layout(53),
     ])
+
+
+def tracking_layout(top: int) -> common.Layout:
+    """Objects over time, below the health rows: unique counts, crossings, speed, concentration."""
+    f = device_filter()
+    return [
+        (tracking.unique_counts(f), 0, top, 12, 8),
+        (tracking.crossings(f), 12, top, 12, 8),
+        (tracking.track_speed(f), 0, top + 8, 12, 8),
+        (tracking.concentration(f), 12, top + 8, 12, 8),
+        (tracking.motility_table(f), 0, top + 16, 24, 6),
+    ]

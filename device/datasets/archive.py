@@ -1,23 +1,26 @@
 """Reading and writing the zip archives that carry datasets in and out, safely.
 
-Entries that would escape their folder (absolute paths, `..`, drive letters, symlinks) and
-archives that inflate past a size budget (zip bombs) are refused before anything is extracted.
+Entries that would escape their folder (absolute paths, `..`, drive letters, symlinks) refuse the
+archive before anything is extracted. Imports stream only the entries their format uses to a work
+folder, within a budget from the upload limit and free memory (device/safezip.py), so a zip
+bomb is stopped at the budget instead of filling memory.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import stat
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
+from device import safezip
 from device.datasets.imageinfo import IMAGE_SUFFIXES, check_image
 from device.datasets.package import AnnotatedImage, DatasetError
 from device.detections import Detections
+from device.safezip import UnzipLimits, available_memory
 
 MAX_UNPACKED_BYTES = 4 << 30
 MAX_ENTRIES = 200_000
@@ -32,37 +35,70 @@ class ImportResult:
     problems: list[str] = field(default_factory=list)
 
 
+MAX_DOCUMENT_BYTES = 64 << 20  # one annotation file (JSON, XML, txt): parsing it takes several times this
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """How much an import may unpack: bounded by the upload limit and by the memory free now.
+
+    Images are kept in memory until the import is saved, and image formats hardly compress, so
+    a real dataset inflates to about its upload size; twice that (plus annotations) is generous.
+    """
+
+    unzip: UnzipLimits
+    max_document: int = MAX_DOCUMENT_BYTES
+
+    @classmethod
+    def for_upload(cls, max_upload_bytes: int) -> ImportLimits:
+        total = min(MAX_UNPACKED_BYTES, 2 * max_upload_bytes + MAX_DOCUMENT_BYTES, available_memory() // 2)
+        return cls(UnzipLimits(max_total=total, max_entry=min(total, max(max_upload_bytes, MAX_DOCUMENT_BYTES)), max_entries=MAX_ENTRIES))
+
+
 def check_entry_name(name: str) -> str:
     """The entry name if it stays inside the archive's folder; DatasetError otherwise."""
-    clean = name.replace("\\", "/")
-    parts = PurePosixPath(clean).parts
-    if not clean or clean.startswith("/") or ".." in parts or (parts and parts[0].endswith(":")) or "\x00" in clean:
-        raise DatasetError(f"archive entry '{name}' would escape its folder: the archive is refused")
-    return clean
-
-
-def read_zip(data: bytes, max_bytes: int = MAX_UNPACKED_BYTES) -> dict[str, bytes]:
-    """All regular files of a zip, by their (checked) names."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise DatasetError(f"the upload is not a readable zip archive ({exc}): export the dataset as .zip") from exc
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_ENTRIES:
-            raise DatasetError(f"the archive has {len(infos)} entries, more than the limit of {MAX_ENTRIES}")
-        total = 0
-        files: dict[str, bytes] = {}
-        for info in infos:
-            name = check_entry_name(info.filename)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise DatasetError(f"archive entry '{name}' is a symbolic link: links are refused")
-            if info.is_dir() or name.startswith("__MACOSX/") or PurePosixPath(name).name.startswith("."):
-                continue
-            total += info.file_size
-            if total > max_bytes:
-                raise DatasetError(f"the archive unpacks to more than {max_bytes >> 20} MB: split it into smaller parts")
-            files[name] = archive.read(info)
+        return safezip.check_entry_name(name)
+    except safezip.ArchiveError as exc:
+        raise DatasetError(str(exc)) from None
+
+
+class UnpackedFiles(Mapping[str, bytes]):
+    """The extracted entries by name; bytes are read from disk only when asked for, one at a time."""
+
+    def __init__(self, root: Path, names: list[str]) -> None:
+        self.root = root
+        self._names = sorted(names)
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self._names:
+            raise KeyError(name)
+        return self.root.joinpath(*PurePosixPath(name).parts).read_bytes()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def unpack(source: bytes | IO[bytes], workdir: Path, suffixes: tuple[str, ...], limits: ImportLimits) -> UnpackedFiles:
+    """Stream the entries a format uses (by suffix) into `workdir`; the rest are never read.
+
+    Annotation files over `limits.max_document` are refused: they are parsed in memory.
+    """
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    wanted = tuple(s.lower() for s in suffixes + IMAGE_SUFFIXES)
+    try:
+        names = safezip.extract(stream, workdir, lambda n: n.lower().endswith(wanted), limits.unzip)
+    except safezip.ArchiveError as exc:
+        raise DatasetError(str(exc)) from None
+    files = UnpackedFiles(workdir, names)
+    for name in names:
+        if not name.lower().endswith(IMAGE_SUFFIXES):
+            size = files.root.joinpath(*PurePosixPath(name).parts).stat().st_size
+            if size > limits.max_document:
+                raise DatasetError(f"{name} is {size >> 20} MB, more than the {limits.max_document >> 20} MB allowed for one annotation file")
     return files
 
 
@@ -76,28 +112,43 @@ def write_zip(files: Mapping[str, bytes]) -> bytes:
 
 def json_documents(files: Mapping[str, bytes], result: ImportResult) -> Iterator[tuple[str, Any]]:
     """Every .json entry that parses; the ones that don't are reported as problems."""
-    for path, data in files.items():
+    for path in files:
         if not path.lower().endswith(".json"):
             continue
         try:
-            yield path, json.loads(data)
+            yield path, json.loads(files[path])
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             result.problems.append(f"{path}: not valid JSON ({exc})")
 
 
-def image_files(files: Mapping[str, bytes], result: ImportResult) -> dict[str, bytes]:
+class _ImagesByName(Mapping[str, bytes]):
+    """Plain file name -> image bytes, read from the archive's files only when asked for."""
+
+    def __init__(self, files: Mapping[str, bytes], where: dict[str, str]) -> None:
+        self._files, self._where = files, where
+
+    def __getitem__(self, name: str) -> bytes:
+        return self._files[self._where[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+def image_files(files: Mapping[str, bytes], result: ImportResult) -> Mapping[str, bytes]:
     """Image entries by plain file name; two images with the same name in different folders is a problem."""
-    images: dict[str, bytes] = {}
     where: dict[str, str] = {}
-    for path, data in files.items():
+    for path in files:
         name = PurePosixPath(path).name
         if not name.lower().endswith(IMAGE_SUFFIXES):
             continue
-        if name in images:
+        if name in where:
             result.problems.append(f"{path}: another image has the same file name ({where[name]}): rename one")
             continue
-        images[name], where[name] = data, path
-    return images
+        where[name] = path
+    return _ImagesByName(files, where)
 
 
 def checked_image(

@@ -172,13 +172,14 @@ def _first_errors(exc: ValidationError, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
-def synthetic_images(count: int, seed: int = 0, width: int = 640, height: int = 480, **options: object) -> Iterable[AnnotatedImage]:
+def synthetic_images(count: int, seed: int = 0, width: int = 640, height: int = 480, mode: str = "brightfield",
+                     **options: object) -> Iterable[AnnotatedImage]:
     """Fresh synthetic scenes as PNG-encoded AnnotatedImages (a new sample for every image)."""
     import cv2
 
-    from device.sources.synthetic import SyntheticConfig, SyntheticMicroscope
+    from device.sources.synthetic_modes import create_scope, mode_config
 
-    scope = SyntheticMicroscope(SyntheticConfig(seed=seed, width=width, height=height, **options))  # type: ignore[arg-type]
+    scope = create_scope(mode_config(mode, {"seed": seed, "width": width, "height": height, **options}))
     for i in range(count):
         if i:
             scope.new_scene()
@@ -189,11 +190,14 @@ def synthetic_images(count: int, seed: int = 0, width: int = 640, height: int = 
         yield AnnotatedImage(f"synthetic_{seed:04d}_{i:05d}.png", encoded.tobytes(), width, height, frame.truth)
 
 
-def write_synthetic_package(path: str | os.PathLike[str], count: int, seed: int = 0, width: int = 640, height: int = 480, **options: object) -> DatasetManifest:
-    """A ready-to-train dataset package of `count` synthetic frames with exact boxes."""
-    from device.sources.synthetic import CLASSES
+def write_synthetic_package(path: str | os.PathLike[str], count: int, seed: int = 0, width: int = 640, height: int = 480,
+                            mode: str = "brightfield", **options: object) -> DatasetManifest:
+    """A ready-to-train dataset package of `count` synthetic frames with exact boxes, of one mode
+    (brightfield, blood, fluorescence, phase: see device/sources/synthetic_modes.py)."""
+    from device.sources.synthetic_modes import mode_classes
 
-    return write_dataset_package(path, "synthetic", CLASSES, synthetic_images(count, seed, width, height, **options))
+    images = synthetic_images(count, seed, width, height, mode, **options)
+    return write_dataset_package(path, "synthetic" if mode == "brightfield" else f"synthetic-{mode}", mode_classes(mode), images)
 
 
 def load_package_boxes(path: str | os.PathLike[str]) -> dict[str, Detections]:

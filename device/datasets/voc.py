@@ -69,7 +69,7 @@ def _parse(path: str, data: bytes, classes: list[str], result: ImportResult) -> 
 
 def import_voc(files: Mapping[str, bytes], max_pixels: int) -> ImportResult:
     result = ImportResult()
-    listed = next((d for p, d in files.items() if PurePosixPath(p).name in ("classes.txt", "predefined_classes.txt")), b"")
+    listed = next((files[p] for p in files if PurePosixPath(p).name in ("classes.txt", "predefined_classes.txt")), b"")
     classes = [line.strip() for line in listed.decode("utf-8", "replace").splitlines() if line.strip()]
     images = image_files(files, result)
     annotated: set[str] = set()

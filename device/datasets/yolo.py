@@ -24,14 +24,14 @@ def export_yolo(images: Sequence[AnnotatedImage], classes: Sequence[str]) -> dic
 
 
 def _classes(files: Mapping[str, bytes], result: ImportResult) -> list[str] | None:
-    for path, data in files.items():
+    for path in files:
         if PurePosixPath(path).name in ("classes.txt", "obj.names"):
-            return [line.strip() for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
-    for path, data in files.items():
+            return [line.strip() for line in files[path].decode("utf-8", "replace").splitlines() if line.strip()]
+    for path in files:
         if PurePosixPath(path).name in ("data.yaml", "dataset.yaml"):
             import yaml
 
-            names = (yaml.safe_load(data) or {}).get("names")
+            names = (yaml.safe_load(files[path]) or {}).get("names")
             if isinstance(names, dict):
                 return [str(names[k]) for k in sorted(names)]
             if isinstance(names, list):
@@ -66,7 +66,7 @@ def import_yolo(files: Mapping[str, bytes], max_pixels: int) -> ImportResult:
     if classes is None:
         return result
     result.classes = classes
-    labels = {PurePosixPath(p).stem: (p, d) for p, d in files.items() if p.endswith(".txt") and "labels" in PurePosixPath(p).parts}
+    labels = {PurePosixPath(p).stem: (p, files[p]) for p in files if p.endswith(".txt") and "labels" in PurePosixPath(p).parts}
     images = image_files(files, result)
     for name, data in images.items():
         path, text = labels.pop(PurePosixPath(name).stem, (f"labels/{PurePosixPath(name).stem}.txt", b""))

@@ -19,6 +19,7 @@ from device.experiments.calibration import CalibrationProfile, ExperimentError, 
 from device.experiments.report import frames_csv, html_report, objects_csv
 from device.experiments.store import ExperimentRequest, ExperimentStore, invalid
 from device.experiments.summary import summarise
+from device.tracking.experiment import experiment_tracking
 
 
 def add_parser(sub: Any) -> None:
@@ -74,6 +75,7 @@ def _act(args: argparse.Namespace, store: ExperimentStore, device: str, project:
     except KeyError as exc:
         raise ExperimentError(f"no experiment '{args.id}' in {store.path}") from exc
     summary = summarise(experiment, store.frames(experiment.id), store.objects(experiment.id))
+    summary["tracking"] = experiment_tracking(store.path, experiment.id, None)
     if args.action == "summary":
         return summary
     out = Path(args.out)

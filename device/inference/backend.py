@@ -8,11 +8,14 @@ CPU machine; `auto` picks TensorRT where it can run and otherwise the faster CPU
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from device.hive.settings import HiveSettings
 from device.models.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,15 @@ class Backend(Protocol):
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
+@dataclass(frozen=True)
+class BackendContext:
+    """What a backend may need beyond the bundle: the hive settings and the source's frame
+    period (the remote backend's deadline is counted in frame periods)."""
+
+    hive: HiveSettings = field(default_factory=HiveSettings)  # type: ignore[arg-type]
+    period_s: Callable[[], float | None] = lambda: None
+
+
 class BackendFactory(Protocol):
     def __call__(self, bundle: ModelBundle, cache_dir: Path) -> Backend: ...
 
@@ -39,8 +51,9 @@ def _registry() -> dict[str, BackendFactory]:
     from device.inference.onnx_backend import OnnxBackend
     from device.inference.opencv_backend import OpenCvBackend
     from device.inference.tensorrt_backend import TensorRtBackend
+    from device.inference.triton_backend import TritonBackend
 
-    return {"onnx": OnnxBackend, "opencv": OpenCvBackend, "tensorrt": TensorRtBackend}
+    return {"onnx": OnnxBackend, "opencv": OpenCvBackend, "tensorrt": TensorRtBackend, "triton": TritonBackend}
 
 
 def backend_keys() -> list[str]:
@@ -56,10 +69,14 @@ def resolve_backend_key(key: str) -> str:
     return "tensorrt" if tensorrt_available() else CPU_DEFAULT
 
 
-def create_backend(key: str, bundle: ModelBundle, cache_dir: Path) -> Backend:
+def create_backend(key: str, bundle: ModelBundle, cache_dir: Path, context: BackendContext | None = None) -> Backend:
     """Build the backend named `key` for `bundle`; unknown keys fail with the list of known ones."""
     registry = _registry()
     resolved = resolve_backend_key(key)
     if resolved not in registry:
         raise ValueError(f"unknown backend '{key}': choose one of auto, {', '.join(sorted(registry))}")
+    if resolved == "triton":  # the one backend that needs more than the bundle
+        from device.inference.triton_backend import TritonBackend
+
+        return TritonBackend(bundle, cache_dir, context)
     return registry[resolved](bundle, cache_dir)

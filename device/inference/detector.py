@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from device.detections import Detections
-from device.inference.backend import Backend, create_backend
+from device.inference.backend import Backend, BackendContext, create_backend
 from device.inference.decode import DecodeError, decode, keep_class_thresholds
 from device.inference.preprocess import normalize, preprocess
 from device.inference.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles, plan_frame
@@ -48,6 +48,8 @@ class Detector:
         self.thresholds = np.asarray([threshold] * len(self.card.classes) if threshold is not None else self.card.thresholds(), np.float32)
         self.threshold = float(self.thresholds.min())
         self.last_inference_ms = 0.0
+        self.last_route = "local"  # or remote:<endpoint> / fallback, from a backend that routes
+        self.last_fields: dict[str, float | int] = {}  # extra frame-point fields from the backend (bytes_sent, ...)
         self._lock = threading.Lock()  # the frame loop and the panel's pre-annotation share one model
         self.tile_policy = TilePolicy.of(bundle.card.input)
         self._layouts: dict[tuple[int, int], TileLayout] = {}
@@ -67,6 +69,8 @@ class Detector:
             start = time.perf_counter()
             outputs = self.backend.run(tensor)
             self.last_inference_ms = (time.perf_counter() - start) * 1000.0
+            self.last_route = str(getattr(self.backend, "last_route", "local"))
+            self.last_fields = dict(getattr(self.backend, "last_fields", {}))
         detections = keep_class_thresholds(decode(outputs, self.card.output, self.threshold), self.thresholds)
         return transform.to_frame(detections)
 
@@ -133,12 +137,13 @@ class Detector:
                               f"but model.json lists only {n_classes} classes")
 
 
-def load_detector(path: str | Path, backend: str, cache_dir: Path, threshold: float | None = None) -> Detector:
+def load_detector(path: str | Path, backend: str, cache_dir: Path, threshold: float | None = None,
+                  context: BackendContext | None = None) -> Detector:
     """Open, validate, load and warm a bundle; BundleError (with what to do) for anything wrong."""
     start = time.monotonic()
     bundle = load_bundle(path, cache_dir / "bundles")
     try:
-        engine = create_backend(backend, bundle, cache_dir)
+        engine = create_backend(backend, bundle, cache_dir, context)
     except BundleError:
         raise
     except ValueError as exc:

@@ -64,3 +64,19 @@ def normalize(image: np.ndarray, spec: InputSpec, norm: Normalization) -> np.nda
 def preprocess(image: np.ndarray, spec: InputSpec, norm: Normalization) -> tuple[np.ndarray, Transform]:
     fitted, transform = fit(image, spec)
     return normalize(fitted, spec, norm), transform
+
+
+def denormalize(tensor: np.ndarray, spec: InputSpec, norm: Normalization) -> np.ndarray:
+    """The inverse of `normalize`: a batch of one -> the 8-bit BGR fitted frame it was made from
+    (exact for 8-bit input). Lets a remote backend send the fitted frame as JPEG while every
+    backend keeps one interface: tensor in, outputs out."""
+    image = tensor[0]
+    if spec.layout == "NCHW":
+        image = image.transpose(1, 2, 0)
+    std = np.asarray(norm.std, np.float32)
+    gain = np.float32(norm.scale) / std
+    offset = np.asarray(norm.mean, np.float32) / std
+    pixels = np.clip(np.rint((image + offset) / gain), 0, 255).astype(np.uint8)
+    if spec.color == "RGB":
+        pixels = pixels[:, :, ::-1]
+    return np.ascontiguousarray(pixels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -68,6 +69,11 @@ def class_fields(detections: Detections, class_id: int, um_per_pixel: float | No
     return out
 
 
+def new_run_id() -> str:
+    """A per-start id, unique and sortable by start time: `20261201T061502Z-3fa9c1`."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
 @dataclass(frozen=True)
 class FrameMeasure:
     """What the loop knows about one processed frame besides its boxes."""
@@ -78,6 +84,7 @@ class FrameMeasure:
     inference_ms: float
     latency_ms: float
     dropped_frames: int
+    run_id: str = ""  # this start of the device (Runtime.run_id): frame_index repeats across starts
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,8 @@ def frame_points(detections: Detections | None, measure: FrameMeasure, tags: dic
         "frame_index": measure.index,
         "inference": inference,
     }
+    if measure.run_id:
+        fields["run_id"] = measure.run_id
     fov = extra.fov_mm2 if extra is not None else None
     if extra is not None:
         fields.update(extra.fields())

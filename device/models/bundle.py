@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
-import zipfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from device import safezip
+from device.safezip import UnzipLimits
 
 MODEL_FORMAT = "scopehive-model"
 MODEL_FORMAT_VERSION = 1
@@ -166,32 +169,58 @@ def _parse_card(path: Path) -> ModelCard:
         raise BundleError(f"{path}: model.json is invalid: {details}") from exc
 
 
+MAX_BUNDLE_BYTES = 4 << 30  # model.onnx plus TensorRT engines for a few GPUs
+MIN_BUNDLE_BUDGET = 512 << 20
+INFLATE_RATIO = 20  # ONNX weights and engines hardly compress; a zip of them inflates ~1-2x
+
+
+def bundle_limits(zip_size: int) -> UnzipLimits:
+    """What a bundle zip may unpack to: a generous ratio of its size, never more than 4 GB.
+
+    A 3.5 MB bomb gets 512 MB (and is stopped there) instead of writing gigabytes.
+    """
+    total = min(MAX_BUNDLE_BYTES, max(MIN_BUNDLE_BUDGET, INFLATE_RATIO * zip_size))
+    return UnzipLimits(max_total=total, max_entry=total, max_entries=10_000)
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
 def _extract_zip(path: Path, cache_dir: Path) -> Path:
-    """Unpack a zipped bundle into the cache, refusing entries that escape their folder."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    target = cache_dir / f"{path.stem}-{digest}"
+    """Unpack a zipped bundle into the cache (streamed, names and sizes checked; see device/safezip.py)."""
+    target = cache_dir / f"{path.stem}-{_digest(path)}"
     if (target / "model.json").is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=cache_dir))
     try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                parts = Path(info.filename).parts
-                if info.filename.startswith("/") or ".." in parts:
-                    raise BundleError(f"{path}: entry '{info.filename}' would escape the bundle folder")
-            archive.extractall(staging)
+        safezip.extract(path, staging, lambda name: True, bundle_limits(path.stat().st_size))
         root = staging
         inner = [p for p in staging.iterdir() if p.is_dir()]
         if not (staging / "model.json").exists() and len(inner) == 1:
             root = inner[0]  # zip of a folder
         shutil.rmtree(target, ignore_errors=True)
         os.replace(root, target)
-    except zipfile.BadZipFile as exc:
-        raise BundleError(f"{path}: not a readable zip archive ({exc})") from exc
+    except safezip.ArchiveError as exc:
+        raise BundleError(f"{path}: {exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def remove_extracted(cache_dir: Path, stem: str) -> int:
+    """Delete the unpacked copies of bundle zip `stem` (any content digest); returns how many."""
+    removed = 0
+    for folder in cache_dir.glob(f"{stem}-*"):
+        if folder.is_dir() and re.fullmatch(re.escape(stem) + r"-[0-9a-f]{16}", folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def load_bundle(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> ModelBundle:

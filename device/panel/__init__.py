@@ -51,8 +51,9 @@ def _blueprints() -> list:  # type: ignore[type-arg]
     from device.panel.live import bp as live
     from device.panel.models import bp as models
     from device.panel.projects import bp as projects
+    from device.panel.tracking import bp as tracking
 
-    return [base, auth, projects, capture, annotate, datasets, models, live, experiments]
+    return [base, auth, projects, capture, annotate, datasets, models, live, experiments, tracking]
 
 
 def init_app(app: Flask) -> None:
@@ -76,10 +77,11 @@ def init_app(app: Flask) -> None:
         log.warning(security.setup_banner(setup_code, settings.password_env))
     sessions = SessionRegistry(data_dir / "sessions.json", settings.session_hours * 3600)
     sessions.bind_password(password_hash, env_password)
+    models = ModelStore(store, data_dir / "cache", data_dir.parent / "bundles")
     panel = PanelState(
-        settings, data_dir, ProjectStore(store, settings.max_image_pixels), ModelStore(store, data_dir / "cache"),
-        password_hash, sessions, setup_code,
+        settings, data_dir, ProjectStore(store, settings.max_image_pixels), models, password_hash, sessions, setup_code,
     )
+    _prune_models(panel)
     app.extensions[EXTENSION_KEY] = panel
     runtime = app.extensions.get("scopehive.runtime")
     workspace.ensure_demo_project(panel.projects, data_dir, runtime)
@@ -92,6 +94,17 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(bp)
     if not any(rule.rule == "/" for rule in app.url_map.iter_rules()):
         app.add_url_rule("/", "panel_home", lambda: _home())
+
+
+def _prune_models(panel: PanelState) -> None:
+    """Unpacked bundles of models deleted earlier (or by an older version) give their disk back."""
+    try:
+        removed = panel.models.prune(panel.projects.list_projects())
+    except storage_ext.StorageError as exc:
+        log.warning("panel: could not check for unused model bundles (%s)", exc)
+        return
+    if removed:
+        log.info("panel: removed %d unpacked model bundles that no model refers to", removed)
 
 
 def _unavailable(message: str) -> Blueprint:

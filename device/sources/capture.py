@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from device.metrics.stats import FpsMonitor
 from device.redact import redact
 from device.sources.base import FrameSource, SourceError
 
@@ -43,6 +44,7 @@ class Capture:
         self._backoff = backoff
         self._events = events or (lambda kind, message: None)
         self._slot: Frame | None = None
+        self._rate = FpsMonitor()  # the source's own frame rate (the remote deadline counts in its periods)
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
@@ -68,6 +70,15 @@ class Capture:
             return frame
 
     @property
+    def period_s(self) -> float | None:
+        """Seconds between a live source's frames, once a few came; None before, and always for a
+        file or folder (it waits for the loop: it has no pace of its own)."""
+        if not self.source.live:
+            return None
+        fps = self._rate.fps
+        return 1.0 / fps if fps > 0 else None
+
+    @property
     def finished(self) -> bool:
         """True when a finite source has ended (or failed for good) and its last frame was taken."""
         return self.state in ("ended", "failed") and self._slot is None
@@ -79,6 +90,7 @@ class Capture:
             elif self._slot is not None:
                 self.dropped += 1
             self._slot = Frame(image, self.frames, time.time(), time.perf_counter())
+            self._rate.tick()
             self.frames += 1
             self._cond.notify_all()
 

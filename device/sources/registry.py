@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from device.sources.base import FrameSource, SourceError
 from device.sources.images import IMAGE_SUFFIXES, ImageFolderSource
-from device.sources.synthetic import SyntheticConfig
+from device.sources.synthetic_modes import mode_config
 from device.sources.synthetic_source import SyntheticSource
 from device.sources.video import VideoSource
 
@@ -30,11 +30,14 @@ def _synthetic(uri: str) -> FrameSource:
     if not 0 <= fps < float("inf"):
         raise SourceError(f"{uri}: bad synthetic option fps={fps_text!r}: give frames per second as a number "
                           "(0 = as fast as possible)", permanent=True)
+    mode = query.pop("mode", "brightfield")
     try:
-        config = SyntheticConfig.model_validate(query)
+        config = mode_config(mode, dict(query))
     except ValidationError as exc:
         raise SourceError(f"{uri}: bad synthetic option ({exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}); "
-                          "known options: seed, density, width, height, fps, drift, ...", permanent=True) from exc
+                          "known options: mode, seed, density, width, height, fps, drift, ...", permanent=True) from exc
+    except ValueError as exc:  # an unknown mode
+        raise SourceError(f"{uri}: {exc}", permanent=True) from exc
     return SyntheticSource(config, fps)
 
 

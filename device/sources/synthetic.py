@@ -12,13 +12,14 @@ of focus that it is no longer distinguishable from the noise is drawn but not la
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from device.detections import Detections
+from device.sources import motion as kinematics
 
 CLASSES: tuple[str, ...] = ("cell", "crystal", "debris")
 _BACKGROUND_LEVEL = 175.0
@@ -49,6 +50,11 @@ class SyntheticConfig(BaseModel):
     focus_drift: float = Field(0.0, ge=0, le=20, description="Extra defocus sigma the focus drifts to and back, once per focus_period")
     focus_period: int = Field(60, ge=2, le=100_000, description="Frames of one focus drift cycle (starts and ends sharp)")
     exposure: float = Field(1.0, gt=0, le=10, description="Exposure gain: 1 = normal; ~1.5 clips the background to white")
+    motion: kinematics.Motion = Field("brownian", description="brownian (drift + jitter), swim (cells swim at swim_speed), "
+                                  "flow (laminar flow along +x, walls at top and bottom)")
+    swim_speed: float = Field(3.0, ge=0, le=50, description="Speed of swimming cells, pixels per frame (motion=swim)")
+    swim_turn: float = Field(0.03, ge=0, le=1, description="Heading noise of swimmers, radians per frame (motion=swim)")
+    flow_speed: float = Field(4.0, ge=0, le=100, description="Centreline flow speed, pixels per frame (motion=flow)")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class SyntheticFrame:
     truth: Detections
     um_per_pixel: float = 1.0
     defocus: float = 0.0  # whole-frame blur sigma of this frame (px): the truth about its focus
+    truth_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))  # object id per truth box
 
     def truth_sizes_um(self) -> tuple[np.ndarray, np.ndarray]:
         """True (width, height) of every labelled object in µm."""
@@ -73,6 +80,8 @@ class _Object:
     box: tuple[int, int, int, int]  # tight object extent inside the sprite (x1, y1, x2, y2)
     step: float  # Brownian step in pixels per frame
     visible: bool = True  # drawn either way; labelled only if a person could tell it from the noise
+    oid: int = -1  # persistent identity; a new one when the object leaves and another enters
+    heading: float = float("nan")  # radians, swimmers only
 
 
 def _illumination(width: int, height: int, vignetting: float, rng: np.random.Generator) -> np.ndarray:
@@ -230,6 +239,7 @@ class SyntheticMicroscope:
         self._gray = np.empty((cfg.height, cfg.width), np.uint8)
         self._index = 0
         self._drift_angle = float(self._rng.uniform(0, 2 * np.pi))
+        self._next_id = 0
         self.new_scene()
 
     @property
@@ -264,6 +274,16 @@ class SyntheticMicroscope:
                     objects.append(obj)
                     break
         self._objects = objects
+        for obj in objects:
+            obj.oid = self._new_id()
+        if cfg.motion == "swim":
+            swimmers = [o for o in objects if o.class_id in kinematics.SWIMMING_CLASSES]
+            for obj, heading in zip(swimmers, kinematics.swim_heading(rng, len(swimmers)), strict=True):
+                obj.heading = float(heading)
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
 
     @staticmethod
     def _beside(other: _Object, rng: np.random.Generator) -> tuple[float, float]:
@@ -280,21 +300,61 @@ class SyntheticMicroscope:
         self._drift_angle += float(rng.normal(0, 0.02))
         dx, dy = np.cos(self._drift_angle) * cfg.drift, np.sin(self._drift_angle) * cfg.drift
         steps = rng.standard_normal((len(self._objects), 2))
+        if cfg.motion == "flow":
+            self._flow(dx, dy, steps)
+            return
+        own = self._swim() if cfg.motion == "swim" else np.zeros((len(self._objects), 2))
         span_x, span_y = cfg.width + 200, cfg.height + 200
+        for obj, (sx, sy), (vx, vy) in zip(self._objects, steps, own, strict=True):
+            x, y = obj.x + dx + vx + sx * obj.step, obj.y + dy + vy + sy * obj.step
+            obj.x = (x + 100) % span_x - 100
+            obj.y = (y + 100) % span_y - 100
+            if abs(obj.x - x) > 1 or abs(obj.y - y) > 1:
+                obj.oid = self._new_id()  # left the field; what comes in at the far side is another object
+
+    def _swim(self) -> np.ndarray:
+        """Own velocities (px/frame) of all objects; swimmers' headings turn a little each frame."""
+        headings = np.array([o.heading for o in self._objects])
+        moving = np.isfinite(headings)
+        headings[moving] += self._rng.normal(0, self.config.swim_turn, int(moving.sum()))
+        for obj, heading in zip(self._objects, headings, strict=True):
+            obj.heading = float(heading)
+        return np.where(moving[:, None], kinematics.swim_velocity(np.nan_to_num(headings), self.config.swim_speed), 0.0)
+
+    def _flow(self, dx: float, dy: float, steps: np.ndarray) -> None:
+        """Advect along the channel, drop what left at the right, let new objects in at the left."""
+        cfg, rng = self.config, self._rng
+        kept: list[_Object] = []
         for obj, (sx, sy) in zip(self._objects, steps, strict=True):
-            obj.x = (obj.x + dx + sx * obj.step + 100) % span_x - 100
-            obj.y = (obj.y + dy + sy * obj.step + 100) % span_y - 100
+            h, w = obj.sprite.shape
+            cy = float(np.clip(obj.y + h / 2 + dy + sy * obj.step, 0, cfg.height))
+            obj.x += dx + float(kinematics.flow_speed_at(cy, cfg.height, cfg.flow_speed)) + sx * obj.step
+            obj.y = cy - h / 2
+            if obj.x < cfg.width + 100:
+                kept.append(obj)
+        arrivals = int(rng.poisson(kinematics.inflow_per_frame(cfg.density, cfg.height, cfg.flow_speed)))
+        mix = np.asarray(cfg.class_mix, np.float64)
+        for class_id, row in zip(rng.choice(len(CLASSES), size=arrivals, p=mix / mix.sum()),
+                                 kinematics.inflow_rows(rng, arrivals, cfg.height), strict=True):
+            obj = _make_object(rng, cfg, int(class_id), 0.0, float(row))
+            obj.x = -obj.sprite.shape[1] / 2 - float(rng.uniform(0, cfg.flow_speed))
+            placed = np.array([_world_box(o) for o in kept]).reshape(-1, 4)
+            if not _stacked(_world_box(obj), placed):
+                obj.oid = self._new_id()
+                kept.append(obj)
+        self._objects = kept
 
     def render(self) -> SyntheticFrame:
         """The current state as an image, without advancing time."""
         canvas = self._canvas
         np.copyto(canvas, self._background)
-        boxes, class_ids = [], []
+        boxes, class_ids, ids = [], [], []
         for obj in self._objects:
             box = self._paste(canvas, obj)
             if box is not None and obj.visible:
                 boxes.append(box)
                 class_ids.append(obj.class_id)
+                ids.append(obj.oid)
         defocus = self.frame_defocus(self._index)
         if defocus >= 0.3:  # the optics blur the sample; the sensor noise that follows stays sharp
             cv2.GaussianBlur(canvas, (0, 0), defocus, canvas)
@@ -308,7 +368,7 @@ class SyntheticMicroscope:
             np.ones(len(boxes), np.float32),
             np.asarray(class_ids, np.int32),
         )
-        return SyntheticFrame(self._index, image, truth, self.config.um_per_pixel, defocus)
+        return SyntheticFrame(self._index, image, truth, self.config.um_per_pixel, defocus, np.asarray(ids, np.int64))
 
     def frame_defocus(self, index: int) -> float:
         """Whole-frame blur sigma at frame `index`: `defocus` plus a raised-cosine drift."""

@@ -7,23 +7,25 @@ import time
 import numpy as np
 
 from device.sources.synthetic import SyntheticConfig, SyntheticMicroscope
+from device.sources.synthetic_modes import ModalityConfig, ModalityScope, create_scope
 
 
 class SyntheticSource:
     """With `fps` > 0 it behaves like a camera on its own clock (live: frames can be dropped);
     with fps = 0 it renders the next frame whenever the detector is ready (never drops)."""
 
-    def __init__(self, config: SyntheticConfig, fps: float = 0.0) -> None:
-        self.name = f"synthetic seed={config.seed} {config.width}x{config.height}"
+    def __init__(self, config: SyntheticConfig | ModalityConfig, fps: float = 0.0) -> None:
+        mode = "" if isinstance(config, SyntheticConfig) else f" {type(config).__name__.removesuffix('Config').lower()}"
+        self.name = f"synthetic{mode} seed={config.seed} {config.width}x{config.height}"
         self.live = fps > 0
         self._config = config
         self._period = 1.0 / fps if fps > 0 else 0.0
-        self._scope: SyntheticMicroscope | None = None
+        self._scope: SyntheticMicroscope | ModalityScope | None = None
         self._next = 0.0
 
     def open(self) -> None:
         if self._scope is None:
-            self._scope = SyntheticMicroscope(self._config)
+            self._scope = create_scope(self._config)
         self._next = time.monotonic()
 
     def read(self) -> np.ndarray | None:

@@ -122,5 +122,5 @@ def test_dockerfiles_pin_their_bases_and_hold_no_secrets(dockerfile: Path) -> No
 def test_device_images_install_what_the_device_extra_lists(dockerfile: Path) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = {re.split(r"[<>=\[ ]", spec)[0].lower() for spec in project["dependencies"] + project["optional-dependencies"]["device"]}
-    installed = {re.split(r"[<>=\[ ]", spec)[0].lower() for spec in re.findall(r'"([A-Za-z][\w.-]*[<>=][^"]*)"', dockerfile.read_text())}
+    installed = {re.split(r"[<>=\[ ]", spec)[0].lower() for spec in re.findall(r'"([A-Za-z][\w.-]*(?:\[[\w,]+\])?[<>=][^"]*)"', dockerfile.read_text())}
     assert wanted <= installed, f"{dockerfile.name} misses {wanted - installed} from pyproject's device extra"

@@ -25,7 +25,7 @@ def _image(slug: str, image_id: str) -> ImageMeta:
         abort(404, description=str(exc))
 
 
-@bp.get("/annotate")
+@bp.get("/annotate", strict_slashes=False)
 def index() -> str:
     project = require_project()
     store = state().projects
@@ -37,6 +37,7 @@ def index() -> str:
     return render_template(
         "annotate/index.html", project=project, images=images, start=request.args.get("image", ""),
         can_detect=runtime() is not None, class_colors={str(c.id): c.color for c in project.classes},
+        class_names={str(c.id): c.name for c in project.classes},
     )
 
 

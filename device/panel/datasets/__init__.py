@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, flash, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from device.datasets.archive import ImportResult
+from device.datasets.archive import ImportLimits, ImportResult
 from device.datasets.formats import FORMATS, export_archive, import_archive
 from device.datasets.package import AnnotatedImage, DatasetError, write_dataset_package
 from device.detections import Detections
@@ -97,21 +97,27 @@ def package() -> BaseResponse:
     return _download(data, f"{project.slug}-dataset-{stamp}.zip")
 
 
+def _refused(message: str) -> tuple[str, int]:
+    """A refused import: the datasets page with the reason, as a 400 (nothing was stored)."""
+    flash(message, "error")
+    return index(), 400
+
+
 @bp.post("/import")
-def import_() -> BaseResponse:
+def import_() -> BaseResponse | tuple[str, int]:
+    """The upload is streamed from werkzeug's spooled file; only the entries the format uses are unpacked."""
     project = require_project()
     file, key = request.files.get("archive"), request.form.get("format", "")
     if file is None or not file.filename or key not in FORMATS:
-        flash("Choose a format and a .zip archive to import.", "error")
-        return back("datasets.index")
+        return _refused("Choose a format and a .zip archive to import.")
     try:
-        result = import_archive(key, file.read(), state().settings.max_image_pixels)
+        limits = ImportLimits.for_upload(state().settings.max_upload_mb << 20)
+        workdir = state().data_dir / "cache" / "tmp"
+        result = import_archive(key, file.stream, state().settings.max_image_pixels, limits, workdir)
         if result.problems:
-            flash(f"Nothing was imported from {file.filename}; fix these problems and try again:\n" + "\n".join(result.problems[:50]), "error")
-            return back("datasets.index")
+            return _refused(f"Nothing was imported from {file.filename}; fix these problems and try again:\n" + "\n".join(result.problems[:50]))
         count = save_import(state().projects, project, result)
     except (DatasetError, PanelError) as exc:
-        flash(f"Nothing was imported from {file.filename}: {exc}", "error")
-        return back("datasets.index")
+        return _refused(f"Nothing was imported from {file.filename}: {exc}")
     flash(f"Imported {plural(count, 'annotated image')} from {file.filename} ({FORMATS[key].title}).", "ok")
     return back("datasets.index")

@@ -17,6 +17,7 @@ from device.experiments.store import Experiment, ExperimentRequest, invalid
 from device.experiments.summary import summarise
 from device.panel.base import runtime
 from device.panel.imaging import jpeg, to_display
+from device.tracking.experiment import experiment_tracking
 
 bp = Blueprint("experiments", __name__, template_folder="templates", static_folder="static",
                static_url_path="/panel/static/experiments", url_prefix="/panel")
@@ -94,9 +95,9 @@ def _experiment(experiment_id: str) -> Experiment:
 
 def _summary(experiment: Experiment) -> dict[str, Any]:
     store = recorder().store
-    if experiment.running:
-        recorder().flush()
-    return summarise(experiment, store.frames(experiment.id), store.objects(experiment.id))
+    recorder().flush()  # rows of the last second (or of frames in flight at the stop) first
+    summary = summarise(experiment, store.frames(experiment.id), store.objects(experiment.id))
+    return {**summary, "tracking": experiment_tracking(store.path, experiment.id, runtime())}
 
 
 @bp.get("/api/experiments/<experiment_id>/summary")
@@ -111,8 +112,7 @@ def _download(body: Any, mimetype: str, name: str) -> Response:
 @bp.get("/api/experiments/<experiment_id>/frames.csv")
 def frames(experiment_id: str) -> Response:
     experiment = _experiment(experiment_id)
-    if experiment.running:
-        recorder().flush()
+    recorder().flush()  # rows of the last second (or of frames in flight at the stop) first
     rows = recorder().store.frames(experiment.id)
     classes = list(dict.fromkeys(c for f in rows if f["counts"] for c in f["counts"]))
     return _download(frames_csv(rows, classes), "text/csv", f"{experiment.id}-frames.csv")
@@ -121,8 +121,7 @@ def frames(experiment_id: str) -> Response:
 @bp.get("/api/experiments/<experiment_id>/objects.csv")
 def objects(experiment_id: str) -> Response:
     experiment = _experiment(experiment_id)
-    if experiment.running:
-        recorder().flush()
+    recorder().flush()  # rows of the last second (or of frames in flight at the stop) first
     return _download(objects_csv(recorder().store.objects(experiment.id)), "text/csv", f"{experiment.id}-objects.csv")
 
 

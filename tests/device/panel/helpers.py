@@ -114,3 +114,15 @@ class SyntheticRuntime:
 
     def set_class_colours(self, colours: dict[str, str]) -> None:
         self.colours = dict(colours)
+
+    def feed_models(self) -> list[dict[str, Any]]:
+        return []  # one model only: the real several-models path is tested with a Runtime
+
+    def add_model(self, name: str, bundle_path: Path, every: int = 1, overlay: bool = True) -> ModelCard:
+        raise ValueError("this test runtime runs one model")
+
+    def remove_model(self, name: str) -> None:
+        raise KeyError(name)
+
+    def set_overlay(self, name: str, shown: bool) -> None:
+        raise KeyError(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import zipfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 from device.datasets.formats import FORMATS
 from device.panel.store import ProjectStore
 from tests.device.panel.conftest import Auth
+from tests.device.zips import bomb_zip
 
 BOXES = [
     {"x1": 10.0, "y1": 20.0, "x2": 50.0, "y2": 60.0, "class_id": 1},
@@ -123,3 +125,36 @@ def test_package_export_is_what_the_trainer_reads(app: Flask, auth: Auth, client
         assert len(got) == len(want[name])
         for g, w in zip(got, want[name], strict=True):
             assert g == pytest.approx(w, abs=0.01)
+
+
+def _store_files(app: Flask) -> dict[str, bytes]:
+    root = Path(_store(app).storage.root)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_zip_bomb_import_is_refused_with_400_and_stores_nothing(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    source = _annotated_project(auth)
+    coco = zipfile.ZipFile(io.BytesIO(client.get("/panel/datasets/export/coco").data))
+    files = {n: coco.read(n) for n in coco.namelist()}
+    bomb = bomb_zip({"images/bomb.png": 300 << 20}, files)  # one entry inflating to 300 MB; the upload limit is 5 MB
+    assert len(bomb) < 2 << 20
+    before = _store_files(app)
+    response = auth.post("/panel/datasets/import", data={"format": "coco", "archive": (io.BytesIO(bomb), "bomb.zip")},
+                         content_type="multipart/form-data")
+    assert response.status_code == 400  # type: ignore[attr-defined]
+    assert "the limit for one file: the archive is refused" in html.unescape(response.data.decode())  # type: ignore[attr-defined]
+    assert _store_files(app) == before and _store(app).project(source).class_names == ["cell", "crystal", "debris"]
+    workdir = app.extensions["scopehive.panel"].data_dir / "cache" / "tmp"
+    assert not any(workdir.iterdir())
+
+
+def test_entries_a_format_does_not_use_are_skipped_unread(app: Flask, auth: Auth, client: FlaskClient) -> None:
+    _annotated_project(auth)
+    coco = zipfile.ZipFile(io.BytesIO(client.get("/panel/datasets/export/coco").data))
+    files = {n: coco.read(n) for n in coco.namelist()}
+    archive = bomb_zip({"raw/stack.bin": 300 << 20, "labels/x.xml": 300 << 20}, files)
+    target = auth.project("Target", classes="cell")
+    response = auth.post("/panel/datasets/import", data={"format": "coco", "archive": (io.BytesIO(archive), "in.zip")},
+                         content_type="multipart/form-data", follow_redirects=True)
+    assert b"Imported 3 annotated images" in response.data  # type: ignore[attr-defined]
+    assert len(_store(app).list_images(target)) == 3

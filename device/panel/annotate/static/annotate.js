@@ -1,76 +1,76 @@
-// Annotation canvas: zoom/pan, draw/move/resize/delete boxes, undo/redo, autosave with revisions.
+// Annotation page: zoom/pan, draw/move/resize/delete boxes, undo/redo, autosave with revisions,
+// model proposals (accepted one by one or in bulk), image deletion. Drawing lives in view.js.
 // Boxes are kept in original-image pixels; the view transform is screen = image * zoom + offset.
+// Two classes are never confused: S.classId is the class of the NEXT box drawn; the selected
+// box (clicked, never just drawn) shows and changes its own class.
 "use strict";
 (function () {
   const cfg = JSON.parse(document.getElementById("annotate-data").textContent);
   const canvas = document.getElementById("canvas");
   if (!canvas) return;
-  const ctx = canvas.getContext("2d");
+  const view = window.AnnotateView(canvas, cfg);
   const HANDLE = 7;
   const S = {
-    index: 0, image: null, doc: { revision: 0, boxes: [], negative: false }, selected: -1,
-    classId: cfg.classes.length ? cfg.classes[0] : 0, zoom: 1, ox: 0, oy: 0, undo: [], redo: [], drag: null, proposals: [],
-    saving: false, pending: false, dirty: false, loading: true, loadSeq: 0,
+    index: 0, doc: { revision: 0, boxes: [], negative: false }, selected: -1,
+    classId: cfg.classes.length ? cfg.classes[0] : 0, undo: [], redo: [], drag: null, proposals: [],
+    saving: false, pending: false, dirty: false, loading: true, loadSeq: 0, view,
   };
   window.annotator = S;
   const $ = (id) => document.getElementById(id);
   const api = (id, tail) => "/panel/api/projects/" + cfg.slug + "/images/" + id + tail;
   const current = () => cfg.images[S.index];
+  const plural = (n, noun, many) => n + " " + (n === 1 ? noun : (many || noun + "s"));
+
+  let frame = 0;
+  function draw() { if (!frame) frame = requestAnimationFrame(() => { frame = 0; view.render(S); }); }
+  S.redraw = () => view.render(S);  // synchronous, for measurements
 
   function status(text, isError) { const el = $("save-state"); el.textContent = text; el.className = isError ? "error" : "muted"; }
   function progress() {
     const done = cfg.images.filter((m) => m.annotated).length;
     $("progress").textContent = "annotated " + done + "/" + cfg.images.length;
-    $("position").textContent = (S.index + 1) + " / " + cfg.images.length;
+    $("position").textContent = cfg.images.length ? (S.index + 1) + " / " + cfg.images.length : "0 / 0";
   }
-  function resize() {
+  function legend() {
+    const counts = {};
+    for (const b of S.doc.boxes) counts[b.class_id] = (counts[b.class_id] || 0) + 1;
+    for (const el of document.querySelectorAll("#legend .item")) el.querySelector(".count").textContent = counts[el.dataset.class] || 0;
+  }
+  function classPanel() {
+    $("class-picker").value = String(S.classId);
+    $("next-swatch").style.background = cfg.colors[String(S.classId)] || "#fff";
+    const box = S.selected >= 0 ? S.doc.boxes[S.selected] : null;
+    $("selected-picker").disabled = !box; $("selected-picker").value = box ? String(box.class_id) : "";
+    $("selected-group").className = box ? "" : "muted";
+    $("selected-swatch").style.background = box ? cfg.colors[String(box.class_id)] || "#fff" : "transparent";
+  }
+  function select(i) { S.selected = i; classPanel(); draw(); }
+  function fit() {
     const r = canvas.getBoundingClientRect();
     canvas.width = Math.max(1, Math.round(r.width)); canvas.height = Math.max(1, Math.round(r.height));
-  }
-  function fit() {
-    if (!S.image) return;
-    resize();
+    view.thaw();
+    if (!view.image) { draw(); return; }
     const m = current();
-    S.zoom = Math.min(canvas.width / m.width, canvas.height / m.height) * 0.98;
-    S.ox = (canvas.width - m.width * S.zoom) / 2; S.oy = (canvas.height - m.height * S.zoom) / 2;
+    view.zoom = Math.min(canvas.width / m.width, canvas.height / m.height) * 0.98;
+    view.ox = (canvas.width - m.width * view.zoom) / 2; view.oy = (canvas.height - m.height * view.zoom) / 2;
     draw();
   }
-  const toImage = (x, y) => [(x - S.ox) / S.zoom, (y - S.oy) / S.zoom];
   function zoomAt(factor, sx, sy) {
-    const [ix, iy] = toImage(sx, sy);
-    S.zoom = Math.min(40, Math.max(0.02, S.zoom * factor));
-    S.ox = sx - ix * S.zoom; S.oy = sy - iy * S.zoom; draw();
-  }
-
-  function drawBox(b, color, dashed, selected) {
-    const x = b.x1 * S.zoom + S.ox, y = b.y1 * S.zoom + S.oy, w = (b.x2 - b.x1) * S.zoom, h = (b.y2 - b.y1) * S.zoom;
-    ctx.setLineDash(dashed ? [6, 4] : []); ctx.lineWidth = selected ? 3 : 2; ctx.strokeStyle = color;
-    ctx.strokeRect(x, y, w, h);
-    if (selected) {
-      ctx.fillStyle = color;
-      for (const [hx, hy] of [[x, y], [x + w, y], [x, y + h], [x + w, y + h]]) ctx.fillRect(hx - HANDLE / 2, hy - HANDLE / 2, HANDLE, HANDLE);
-    }
-    ctx.setLineDash([]);
-  }
-  function draw() {
-    ctx.fillStyle = "#20242c"; ctx.fillRect(0, 0, canvas.width, canvas.height);
-    if (!S.image) return;
-    ctx.imageSmoothingEnabled = S.zoom < 2;
-    ctx.drawImage(S.image, S.ox, S.oy, current().width * S.zoom, current().height * S.zoom);
-    S.doc.boxes.forEach((b, i) => drawBox(b, cfg.colors[b.class_id] || "#fff", false, i === S.selected));
-    S.proposals.forEach((b) => drawBox(b, cfg.colors[b.class_id] || "#fff", true, false));
-    if (S.drag && S.drag.kind === "new") drawBox(S.drag.box, cfg.colors[S.classId] || "#fff", false, false);
+    const [ix, iy] = view.toImage(sx, sy);
+    view.zoom = Math.min(40, Math.max(0.01, view.zoom * factor));
+    view.ox = sx - ix * view.zoom; view.oy = sy - iy * view.zoom; draw();
   }
 
   async function load(index) {
     if (S.dirty || S.saving) await flush();
     const token = ++S.loadSeq;  // a newer navigation wins; stale responses are dropped
-    S.loading = true; S.image = null;
-    S.index = index; S.selected = -1; S.undo = []; S.redo = []; S.proposals = [];
+    S.loading = true; view.clear();
+    S.index = index; S.undo = []; S.redo = []; S.proposals = []; S.doc = { revision: 0, boxes: [], negative: false };
+    select(-1); toggleProposals();
     const m = current();
-    $("file-name").textContent = m.file_name;
+    $("file-name").textContent = m.file_name; $("file-name").title = m.file_name + " (" + m.width + "x" + m.height + ")";
     history.replaceState(null, "", "?image=" + m.id);
-    progress(); toggleProposalButtons(); draw();
+    progress(); legend();
     const r = await panel.send(api(m.id, "/annotation"), "GET");
     if (token !== S.loadSeq) return;
     if (!r.ok) { status(r.data.error || "could not load the boxes", true); return; }
@@ -78,7 +78,7 @@
     img.onload = () => {
       if (token !== S.loadSeq) return;
       S.doc = r.data; $("negative").checked = !!S.doc.negative;
-      S.image = img; S.loading = false; fit(); status("rev " + S.doc.revision);
+      view.setImage(img, m.width, m.height); S.loading = false; legend(); fit(); status("rev " + S.doc.revision);
     };
     img.onerror = () => status("the image could not be shown: reload the page", true);
     img.src = api(m.id, "/display.jpg");
@@ -93,17 +93,17 @@
 
   // Changes: snapshot for undo, then save at once. Saves are serialised so revisions chain.
   const snapshot = () => JSON.stringify({ boxes: S.doc.boxes, negative: S.doc.negative });
-  function change(mutator) {
+  function change(mutator, before) {
     if (S.loading) return;
-    S.undo.push(snapshot()); S.redo = [];
-    mutator(); S.dirty = true; draw(); save();
+    S.undo.push(before || snapshot()); S.redo = [];
+    mutator(); S.dirty = true; legend(); classPanel(); draw(); save();
   }
   function restore(from, to) {
     if (S.loading || !from.length) return;
     to.push(snapshot());
     const s = JSON.parse(from.pop());
     S.doc.boxes = s.boxes; S.doc.negative = s.negative; $("negative").checked = s.negative;
-    S.selected = -1; S.dirty = true; draw(); save();
+    S.dirty = true; select(-1); legend(); save();
   }
   async function save() {
     if (S.saving) { S.pending = true; return; }
@@ -115,8 +115,8 @@
     S.saving = false;
     if (r.status === 409) {
       panel.message("This image was changed in another tab or by someone else, so your last change was not saved. Reloaded the latest boxes (revision " + r.data.current.revision + ").", "error");
-      S.doc = r.data.current; S.undo = []; S.redo = []; S.pending = false; S.selected = -1;
-      $("negative").checked = !!S.doc.negative; draw(); status("reloaded after a conflict", true); return;
+      S.doc = r.data.current; S.undo = []; S.redo = []; S.pending = false;
+      $("negative").checked = !!S.doc.negative; select(-1); legend(); status("reloaded after a conflict", true); return;
     }
     if (!r.ok) { status("not saved: " + (r.data.error || r.status), true); panel.message("Not saved: " + (r.data.error || r.status), "error"); return; }
     S.doc.revision = r.data.revision;
@@ -127,18 +127,19 @@
   async function flush() { while (S.saving) await new Promise((ok) => setTimeout(ok, 30)); if (S.dirty) await save(); }
 
   function hit(ix, iy) {
-    const tol = HANDLE / S.zoom;
-    for (let i = S.doc.boxes.length - 1; i >= 0; i--) {
-      const b = S.doc.boxes[i];
+    const tol = HANDLE / view.zoom, boxes = S.doc.boxes;
+    if (S.selected >= 0) {  // the selected box's corners first: resizing it must win over a neighbour
+      const b = boxes[S.selected];
       for (const [cx, cy, corner] of [[b.x1, b.y1, "tl"], [b.x2, b.y1, "tr"], [b.x1, b.y2, "bl"], [b.x2, b.y2, "br"]]) {
-        if (Math.abs(ix - cx) <= tol && Math.abs(iy - cy) <= tol) return { i, corner };
+        if (Math.abs(ix - cx) <= tol && Math.abs(iy - cy) <= tol) return { i: S.selected, corner };
       }
     }
-    for (let i = S.doc.boxes.length - 1; i >= 0; i--) {
-      const b = S.doc.boxes[i];
-      if (ix >= b.x1 && ix <= b.x2 && iy >= b.y1 && iy <= b.y2) return { i, corner: null };
+    let best = -1, area = Infinity;  // the smallest box under the pointer: nested objects stay reachable
+    for (let i = boxes.length - 1; i >= 0; i--) {
+      const b = boxes[i];
+      if (ix >= b.x1 && ix <= b.x2 && iy >= b.y1 && iy <= b.y2 && (b.x2 - b.x1) * (b.y2 - b.y1) < area) { best = i; area = (b.x2 - b.x1) * (b.y2 - b.y1); }
     }
-    return null;
+    return best >= 0 ? { i: best, corner: null } : null;
   }
   function clampBox(b) {
     const m = current();
@@ -153,25 +154,26 @@
   canvas.addEventListener("mousedown", (e) => {
     canvas.focus();
     if (S.loading) return;
-    const [sx, sy] = pointer(e); const [ix, iy] = toImage(sx, sy);
-    if (e.button === 2 || e.button === 1 || e.shiftKey) { S.drag = { kind: "pan", sx, sy, ox: S.ox, oy: S.oy }; return; }
+    const [sx, sy] = pointer(e); const [ix, iy] = view.toImage(sx, sy);
+    if (e.button === 2 || e.button === 1 || e.shiftKey) { S.drag = { kind: "pan", sx, sy, ox: view.ox, oy: view.oy }; return; }
     const proposal = S.proposals.findIndex((b) => ix >= b.x1 && ix <= b.x2 && iy >= b.y1 && iy <= b.y2);
-    if (proposal >= 0) { const [p] = S.proposals.splice(proposal, 1); change(() => S.doc.boxes.push(clampBox(p))); toggleProposalButtons(); return; }
+    if (proposal >= 0) { const [p] = S.proposals.splice(proposal, 1); change(() => S.doc.boxes.push(clampBox(p))); toggleProposals(); return; }
     const h = hit(ix, iy);
     if (h) {
-      S.selected = h.i;
-      const b = S.doc.boxes[h.i];
-      S.drag = { kind: h.corner ? "resize" : "move", corner: h.corner, ix, iy, orig: { ...b }, before: snapshot(), moved: false };
+      select(h.i);
+      S.drag = { kind: h.corner ? "resize" : "move", corner: h.corner, ix, iy, orig: { ...S.doc.boxes[h.i] }, before: snapshot(), moved: false };
+      view.freeze(S, h.i);
     } else {
-      S.selected = -1;
+      select(-1);
       S.drag = { kind: "new", ix, iy, box: { x1: ix, y1: iy, x2: ix, y2: iy, class_id: S.classId } };
+      view.freeze(S, -1);
     }
     draw();
   });
   window.addEventListener("mousemove", (e) => {
     if (!S.drag) return;
-    const [sx, sy] = pointer(e); const [ix, iy] = toImage(sx, sy); const d = S.drag;
-    if (d.kind === "pan") { S.ox = d.ox + sx - d.sx; S.oy = d.oy + sy - d.sy; }
+    const [sx, sy] = pointer(e); const [ix, iy] = view.toImage(sx, sy); const d = S.drag;
+    if (d.kind === "pan") { view.ox = d.ox + sx - d.sx; view.oy = d.oy + sy - d.sy; }
     else if (d.kind === "new") { d.box.x2 = ix; d.box.y2 = iy; }
     else {
       const b = S.doc.boxes[S.selected], o = d.orig, dx = ix - d.ix, dy = iy - d.iy; d.moved = true;
@@ -186,25 +188,26 @@
   window.addEventListener("mouseup", () => {
     const d = S.drag; S.drag = null;
     if (!d) return;
+    view.thaw();
     if (d.kind === "new") {
-      const b = clampBox(d.box);
-      if ((b.x2 - b.x1) * S.zoom >= 4 && (b.y2 - b.y1) * S.zoom >= 4) {
-        change(() => { S.doc.boxes.push(b); S.selected = S.doc.boxes.length - 1; });
-      } else draw();
+      const b = clampBox(d.box);  // the new box is NOT selected: number keys keep choosing the next class
+      if ((b.x2 - b.x1) * view.zoom >= 4 && (b.y2 - b.y1) * view.zoom >= 4) change(() => S.doc.boxes.push(b));
+      else draw();
     } else if ((d.kind === "move" || d.kind === "resize") && d.moved) {
-      S.undo.push(d.before); S.redo = [];
-      S.doc.boxes[S.selected] = clampBox(S.doc.boxes[S.selected]); S.dirty = true; draw(); save();
-    }
+      const i = S.selected;
+      change(() => { S.doc.boxes[i] = clampBox(S.doc.boxes[i]); }, d.before);
+    } else draw();
   });
   canvas.addEventListener("wheel", (e) => { e.preventDefault(); const [sx, sy] = pointer(e); zoomAt(e.deltaY < 0 ? 1.15 : 1 / 1.15, sx, sy); }, { passive: false });
 
   // Class ids are stable ids (cfg.classes, in list order), not positions: keys 1-9 pick by position.
-  function setClass(id) {
-    if (!cfg.classes.includes(id)) return;
-    S.classId = id; $("class-picker").value = String(id);
-    if (S.selected >= 0 && S.doc.boxes[S.selected].class_id !== id) change(() => { S.doc.boxes[S.selected].class_id = id; });
+  function setNextClass(id) { if (cfg.classes.includes(id)) { S.classId = id; classPanel(); } }
+  function setSelectedClass(id) {
+    const i = S.selected;
+    if (i < 0 || !cfg.classes.includes(id) || S.doc.boxes[i].class_id === id) return;
+    change(() => { S.doc.boxes[i].class_id = id; });
   }
-  function deleteSelected() { if (S.selected >= 0) change(() => { S.doc.boxes.splice(S.selected, 1); S.selected = -1; }); }
+  function deleteSelected() { const i = S.selected; if (i >= 0) { S.selected = -1; change(() => S.doc.boxes.splice(i, 1)); } }
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
     const k = e.key;
@@ -214,23 +217,55 @@
     else if (k === "ArrowRight") { e.preventDefault(); step(1); }
     else if (k === "+" || k === "=") zoomAt(1.25, canvas.width / 2, canvas.height / 2);
     else if (k === "-" || k === "_") zoomAt(0.8, canvas.width / 2, canvas.height / 2);
+    else if (k === "0") fit();
     else if (k === "Delete" || k === "Backspace") { e.preventDefault(); deleteSelected(); }
-    else if (/^[1-9]$/.test(k)) setClass(cfg.classes[Number(k) - 1]);
-    else if (k === "Escape") { S.selected = -1; draw(); }
+    else if (/^[1-9]$/.test(k)) {
+      const id = cfg.classes[Number(k) - 1];
+      if (S.selected >= 0) setSelectedClass(id); else setNextClass(id);
+    } else if (k === "Escape") select(-1);
   });
 
-  function toggleProposalButtons() { const el = $("proposal-actions"); if (el) el.hidden = S.proposals.length === 0; }
+  // Model proposals: dashed until accepted; in bulk by score and class, or one click each.
+  function toggleProposals() {
+    const el = $("proposal-actions");
+    if (!el) return;
+    el.hidden = S.proposals.length === 0;
+    $("proposal-count").textContent = plural(S.proposals.length, "proposal") + " left";
+  }
+  function accept(test) {
+    const taken = S.proposals.filter(test);
+    if (!taken.length) { status("no proposal matches"); return; }
+    S.proposals = S.proposals.filter((p) => !test(p));
+    change(() => taken.forEach((b) => S.doc.boxes.push(clampBox(b))));
+    toggleProposals(); status("accepted " + plural(taken.length, "box", "boxes"));
+  }
   if ($("preannotate")) {
     $("preannotate").addEventListener("click", async () => {
       status("asking the model…");
       const r = await panel.send(api(current().id, "/preannotate"), "POST");
       if (!r.ok) { panel.message(r.data.error || "pre-annotation failed", "error"); status(""); return; }
-      S.proposals = r.data.proposals; draw(); toggleProposalButtons();
-      status(S.proposals.length + " proposals from " + r.data.model + ": click one to accept it");
+      S.proposals = r.data.proposals; draw(); toggleProposals();
+      status(plural(S.proposals.length, "proposal") + " from " + r.data.model + ": accept them in bulk or click one");
     });
-    $("accept-all").addEventListener("click", () => { const p = S.proposals; S.proposals = []; change(() => p.forEach((b) => S.doc.boxes.push(clampBox(b)))); toggleProposalButtons(); });
-    $("reject-all").addEventListener("click", () => { S.proposals = []; draw(); toggleProposalButtons(); });
+    $("accept-matching").addEventListener("click", () => {
+      const score = Number($("accept-score").value) || 0, cls = $("accept-class").value;
+      accept((p) => p.score >= score && (cls === "" || String(p.class_id) === cls));
+    });
+    $("accept-all").addEventListener("click", () => accept(() => true));
+    $("reject-all").addEventListener("click", () => { S.proposals = []; draw(); toggleProposals(); });
   }
+
+  $("delete-image").addEventListener("click", async () => {
+    const m = current();
+    if (!window.confirm("Delete image " + m.file_name + " with its " + plural(S.doc.boxes.length, "box", "boxes") + "? This cannot be undone.")) return;
+    await flush();
+    const r = await panel.send(api(m.id, ""), "DELETE");
+    if (!r.ok) { panel.message(r.data.error || "the image was not deleted", "error"); return; }
+    cfg.images.splice(S.index, 1);
+    panel.message("Deleted " + m.file_name + (r.data.boxes ? " and its " + plural(r.data.boxes, "box", "boxes") : "") + ".", "ok");
+    if (!cfg.images.length) { window.location.reload(); return; }
+    load(Math.min(S.index, cfg.images.length - 1));
+  });
   $("prev").addEventListener("click", () => step(-1));
   $("next").addEventListener("click", () => step(1));
   $("zoom-in").addEventListener("click", () => zoomAt(1.25, canvas.width / 2, canvas.height / 2));
@@ -238,7 +273,8 @@
   $("zoom-fit").addEventListener("click", fit);
   $("undo").addEventListener("click", () => restore(S.undo, S.redo));
   $("redo").addEventListener("click", () => restore(S.redo, S.undo));
-  $("class-picker").addEventListener("change", (e) => setClass(Number(e.target.value)));
+  $("class-picker").addEventListener("change", (e) => { setNextClass(Number(e.target.value)); canvas.focus(); });
+  $("selected-picker").addEventListener("change", (e) => { setSelectedClass(Number(e.target.value)); canvas.focus(); });
   $("negative").addEventListener("change", (e) => {
     if (S.loading) { e.target.checked = !!S.doc.negative; return; }
     change(() => { S.doc.negative = e.target.checked; });
@@ -247,5 +283,6 @@
   window.addEventListener("resize", fit);
   window.addEventListener("beforeunload", (e) => { if (S.dirty || S.saving) { e.preventDefault(); e.returnValue = ""; } });
   const start = cfg.images.findIndex((m) => m.id === cfg.start);
+  classPanel();
   load(start >= 0 ? start : 0);
 })();

@@ -1,0 +1,62 @@
+"""Settings of the hive: remote inference servers (Triton / KServe v2) and extra models on the feed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+BackendKey = Literal["auto", "onnx", "opencv", "tensorrt", "triton"]
+
+
+class HiveSettings(BaseModel):
+    """Where the `triton` backend sends frames, and when it gives up and runs the local model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoints: list[str] = Field(default_factory=list, description="KServe v2 HTTP endpoints of hive GPU servers, e.g. http://hive-gpu-1:8000 (comma-separated in the environment)")
+    transport: Literal["tensor", "jpeg"] = Field("tensor", description="Send the preprocessed float tensor, or the fitted frame as JPEG (decoded on the server; ~20x fewer bytes)")
+    jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality when transport is jpeg")
+    deadline_periods: float = Field(1.5, gt=0, le=20, description="Per-frame deadline in frame periods of the source; past it the frame runs on the local model")
+    deadline_ms: float | None = Field(None, gt=0, description="Fixed per-frame deadline in ms instead of deadline_periods")
+    probe_interval_s: float = Field(2.0, gt=0, le=300, description="How often every endpoint's readiness is checked (/v2/health/ready, model ready)")
+    local_backend: Literal["auto", "onnx", "opencv", "tensorrt", "none"] = Field("auto", description="Local model used when the hive is slow or gone ('none': frames are then recorded as not analysed)")
+
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("endpoints")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"endpoint '{url}' must start with http:// or https:// (the KServe v2 HTTP port, 8000 on Triton)")
+        return [url.rstrip("/") for url in value]
+
+
+class ExtraModel(BaseModel):
+    """One more model on the same feed, beside the main `model`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="Name of this slot (panel, /healthz); the points' `model` tag is the bundle's name")
+    bundle: str = Field(min_length=1, description="Model bundle (folder or .zip)")
+    backend: BackendKey = Field("auto", description="Inference backend of this model")
+    score_threshold: float | None = Field(None, ge=0, le=1, description="Override the bundle's default score threshold")
+    every: int = Field(1, ge=1, le=1000, description="Analyse every k-th frame; the others record inference=skipped (no count)")
+    overlay: bool = Field(True, description="Draw this model's boxes on the live stream")
+
+
+def parse_models(value: Any) -> Any:
+    """`models` from the environment arrives as JSON text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"models must be a JSON list of {{name, bundle, ...}} objects: {exc}") from exc
+    return value

@@ -1,0 +1,1 @@
+"""Objects over time: tracks, unique counts, motility, crossing counts and concentration."""
