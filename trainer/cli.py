@@ -19,12 +19,12 @@ from trainer.bundle import BundleError, ModelCard, read_card, write_card
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetError, load_dataset_package, split_dataset
 from trainer.engines import EngineError
-from trainer.errors import ExportError, OutputDirError
+from trainer.errors import ExportError, OutputDirError, PretrainError, WeightsError
 from trainer.fleet import cli as fleet_cli
 from trainer.publish import PublishError, StoreConfig, publish_bundle
 
 _TRAIN_FLAGS = ("epochs", "input_size", "width_multiplier", "weights", "seed", "batch_size", "crop",
-                "learning_rate", "val_fraction", "max_detections", "eval_every", "name", "version")
+                "learning_rate", "val_fraction", "max_detections", "time_limit_min", "eval_every", "name", "version")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--refit-thresholds", action="store_true",
                           help="re-fit the per-class thresholds on this package instead of using the bundle's "
                           "(not what the device does: the output says so)")
+    pre = sub.add_parser("pretrain", help="pre-train the backbone on unlabelled captures (for train --weights)")
+    pre.add_argument("source", type=Path, help="folder of captured frames, or a dataset package (labels ignored)")
+    pre.add_argument("--out", type=Path, required=True, help="weights file to write (*.weights.h5)")
+    pre.add_argument("--steps", type=int, default=0, help="training steps (default: ~10 passes, 300-1500)")
+    pre.add_argument("--width-multiplier", type=float, default=0.35, help="must equal train's --width-multiplier")
+    pre.add_argument("--scale", type=float, default=1.0, help="resize frames by this first (the detector's scale)")
+    pre.add_argument("--seed", type=int, default=0)
     export = sub.add_parser("export", help="re-export model.onnx of a bundle from its training checkpoint")
     export.add_argument("bundle", type=Path)
     export.add_argument("--package", type=Path, help="package whose validation frames check the export")
@@ -77,6 +84,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from trainer.accelerator import load_tensorflow
 
     load_tensorflow()  # says "training on CPU" once instead of TensorFlow's CUDA errors
+    if config.weights not in ("none", "imagenet"):
+        from trainer.pretrain import check_weights_file
+
+        check_weights_file(config.weights, config.width_multiplier)  # before --out is touched
     from trainer.pipeline import train_dataset
 
     out = train_dataset(dataset, args.out, config, args.force, args.quiet)
@@ -92,12 +103,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if dataset.classes != card.classes:
         raise BundleError(f"the package's classes {dataset.classes} differ from the bundle's {card.classes}")
     from trainer.export import onnx_runner
-    from trainer.predict import evaluate_predictions, predict
+    from trainer.predict import evaluate_predictions, frame_max_detections, predict
 
     runner = onnx_runner((args.bundle / "model.onnx").read_bytes())
-    preds = predict(runner, dataset.samples, (card.input.height, card.input.width))
+    preds = predict(runner, dataset.samples, card.input.resize_rule())
     thresholds = None if args.refit_thresholds else bundle_thresholds(card)
-    result: dict[str, Any] = evaluate_predictions(dataset.samples, preds, card.classes, card.output.max_detections, thresholds)
+    max_dets = frame_max_detections(card.input.resize_rule(), card.output.max_detections)
+    result: dict[str, Any] = evaluate_predictions(dataset.samples, preds, card.classes, max_dets, thresholds)
     result["dataset_sha256"] = dataset.sha256
     if args.record:
         card.metrics[args.record] = result
@@ -126,6 +138,22 @@ def _append_to_report(bundle: Path, key: str, result: dict[str, Any], package: s
                      f"thresholds: {result['thresholds_from']}.\n\n" + "\n".join(count_table(result)) + "\n")
 
 
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from trainer.accelerator import load_tensorflow
+    from trainer.frames import load_frames
+
+    frames = load_frames(args.source)  # a wrong folder fails before TensorFlow loads
+    load_tensorflow()
+    from trainer.pretrain import PretrainConfig, default_steps, pretrain
+
+    config = PretrainConfig(steps=args.steps or default_steps(len(frames)), width_multiplier=args.width_multiplier,
+                            scale=args.scale, seed=args.seed)
+    print(f"pre-training on {len(frames)} frames for {config.steps} steps", flush=True)
+    result = pretrain(frames, args.out, config)
+    print(f"wrote {args.out}: reconstruction loss {result['first_loss']:.4f} -> {result['last_loss']:.4f} "
+          f"in {result['seconds']:.0f} s; use it with: train PKG --out DIR --weights {args.out}")
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     card = read_card(args.bundle)
     from trainer.accelerator import load_tensorflow
@@ -134,12 +162,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     from trainer.export import compare_with_keras, export_onnx
     from trainer.pipeline import parity_frames, rebuild_inference_model
 
-    model, hw, payload = rebuild_inference_model(args.bundle)
+    model, resize, payload = rebuild_inference_model(args.bundle)
     onnx_model = export_onnx(model)
     if args.package:
         dataset = load_dataset_package(args.package)
         _, val = split_dataset(dataset.samples, payload["config"]["val_fraction"], payload["config"]["seed"])
-        parity = compare_with_keras(onnx_model, model, parity_frames(val, hw))
+        parity = compare_with_keras(onnx_model, model, parity_frames(val, resize))
         card.metrics["onnx_parity"] = parity
         print(f"ONNX vs Keras on {parity['frames']} frames: max abs diff {parity['max_abs_diff']:.2e}")
     tmp = args.bundle / ".model.onnx.tmp"
@@ -154,13 +182,10 @@ def cmd_build_engine(args: argparse.Namespace) -> None:
     card = read_card(args.bundle)
     frames = None
     if args.package:
-        import numpy as np
-
-        from trainer.predict import prepare_input
+        from trainer.predict import first_tiles
 
         dataset = load_dataset_package(args.package)
-        hw = (card.input.height, card.input.width)
-        frames = np.stack([prepare_input(s.image, hw) for s in dataset.samples[:64]])
+        frames = first_tiles(dataset.samples[:64], card.input.resize_rule())
     from trainer.engines import add_engine
 
     spec = add_engine(args.bundle, args.precision, frames)
@@ -193,9 +218,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(args.bundles, Ports(args.http_port, args.grpc_port, args.metrics_port))
 
 
-_COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
+_COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "pretrain": cmd_pretrain, "export": cmd_export,
              "build-engine": cmd_build_engine, "publish": cmd_publish, "serve": cmd_serve}
-_KNOWN_ERRORS = (DatasetError, BundleError, EngineError, PublishError, ValidationError, ExportError, OutputDirError)
+_KNOWN_ERRORS = (DatasetError, BundleError, EngineError, PublishError, ValidationError, ExportError, OutputDirError,
+                 PretrainError, WeightsError)
 
 
 def main(argv: list[str] | None = None) -> int:
