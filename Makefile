@@ -90,7 +90,7 @@ bench: setup
 	cd bench && $(abspath $(PY)) device_backends.py && $(abspath $(PY)) device_loop.py
 	bash tests/services/services.sh start && cd bench && $(abspath $(PY)) device_outbox.py
 
-# The trainer's figures (300 synthetic frames at 640x480, default CPU training): ~15-20 minutes.
+# The trainer's figures per synthetic modality (300 frames at 640x480 each, default CPU training): ~1 hour.
 bench-train: setup
 	$(PY) bench/train_synthetic.py
 

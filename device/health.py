@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from device.hive.status import hive_health
 from device.redact import redact
 
 if TYPE_CHECKING:
@@ -49,4 +50,4 @@ def health_report(rt: Runtime) -> dict[str, Any]:
              "version": main["version"], "backend": main["backend"], "error": main["error"]}
     camera = _camera(rt)
     ok = camera["state"] in ("ok", "ended") and (model["loaded"] or not rt.config.model)
-    return {"ok": ok, "camera": camera, "model": model, "models": models, "outbox": _outbox(rt)}
+    return {"ok": ok, "camera": camera, "model": model, "models": models, "hive": hive_health(pipelines), "outbox": _outbox(rt)}

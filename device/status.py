@@ -43,7 +43,7 @@ class Heartbeat:
     holds is decided by the wiring (device/runtime.py), what it is for here."""
 
     def __init__(self, interval_s: float, snapshot: Callable[[], dict[str, FieldValue]],
-                 store: Callable[[list[Point]], None], tags: dict[str, str]) -> None:
+                 store: Callable[[list[Point]], None], tags: dict[str, str] | Callable[[], dict[str, str]]) -> None:
         self.interval_s = interval_s
         self._snapshot = snapshot
         self._store = store
@@ -61,4 +61,5 @@ class Heartbeat:
         self._next = now + self.interval_s
         fields = self._snapshot()
         fields.update(temperatures())
-        self._store([Point("device_status", self._tags, fields, int(time.time() * 1e6))])
+        tags = self._tags() if callable(self._tags) else self._tags  # a callable: tags that change (experiment)
+        self._store([Point("device_status", tags, fields, int(time.time() * 1e6))])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import heatmap, table, timeseries
 
-from grafana import common, tracking
+from grafana import common, experiment_record, tracking
 from grafana.common import timeseries_panel
 from grafana.influxql import Select, Target, call, matches
 from grafana.panels import device_links_override, quantile_heatmap, quantile_select
@@ -75,9 +75,11 @@ def dashboard() -> common.dash.Dashboard:
     board = common.base_dashboard(
         common.EXPERIMENT_UID, "ScopeHive / Experiment", "One project over all its microscopes: counts and sizes per class."
     ).time("now-6h", "now")
-    for variable in [common.project_variable(multi=False), common.class_variable(), common.size_variable()]:
+    variables = [common.project_variable(multi=False), common.class_variable(), common.size_variable(),
+                 experiment_record.experiment_variable()]
+    for variable in variables:
         board = board.with_variable(variable)
-    for annotation in common.rollout_and_training_annotations():
+    for annotation in [*common.rollout_and_training_annotations(), experiment_record.experiment_annotation()]:
         board = board.annotation(annotation)
     return common.add_panels(board, [
         (counts_by_class(), 0, 0, 12, 9),
@@ -90,4 +92,11 @@ def dashboard() -> common.dash.Dashboard:
         (tracking.track_speed(class_filter()), 12, 26, 12, 9),
         (tracking.crossings(class_filter()), 0, 35, 12, 9),
         (tracking.motility_table(class_filter()), 12, 35, 12, 9),
+        (experiment_record.frames_analysed(), 0, 44, 4, 4),
+        (experiment_record.frames_excluded(), 0, 48, 4, 4),
+        (experiment_record.class_figures(), 4, 44, 10, 8),
+        (experiment_record.size_figures(), 14, 44, 10, 8),
+        (experiment_record.counts_over_time(), 0, 52, 12, 9),
+        (experiment_record.size_histogram(), 12, 52, 12, 9),
+        (experiment_record.quality_over_time(), 0, 61, 24, 8),
     ])

@@ -19,7 +19,7 @@ from trainer.bundle import BundleError, ModelCard, read_card, write_card
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetError, load_dataset_package, split_dataset
 from trainer.engines import EngineError
-from trainer.errors import ExportError, OutputDirError
+from trainer.errors import ExportError, OutputDirError, PretrainError, WeightsError
 from trainer.fleet import cli as fleet_cli
 from trainer.publish import PublishError, StoreConfig, publish_bundle
 
@@ -46,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--refit-thresholds", action="store_true",
                           help="re-fit the per-class thresholds on this package instead of using the bundle's "
                           "(not what the device does: the output says so)")
+    pre = sub.add_parser("pretrain", help="pre-train the backbone on unlabelled captures (for train --weights)")
+    pre.add_argument("source", type=Path, help="folder of captured frames, or a dataset package (labels ignored)")
+    pre.add_argument("--out", type=Path, required=True, help="weights file to write (*.weights.h5)")
+    pre.add_argument("--steps", type=int, default=0, help="training steps (default: ~10 passes, 300-1500)")
+    pre.add_argument("--width-multiplier", type=float, default=0.35, help="must equal train's --width-multiplier")
+    pre.add_argument("--scale", type=float, default=1.0, help="resize frames by this first (the detector's scale)")
+    pre.add_argument("--seed", type=int, default=0)
     export = sub.add_parser("export", help="re-export model.onnx of a bundle from its training checkpoint")
     export.add_argument("bundle", type=Path)
     export.add_argument("--package", type=Path, help="package whose validation frames check the export")
@@ -77,6 +84,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from trainer.accelerator import load_tensorflow
 
     load_tensorflow()  # says "training on CPU" once instead of TensorFlow's CUDA errors
+    if config.weights not in ("none", "imagenet"):
+        from trainer.pretrain import check_weights_file
+
+        check_weights_file(config.weights, config.width_multiplier)  # before --out is touched
     from trainer.pipeline import train_dataset
 
     out = train_dataset(dataset, args.out, config, args.force, args.quiet)
@@ -124,6 +135,22 @@ def _append_to_report(bundle: Path, key: str, result: dict[str, Any], package: s
                      f"mAP@0.5 **{result['map50']:.3f}**, mAP@[.5:.95] {result['map50_95']:.3f}, "
                      f"count MAE per image {result['count_error']['total_mae']:.2f}; "
                      f"thresholds: {result['thresholds_from']}.\n\n" + "\n".join(count_table(result)) + "\n")
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from trainer.accelerator import load_tensorflow
+    from trainer.frames import load_frames
+
+    frames = load_frames(args.source)  # a wrong folder fails before TensorFlow loads
+    load_tensorflow()
+    from trainer.pretrain import PretrainConfig, default_steps, pretrain
+
+    config = PretrainConfig(steps=args.steps or default_steps(len(frames)), width_multiplier=args.width_multiplier,
+                            scale=args.scale, seed=args.seed)
+    print(f"pre-training on {len(frames)} frames for {config.steps} steps", flush=True)
+    result = pretrain(frames, args.out, config)
+    print(f"wrote {args.out}: reconstruction loss {result['first_loss']:.4f} -> {result['last_loss']:.4f} "
+          f"in {result['seconds']:.0f} s; use it with: train PKG --out DIR --weights {args.out}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -193,9 +220,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(args.bundles, Ports(args.http_port, args.grpc_port, args.metrics_port))
 
 
-_COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
+_COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "pretrain": cmd_pretrain, "export": cmd_export,
              "build-engine": cmd_build_engine, "publish": cmd_publish, "serve": cmd_serve}
-_KNOWN_ERRORS = (DatasetError, BundleError, EngineError, PublishError, ValidationError, ExportError, OutputDirError)
+_KNOWN_ERRORS = (DatasetError, BundleError, EngineError, PublishError, ValidationError, ExportError, OutputDirError,
+                 PretrainError, WeightsError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,8 @@ class TrainConfig(BaseModel):
         "small objects span 12-24 px)"
     )
     width_multiplier: float = Field(0.35, gt=0, le=1.4, description="MobileNetV2 alpha (0.35 suits a Jetson Nano)")
-    weights: str = Field("none", description="Backbone weights: none, imagenet or a path to a weights file")
+    weights: str = Field("none", description="Backbone weights: none, imagenet (downloads) or a MobileNetV2 "
+                         "weights file the lab brings (e.g. from `python -m trainer pretrain`)")
     seed: int = Field(0, description="Same seed, same split, augmentation and initial weights")
     batch_size: int = Field(8, ge=1, le=256, description="Crops per training step")
     crop: int = Field(256, ge=64, le=2048, description="Side of the square training crops, multiple of 32")

@@ -8,3 +8,11 @@ class ExportError(RuntimeError):
 
 class OutputDirError(ValueError):
     """--out (or a bundle folder) cannot be used; the message says how to proceed."""
+
+
+class WeightsError(ValueError):
+    """A --weights file that is missing or does not fit the backbone; the message says what fits."""
+
+
+class PretrainError(ValueError):
+    """No usable frames for pre-training, or options that cannot work; the message says what to give."""

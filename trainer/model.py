@@ -18,7 +18,7 @@ from keras import layers
 from trainer.grid import STRIDE
 
 # MobileNetV2 blocks ending at strides 4, 8 and 16; stride 32 adds compute but little for small objects.
-_TAPS = ("block_2_add", "block_5_add", "block_12_add")
+TAPS = ("block_2_add", "block_5_add", "block_12_add")
 _BN_MOMENTUM = 0.9  # running statistics settle within ~50 steps: small datasets train few steps
 _MAX_LOG_SIZE = 6.0  # exp(6) * stride = 1600 px: larger than any input we allow
 
@@ -33,11 +33,18 @@ class ModelSpec:
     weights: str | None = None  # None, "imagenet" or a path to MobileNetV2 weights
 
 
+def mobilenet_v2(width_multiplier: float) -> keras.Model:
+    """The bare MobileNetV2 feature extractor on any input size: what a --weights file holds."""
+    return keras.applications.MobileNetV2(input_shape=(None, None, 3), alpha=width_multiplier, include_top=False, weights=None)
+
+
 def _backbone(spec: ModelSpec) -> keras.Model:
-    """MobileNetV2 on any input size; ImageNet or file weights are copied in (size independent)."""
-    base = keras.applications.MobileNetV2(
-        input_shape=(None, None, 3), alpha=spec.width_multiplier, include_top=False, weights=None
-    )
+    """MobileNetV2 on any input size; ImageNet or file weights are copied in (size independent).
+
+    A file is a lab's own: `python -m trainer pretrain` writes one from unlabelled captures, and
+    Keras' MobileNetV2 no-top files (brought on a stick) load as they are.
+    """
+    base = mobilenet_v2(spec.width_multiplier)
     if spec.weights == "imagenet":
         # Keras only ships ImageNet weights for fixed square inputs; conv weights fit any size.
         pretrained = keras.applications.MobileNetV2(
@@ -51,7 +58,7 @@ def _backbone(spec: ModelSpec) -> keras.Model:
             # Keras' MobileNetV2 uses 0.999: after a few hundred steps the running statistics are
             # still mostly their initial values and inference-mode outputs are garbage.
             layer.momentum = _BN_MOMENTUM
-    outputs = [base.get_layer(name).output for name in _TAPS]
+    outputs = [base.get_layer(name).output for name in TAPS]
     return keras.Model(base.input, outputs, name="backbone")
 
 

@@ -17,11 +17,19 @@ from device.datasets.package import DatasetError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
+SUFFIXES_OF_KIND = {"png": (".png",), "jpeg": (".jpg", ".jpeg"), "tiff": (".tif", ".tiff")}
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     kind: str  # png | jpeg | tiff
     width: int
     height: int
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """File extensions that fit the content (first = the one to use when the name has another)."""
+        return SUFFIXES_OF_KIND.get(self.kind, ())
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

@@ -12,8 +12,11 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from device.detections import Detections
 from device.experiments.quality import FrameQuality
@@ -43,6 +46,8 @@ class ExperimentRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.flush_errors = 0
+        self.recent_sizes: deque[tuple[str, float]] = deque(maxlen=3000)  # (class, size) for the live histogram
+        self.recent_unit = "px"
 
     # ---- control (web and CLI side) --------------------------------------------------------------
     @property
@@ -78,37 +83,72 @@ class ExperimentRecorder:
                context: FrameContext) -> list[Point]:
         """Buffer the frame (and its objects) for the running experiment; returns its `object` points
         (none outside an experiment). Objects are only recorded for analysed frames."""
+        if detections is not None and len(detections):
+            self._remember_sizes(detections, context)
         active = self._active
         if active is None:
             return []
         counts = None
         if detections is not None:
-            per_class = [int((detections.class_ids == i).sum()) for i in range(len(context.classes))]
-            counts = json.dumps(dict(zip(context.classes, per_class, strict=True)), separators=(",", ":"))
-        self._frames.append((active.id, ts_us, index, analysed, _finite(quality.focus), _finite(quality.saturated),
-                             _finite(quality.dark), len(detections) if detections is not None else None, counts,
-                             context.model, context.model_version, context.um_per_pixel, context.fov_mm2))
-        if detections is None or not len(detections):
-            return []
-        return self._objects_of(active.id, ts_us, detections, context)
-
-    def _objects_of(self, experiment: str, ts_us: int, detections: Detections, context: FrameContext) -> list[Point]:
-        um = context.um_per_pixel
-        tags = {"device": self.device, "project": self.project, "experiment": experiment}
-        points = []
-        names = context.classes
-        for i, (box, score, cid) in enumerate(zip(detections.xyxy.tolist(), detections.scores.tolist(),
-                                                  detections.class_ids.tolist(), strict=True)):
-            name = names[cid] if cid < len(names) else str(cid)
-            w, h = box[2] - box[0], box[3] - box[1]
-            fields: dict[str, int | float | str | bool] = {"width_px": round(w, 2), "height_px": round(h, 2), "score": round(score, 4)}
-            if um:
-                fields.update(width_um=w * um, height_um=h * um, area_um2=w * h * um * um, size_um=(w * h) ** 0.5 * um)
-                self._objects.append((experiment, ts_us, name, *box, w * um, h * um, w * h * um * um, score))
-            else:
-                self._objects.append((experiment, ts_us, name, *box, None, None, None, score))
-            points.append(Point("object", {**tags, "class": name}, fields, ts_us + i))  # + i µs: one point each
+            per_class = np.bincount(detections.class_ids, minlength=len(context.classes)).tolist()
+            counts = json.dumps(dict(zip(context.classes, per_class, strict=False)), separators=(",", ":"))
+        frame = (active.id, ts_us, index, analysed, _finite(quality.focus), _finite(quality.saturated),
+                 _finite(quality.dark), len(detections) if detections is not None else None, counts,
+                 context.model, context.model_version, context.um_per_pixel, context.fov_mm2)
+        rows, points = self._objects_of(active.id, ts_us, detections, context) if detections is not None else ([], [])
+        with self._lock:  # the writer thread swaps the buffers under the same lock
+            self._frames.append(frame)
+            self._objects.extend(rows)
         return points
+
+    def _remember_sizes(self, detections: Detections, context: FrameContext) -> None:
+        """Object sizes (sqrt(width x height), µm when calibrated) of recent analysed frames."""
+        unit = "µm" if context.um_per_pixel else "px"
+        if unit != self.recent_unit:
+            self.recent_sizes.clear()
+            self.recent_unit = unit
+        sizes = np.sqrt(detections.width * detections.height) * (context.um_per_pixel or 1.0)
+        names = context.classes
+        self.recent_sizes.extend((names[c] if c < len(names) else str(c), s)
+                                 for c, s in zip(detections.class_ids.tolist(), sizes.tolist(), strict=True))
+
+    def live_histogram(self, bins: int = 20) -> dict[str, Any]:
+        """Per-class histogram of the recent sizes on shared bins (the Live page)."""
+        recent = list(self.recent_sizes)
+        if not recent:
+            return {"unit": self.recent_unit, "edges": [], "classes": {}, "objects": 0}
+        top = max(s for _, s in recent)
+        edges = np.linspace(0.0, top * 1.05 or 1.0, bins + 1)
+        classes: dict[str, list[int]] = {}
+        for name in dict.fromkeys(n for n, _ in recent):
+            values = [s for n, s in recent if n == name]
+            classes[name] = np.histogram(values, bins=edges)[0].tolist()
+        return {"unit": self.recent_unit, "edges": [round(float(e), 3) for e in edges], "classes": classes,
+                "objects": len(recent)}
+
+    def _objects_of(self, experiment: str, ts_us: int, detections: Detections,
+                    context: FrameContext) -> tuple[list[tuple[Any, ...]], list[Point]]:
+        """Record rows and `object` points (time + i µs: one point per object) of one frame."""
+        um, names = context.um_per_pixel, context.classes
+        tags = {"device": self.device, "project": self.project, "experiment": experiment}
+        w, h = detections.width, detections.height
+        rows: list[tuple[Any, ...]] = []
+        points: list[Point] = []
+        columns = [detections.xyxy.tolist(), detections.scores.tolist(), detections.class_ids.tolist(), w.tolist(), h.tolist()]
+        if um:
+            columns += [(w * um).tolist(), (h * um).tolist(), (w * h * um * um).tolist(), (np.sqrt(w * h) * um).tolist()]
+        for i, values in enumerate(zip(*columns, strict=True)):
+            box, score, cid, wp, hp = values[:5]
+            name = names[cid] if cid < len(names) else str(cid)
+            fields: dict[str, int | float | str | bool] = {"width_px": round(wp, 2), "height_px": round(hp, 2), "score": round(score, 4)}
+            if um:
+                wu, hu, au, su = values[5:]
+                fields.update(width_um=wu, height_um=hu, area_um2=au, size_um=su)
+                rows.append((experiment, ts_us, name, *box, wu, hu, au, score))
+            else:
+                rows.append((experiment, ts_us, name, *box, None, None, None, score))
+            points.append(Point("object", {**tags, "class": name}, fields, ts_us + i))
+        return rows, points
 
     # ---- writer thread ---------------------------------------------------------------------------
     def start_thread(self) -> ExperimentRecorder:
@@ -123,14 +163,16 @@ class ExperimentRecorder:
             self.announce()
 
     def _follow_store(self) -> None:
-        """Pick up a start/stop made by another process (the CLI)."""
-        try:
-            current = self.store.active()
-        except Exception as exc:  # a locked or broken store must not stop the writer
-            log.warning("cannot read the experiment store: %s", exc)
-            return
-        if (current.id if current else None) != (self._active.id if self._active else None):
-            self._active = current
+        """Pick up a start/stop made by another process (the CLI). Under the lock that start/stop
+        hold, so a read that raced with an in-process stop cannot bring the experiment back."""
+        with self._lock:
+            try:
+                current = self.store.active()
+            except Exception as exc:  # a locked or broken store must not stop the writer
+                log.warning("cannot read the experiment store: %s", exc)
+                return
+            if (current.id if current else None) != (self._active.id if self._active else None):
+                self._active = current
 
     def flush(self) -> None:
         with self._lock:

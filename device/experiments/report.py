@@ -105,11 +105,26 @@ def _plots(summary: dict[str, Any]) -> str:
     return "".join(f"<figure>{p}</figure>" for p in plots)
 
 
+def _metrics(metrics: dict[str, Any]) -> str:
+    """The card's headline validation figures (numbers at its top level); the rest is in the bundle."""
+    shown = [f"{escape(k)} {v:.3f}" for k, v in sorted(metrics.items()) if isinstance(v, float | int) and not isinstance(v, bool)]
+    return ", ".join(shown) or "none in the model card"
+
+
+def _calibration(experiment: Experiment, summary: dict[str, Any]) -> str:
+    cal = experiment.calibration
+    if cal is not None:
+        return escape(f"profile {cal.name}: {cal.um_per_pixel} µm/px ({cal.objective} {cal.camera})".strip())
+    scales = summary.get("um_per_pixel") or []
+    if scales:
+        return escape(f"device default: {', '.join(str(s) for s in scales)} µm/px (no profile chosen)")
+    return "none (sizes in px)"
+
+
 def html_report(experiment: Experiment, summary: dict[str, Any]) -> str:
     """The whole report as one HTML document."""
     req, prov = experiment.request, experiment.provenance
     model = prov.get("model") or {}
-    cal = experiment.calibration
     frames = summary["frames"]
     excluded = ", ".join(f"{k} {v}" for k, v in frames["excluded_by_reason"].items()) or "none"
     info = _rows([("Experiment", experiment.id), ("Name", req.name), ("Sample", req.sample), ("Operator", req.operator),
@@ -123,10 +138,10 @@ def html_report(experiment: Experiment, summary: dict[str, Any]) -> str:
                      ("All objects / frame", summary["total"]["mean"]), ("All objects / mm²", summary["total"]["density_per_mm2"])])
     provenance = _rows([("Model", f"{escape(str(model.get('name', 'none')))} {escape(str(model.get('version', '')))}"),
                         ("Model sha256", str(model.get("sha256", "–"))),
-                        ("Validation metrics", escape(json.dumps(model.get("metrics", {}), sort_keys=True))),
+                        ("Validation metrics", _metrics(model.get("metrics") or {})),
                         ("Score threshold", model.get("score_threshold")),
                         ("Quality gates", escape(json.dumps(prov.get("quality", {}), sort_keys=True))),
-                        ("Calibration", escape(f"{cal.name}: {cal.um_per_pixel} µm/px ({cal.objective} {cal.camera})") if cal else "none (sizes in px)"),
+                        ("Calibration", _calibration(experiment, summary)),
                         ("Source", str(prov.get("source", "–"))), ("Software", f"ScopeHive {escape(str(prov.get('software', '?')))}")])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Experiment {escape(req.name)} · ScopeHive report</title>

@@ -4,7 +4,8 @@ Every figure is defined so that the same InfluxQL over the same points gives the
 (docs/metrics.md lists the queries): a count per frame is the mean over *analysed* frames only
 (excluded frames have no count, so `mean("count")` skips them too), a size is the median of the
 per-object `size_um` (the box's geometric-mean side, sqrt(width x height)), a median of an even
-number of values is the mean of the middle two (numpy's and InfluxQL's rule).
+number of values is the mean of the middle two (numpy's and InfluxQL's rule), the quartiles are
+InfluxQL's nearest-rank `percentile()`, and sd is the sample standard deviation (`stddev()`).
 """
 
 from __future__ import annotations
@@ -43,12 +44,18 @@ def count_stats(values: list[int], fov_mm2: float | None) -> dict[str, Any]:
             "density_per_mm2": mean / fov_mm2 if fov_mm2 else None}
 
 
+def nearest_rank(ordered: np.ndarray, percent: float) -> float:
+    """InfluxQL's `percentile(field, N)`: the value at rank floor(n * N / 100 + 0.5), 1-based, clamped."""
+    i = int(math.floor(len(ordered) * percent / 100.0 + 0.5)) - 1
+    return float(ordered[min(max(i, 0), len(ordered) - 1)])
+
+
 def size_stats(sizes: list[float], unit: str) -> dict[str, Any]:
-    """median, IQR and a histogram of object sizes."""
+    """median, IQR (nearest-rank quartiles) and a histogram of object sizes."""
     if not sizes:
         return {"objects": 0, "unit": unit, "median": None, "q25": None, "q75": None, "histogram": None}
-    arr = np.asarray(sizes, float)
-    q25, median, q75 = (float(v) for v in np.percentile(arr, [25, 50, 75]))
+    arr = np.sort(np.asarray(sizes, float))
+    q25, median, q75 = nearest_rank(arr, 25), float(np.median(arr)), nearest_rank(arr, 75)
     counts, edges = np.histogram(arr, bins=HISTOGRAM_BINS)
     return {"objects": len(sizes), "unit": unit, "median": median, "q25": q25, "q75": q75,
             "histogram": {"edges": [round(float(e), 4) for e in edges], "counts": counts.tolist()}}
@@ -84,7 +91,9 @@ def summarise(experiment: Experiment, frames: list[dict[str, Any]], objects: Ite
     classes = list(dict.fromkeys(c for f in analysed for c in f["counts"]))
     fovs = [f["fov_mm2"] for f in analysed if f["fov_mm2"]]
     fov = float(np.mean(fovs)) if fovs else None
-    calibrated = experiment.um_per_pixel is not None
+    scales = sorted({f["um_per_pixel"] for f in frames if f["um_per_pixel"]})
+    # µm when every analysed frame was calibrated (a profile, or the device's default um_per_pixel)
+    calibrated = bool(analysed) and all(f["um_per_pixel"] for f in analysed)
     sizes: dict[str, list[float]] = {c: [] for c in classes}
     for obj in objects:
         if calibrated and obj["width_um"] is not None:
@@ -98,6 +107,6 @@ def summarise(experiment: Experiment, frames: list[dict[str, Any]], objects: Ite
                      "size": size_stats(sizes.get(c, []), unit)} for c in classes}
     return {"experiment": experiment.public(), "frames": {"total": len(frames), "analysed": len(analysed),
             "excluded": sum(excluded.values()), "excluded_by_reason": excluded},
-            "fov_mm2": fov, "size_unit": unit, "classes": per_class,
+            "fov_mm2": fov, "size_unit": unit, "um_per_pixel": scales, "classes": per_class,
             "total": count_stats([sum(f["counts"].values()) for f in analysed], fov),
             "time_course": _time_course(frames, classes, experiment.started, end)}

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from device.colours import PALETTE  # noqa: F401  (re-exported: one palette for panel and stream)
+
+log = logging.getLogger(__name__)
 
 
 class PanelError(ValueError):
@@ -134,8 +138,34 @@ def slugify(name: str) -> str:
     return slug or "project"
 
 
-def safe_file_name(name: str) -> str:
-    """A plain file name: folders dropped, odd characters replaced (no ../ can survive)."""
+FILE_NAME_MAX = 120
+
+
+def safe_file_name(name: str, suffixes: tuple[str, ...] = ()) -> str:
+    """A plain file name of at most 120 characters: folders dropped, odd characters replaced (no ../
+    can survive), the extension kept when the stem is cut. `suffixes`: the extensions the sniffed
+    content allows (first = default), so a PNG uploaded as `x.exe` is stored as `x.png`."""
     base = PurePosixPath(name.replace("\\", "/")).name
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip("._")
-    return cleaned[:120] or "image"
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip("._") or "image"
+    path = PurePosixPath(cleaned)
+    stem, suffix = (path.stem, path.suffix.lower()) if path.suffix else (cleaned, "")
+    if suffixes and suffix not in suffixes:
+        stem, suffix = (stem if suffix else cleaned), suffixes[0]
+    suffix = suffix[:16]
+    return (stem[: FILE_NAME_MAX - len(suffix)] or "image") + suffix
+
+
+def salvage_annotation(key: str, raw: object) -> AnnotationDoc:
+    """An annotation stored before boxes were checked (NaN corners...): keep the valid boxes, log the rest.
+
+    One bad box must not make the image, the page and every export of the project fail.
+    """
+    data = raw if isinstance(raw, dict) else {}
+    good: list[Box] = []
+    for item in data.get("boxes") or []:
+        with contextlib.suppress(ValidationError):
+            good.append(Box.model_validate(item))
+    stored = data.get("revision")
+    revision = stored if isinstance(stored, int) else 0
+    log.error("%s holds invalid boxes; %d valid ones are used and the next save drops the rest", key, len(good))
+    return AnnotationDoc(revision=max(0, revision), boxes=good[:MAX_BOXES], negative=bool(data.get("negative")) and not good)

@@ -26,7 +26,7 @@ from pathlib import PurePosixPath
 import numpy as np
 from pydantic import ValidationError
 
-from device.datasets.imageinfo import check_image, decode
+from device.datasets.imageinfo import ImageInfo, check_image, decode
 from device.datasets.package import DatasetError
 from device.panel import names
 from device.panel.classes import ClassEdit, apply_edits, new_project_classes, refuse_if_used
@@ -42,6 +42,7 @@ from device.panel.records import (
     PanelError,
     Project,
     safe_file_name,
+    salvage_annotation,
     slugify,
 )
 from device.storage import Storage, StorageError
@@ -210,18 +211,19 @@ class ProjectStore:
         self._meta_cache[(slug, image_id)] = meta
         return meta
 
-    def check_upload(self, data: bytes, file_name: str) -> None:
-        """Raise PanelError when `data` is not an acceptable image (nothing is stored)."""
+    def check_upload(self, data: bytes, file_name: str) -> ImageInfo:
+        """What the image is; PanelError when `data` is not an acceptable image (nothing is stored)."""
         try:
-            check_image(data, file_name, self.max_image_pixels)
+            return check_image(data, file_name, self.max_image_pixels)
         except DatasetError as exc:
             raise PanelError(str(exc)) from exc
 
     def add_image(self, slug: str, data: bytes, file_name: str, source: str) -> ImageMeta:
         """Store an uploaded file byte for byte, plus its display copies."""
         self.project(slug)
-        self.check_upload(data, file_name)
-        return self._store_image(slug, data, decode(data, file_name), safe_file_name(file_name), source)
+        info = self.check_upload(data, file_name)
+        stored_name = safe_file_name(file_name, info.suffixes)  # the extension follows the content, not the claim
+        return self._store_image(slug, data, decode(data, file_name), stored_name, source)
 
     def add_frame(self, slug: str, image: np.ndarray, source: str = "capture", acquisition: Acquisition | None = None) -> ImageMeta:
         """Store a captured frame losslessly at its own bit depth and with the camera's channels."""
@@ -283,7 +285,7 @@ class ProjectStore:
         try:
             return AnnotationDoc.model_validate(raw)
         except ValidationError:
-            return _salvage(key, raw)
+            return salvage_annotation(key, raw)
 
     def save_annotation(self, slug: str, image_id: str, base_revision: int, boxes: list[Box], negative: bool = False) -> AnnotationDoc:
         """Write boxes based on `base_revision`; raises ConflictError when someone saved since."""
@@ -309,18 +311,3 @@ class ProjectStore:
         metas = self.list_images(slug)
         return sum(self.annotation(slug, m.id).annotated for m in metas), len(metas)
 
-
-def _salvage(key: str, raw: object) -> AnnotationDoc:
-    """An annotation stored before boxes were checked (NaN corners...): keep the valid boxes, log the rest.
-
-    One bad box must not make the image, the page and every export of the project fail.
-    """
-    data = raw if isinstance(raw, dict) else {}
-    good: list[Box] = []
-    for item in data.get("boxes") or []:
-        with contextlib.suppress(ValidationError):
-            good.append(Box.model_validate(item))
-    stored = data.get("revision")
-    revision = stored if isinstance(stored, int) else 0
-    log.error("%s holds invalid boxes; %d valid ones are used and the next save drops the rest", key, len(good))
-    return AnnotationDoc(revision=max(0, revision), boxes=good[:MAX_BOXES], negative=bool(data.get("negative")) and not good)

@@ -7,6 +7,7 @@ as on a lab box. scope-a is calibrated (µm fields) and runs peaks 1.0.0; scope-
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import requests
 
 from tests.conftest import INFLUX_V1, INFLUX_V2, Influx, create_database, drop_database
 from tests.device.bundles import peak_detector_bundle
+from tests.device.hive.server import HiveServer, hive_available
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "grafana-test"
@@ -36,14 +38,27 @@ class Fleet:
     classes: tuple[str, ...]
     model: str  # of devices[0]
     model_version: str
+    experiment: str = ""  # recorded on devices[0] (with a focus drift, so some frames are excluded)
+    experiment_store: Path | None = None  # devices[0]'s own record of it
+    hive: bool = False  # scope-b ran its model on a real hive server (needs `make hive-env`)
 
 
-def run_device(database: str, name: str, bundle: Path, data_dir: Path, extra_env: dict[str, str]) -> None:
+def start_experiment(data_dir: Path, name: str) -> str:
+    """Start an experiment in a device's store with the CLI (before it runs: the device picks it up)."""
+    command = [sys.executable, "-m", "device", "experiment", "--data-dir", str(data_dir), "start", name, "--objective", "10x"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("SCOPEHIVE_")})
+    assert done.returncode == 0, done.stderr
+    return str(json.loads(done.stdout)["id"])
+
+
+def run_device(database: str, name: str, bundle: Path, data_dir: Path, extra_env: dict[str, str],
+               source: str = "synthetic://?seed=1") -> None:
     """One real device run: synthetic microscope -> model -> outbox -> InfluxDB."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPEHIVE_")}
     env.update({"SCOPEHIVE_STATUS_INTERVAL_S": "0.2", **extra_env})
     command = [
-        sys.executable, "-m", "device", "run", "--source", "synthetic://?seed=1", "--model", str(bundle),
+        sys.executable, "-m", "device", "run", "--source", source, "--model", str(bundle),
         "--max-frames", str(FRAMES), "--influx-url", INFLUX_V2, "--influx-bucket", database,
         "--device-name", name, "--project", PROJECT, "--port", "0", "--data-dir", str(data_dir),
     ]
@@ -64,9 +79,10 @@ def add_temperatures_where_unreadable(influx: Influx, devices: tuple[str, ...]) 
     lines = []
     for device in devices:
         (row,) = influx.rows(f"SELECT * FROM \"device_status\" WHERE \"device\" = '{device}' ORDER BY time DESC LIMIT 1")
-        fields = {k: v for k, v in row.items() if k not in ("time", "device", "project") and v is not None}
+        fields = {k: v for k, v in row.items() if k not in ("time", "device", "project", "experiment") and v is not None}
         encoded = ",".join(f"{k}={encode[types[k]](v)}" for k, v in fields.items()) + ",cpu_temp_c=48.5,gpu_temp_c=44.0"
-        lines.append(f"device_status,device={device},project={PROJECT} {encoded} {int(row['time']) + 1000}")
+        experiment = f",experiment={row['experiment']}" if row.get("experiment") else ""  # a tag while one runs
+        lines.append(f"device_status,device={device}{experiment},project={PROJECT} {encoded} {int(row['time']) + 1000}")
     requests.post(f"{INFLUX_V1}/write", params={"db": influx.database}, data="\n".join(lines).encode(), timeout=10).raise_for_status()
 
 
@@ -79,10 +95,29 @@ def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     bundle_b = peak_detector_bundle(work / "peaks-b", version="2.0.0", name="peaks-b")
     # both count crossings of a line across the field in a 1.5 µL/min flow (the tracking panels)
     env = {"SCOPEHIVE_UM_PER_PIXEL": "0.65", "SCOPEHIVE_TRACKING__LINE": "640,0,640,960", "SCOPEHIVE_TRACKING__FLOW_RATE_UL_MIN": "1.5"}
-    run_device(name, "scope-a", bundle_a, work / "a", env)
-    run_device(name, "scope-b", bundle_b, work / "b", env)
+    experiment = start_experiment(work / "a", "grafana check")  # recorded on scope-a, through a focus drift
+    run_device(name, "scope-a", bundle_a, work / "a", env, "synthetic://?seed=1&focus_drift=5&focus_period=40")
+    server = hive_server(bundle_b, work / "hive.log")  # scope-b's model runs on it (the Fleet's hive row)
+    hive_env = {"SCOPEHIVE_BACKEND": "triton", "SCOPEHIVE_HIVE__ENDPOINTS": server.url} if server else {}
+    try:
+        run_device(name, "scope-b", bundle_b, work / "b", {**env, **hive_env})
+    finally:
+        if server is not None:
+            server.kill()
     devices = ("scope-a", "scope-b")
     add_temperatures_where_unreadable(influx, devices)
     time.sleep(0.1)
-    yield Fleet(influx, PROJECT, devices, ("cell", "crystal", "debris"), "peaks", "1.0.0")
+    yield Fleet(influx, PROJECT, devices, ("cell", "crystal", "debris"), "peaks", "1.0.0", experiment,
+                work / "a" / "experiments.sqlite", server is not None)
     drop_database(influx)
+
+
+def hive_server(bundle: Path, log: Path) -> HiveServer | None:
+    """A real Triton (PyTriton) serving `bundle`, or None where the hive environment is not set up."""
+    from device.hive.names import triton_model_name
+    from device.models.bundle import load_bundle
+
+    if not hive_available():
+        return None
+    name = triton_model_name(load_bundle(bundle).card)
+    return HiveServer([bundle], log).start([name, name + "_jpeg"])

@@ -68,3 +68,16 @@ def test_evaluation_at_given_thresholds_uses_them_and_says_so() -> None:
     assert given["thresholds_from"] == GIVEN and given["class_thresholds"] == {"cell": 0.2}
     assert given["count_error"]["per_class"]["cell"]["bias"] == pytest.approx(1.0)  # type: ignore[index]
     assert given["precision"] == pytest.approx(2 / 3) and given["recall"] == pytest.approx(1.0)
+
+
+def test_report_shows_the_frames_with_the_largest_count_errors() -> None:
+    from trainer.dataset import Sample
+    from trainer.report_figure import render_png, worst_frames
+
+    truth = [_truth([0, 0]), _truth([0, 1, 1]), _truth([1]), _truth([0])]
+    kept = [_dets([0.9, 0.9], [0, 0]), _dets([0.9], [1]), _dets([0.9, 0.9, 0.9], [1, 1, 0]), _dets([0.9], [1])]
+    # errors per frame (sum over classes): 0, 1 + 1 = 2, 1 + 1 = 2, 1 + 1 = 2 -> frame 0 last
+    assert worst_frames(truth, kept, 2) == [1, 2, 3]
+    samples = [Sample(f"{i}.png", np.zeros((16, 64, 3), np.uint8), t.xyxy.astype(np.float32), t.classes.astype(np.int32)) for i, t in enumerate(truth)]
+    png = render_png(samples, kept, ["a", "b"], {"a": 0.5, "b": 0.5})
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -95,8 +95,7 @@ def _experiment(experiment_id: str) -> Experiment:
 
 def _summary(experiment: Experiment) -> dict[str, Any]:
     store = recorder().store
-    if experiment.running:
-        recorder().flush()
+    recorder().flush()  # rows of the last second (or of frames in flight at the stop) first
     summary = summarise(experiment, store.frames(experiment.id), store.objects(experiment.id))
     return {**summary, "tracking": experiment_tracking(store.path, experiment.id, runtime())}
 
@@ -113,8 +112,7 @@ def _download(body: Any, mimetype: str, name: str) -> Response:
 @bp.get("/api/experiments/<experiment_id>/frames.csv")
 def frames(experiment_id: str) -> Response:
     experiment = _experiment(experiment_id)
-    if experiment.running:
-        recorder().flush()
+    recorder().flush()  # rows of the last second (or of frames in flight at the stop) first
     rows = recorder().store.frames(experiment.id)
     classes = list(dict.fromkeys(c for f in rows if f["counts"] for c in f["counts"]))
     return _download(frames_csv(rows, classes), "text/csv", f"{experiment.id}-frames.csv")
@@ -123,8 +121,7 @@ def frames(experiment_id: str) -> Response:
 @bp.get("/api/experiments/<experiment_id>/objects.csv")
 def objects(experiment_id: str) -> Response:
     experiment = _experiment(experiment_id)
-    if experiment.running:
-        recorder().flush()
+    recorder().flush()  # rows of the last second (or of frames in flight at the stop) first
     return _download(objects_csv(recorder().store.objects(experiment.id)), "text/csv", f"{experiment.id}-objects.csv")
 
 

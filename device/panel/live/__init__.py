@@ -35,3 +35,13 @@ def history() -> dict[str, Any]:
         abort(503, description="no device runs in this process")
     seconds = min(max(request.args.get("seconds", 300.0, type=float), 10.0), 24 * 3600.0)
     return {"seconds": seconds, "points": device.history(seconds)}
+
+
+@bp.get("/api/live/sizes")
+def sizes() -> dict[str, Any]:
+    """Histogram of the sizes of recently detected objects (µm when calibrated), per class."""
+    device = runtime()
+    recorder = getattr(device, "experiments", None) if device is not None else None
+    if recorder is None:
+        abort(503, description="no device runs in this process")
+    return dict(recorder.live_histogram())

@@ -118,3 +118,24 @@ def test_a_failing_store_says_so_and_keeps_nothing(app: Flask, auth: Auth, monke
     assert "storage problem, nothing was changed" in response.get_json()["error"]  # type: ignore[attr-defined]
     assert _store(app).list_images(slug) == []
     assert store.list(f"projects/{slug}/images/") == [], "no orphaned originals or display copies"
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("x" * 1000 + ".png", "x" * 116 + ".png"),  # a long name keeps its extension
+        ("x.exe", "x.png"),  # a PNG called .exe is stored as what it is
+        ("report.pdf.PNG", "report.pdf.png"),
+        ("scan", "scan.png"),
+        ("photo.jpeg", "photo.png"),  # the content decides, not the claim
+    ],
+)
+def test_stored_names_keep_an_extension_that_matches_the_content(app: Flask, auth: Auth, sent: str, stored: str) -> None:
+    auth.login()
+    slug = auth.project()
+    png = _png(np.zeros((8, 8, 3), np.uint8))
+    response = auth.post(f"/panel/api/projects/{slug}/images", data={"files": [(io.BytesIO(png), sent)]}, content_type="multipart/form-data")
+    assert response.status_code == 201  # type: ignore[attr-defined]
+    (meta,) = _store(app).list_images(slug)
+    assert meta.file_name == stored and meta.original.endswith("/original.png")
+    assert _store(app).read(meta.original) == png

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -74,6 +75,24 @@ def test_reordering_classes_keeps_every_box_and_exports_follow(store: ProjectSto
     doc = json.loads(coco.read("annotations.json"))
     category = {c["id"]: c["name"] for c in doc["categories"]}
     assert sorted(category[a["category_id"]] for a in doc["annotations"]) == ["cell", "debris"]
+    voc = zipfile.ZipFile(io.BytesIO(export_archive("voc", annotated_images(store, project), project.class_names)))
+    xml = next(voc.read(n).decode() for n in voc.namelist() if n.endswith(".xml"))
+    assert sorted(re.findall(r"<name>([^<]+)</name>", xml)) == ["cell", "debris"]
+
+
+def test_the_dataset_package_follows_reordered_classes(store: ProjectStore, tmp_path: Path) -> None:
+    from device.datasets.package import load_package_boxes, read_manifest, write_dataset_package
+    from device.panel.datasets import annotated_images
+
+    slug = store.create_project("Blood", ["cell", "crystal", "debris"]).slug
+    _image(store, slug, [0, 2, 2])
+    project = store.set_classes(slug, _edits(store, slug, ["debris", "crystal", "cell"]))
+    path = tmp_path / "package.zip"
+    write_dataset_package(path, project.name, project.class_names, annotated_images(store, project))
+    classes = read_manifest(path).classes
+    (boxes,) = load_package_boxes(path).values()
+    assert classes == ["debris", "crystal", "cell"]
+    assert sorted(classes[c] for c in boxes.class_ids.tolist()) == ["cell", "debris", "debris"]
 
 
 def test_removing_a_class_in_use_is_refused_with_its_box_count_and_changes_nothing(store: ProjectStore, tmp_path: Path) -> None:

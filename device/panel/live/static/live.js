@@ -1,60 +1,58 @@
-// Live page: MJPEG stream, a stats table fed by the device's SSE endpoint, and history charts.
+// Live page for a scientist: stream, the running experiment, this frame's status and focus, counts
+// and densities per class, and charts with labelled axes. Machine fields stay in /healthz.
 "use strict";
 (function () {
   const img = document.getElementById("stream");
   if (!img) return;
   img.src = "/stream.mjpg";
-  const table = document.getElementById("live-stats");
-  function flat(obj, prefix, out) {
-    for (const [k, v] of Object.entries(obj || {})) {
-      const key = prefix ? prefix + "." + k : k;
-      if (v && typeof v === "object" && !Array.isArray(v)) flat(v, key, out);
-      else out.push([key, typeof v === "number" ? (Number.isInteger(v) ? v : v.toFixed(2)) : String(v)]);
+  const REASONS = { out_of_focus: "out of focus", overexposed: "overexposed", underexposed: "too dark", no_model: "no model loaded", skipped: "skipped (unusable)" };
+  const elapsed = (s) => { s = Math.round(s); return (s >= 3600 ? Math.floor(s / 3600) + " h " : "") + (Math.floor(s / 60) % 60) + " min " + (s % 60) + " s"; };
+  function text(id, value, cls) { const el = document.getElementById(id); el.textContent = value; if (cls !== undefined) el.className = cls; return el; }
+  function show(s) {
+    const e = s.experiment;
+    text("live-experiment", e ? "Running: " + e.request.name + " · " + elapsed(e.elapsed_s) + (e.calibration ? " · " + e.calibration.name : "") : "No experiment running (start one on the Experiments page).", e ? "" : "muted");
+    const analysed = s.analysed || (s.count !== null && s.count !== undefined ? "ok" : null);
+    if (analysed === "ok") text("live-frame", "Analysed · " + s.count + " object(s) · " + (s.fps || 0).toFixed(1) + " frames/s", "");
+    else if (analysed) text("live-frame", "Excluded: " + (REASONS[analysed] || analysed) + " (no count written)", "excluded");
+    const ref = s.focus_reference || 0, focus = s.focus;
+    if (typeof focus === "number" && ref > 0) {
+      document.getElementById("focus-bar").style.width = Math.min(100, (100 * focus) / ref) + "%";
+      document.getElementById("focus-bar").style.background = analysed === "out_of_focus" ? "#b54708" : "#067647";
+      document.getElementById("focus-gate").style.left = 100 * (s.focus_gate || 0) + "%";
+      text("focus-text", Math.round((100 * focus) / ref) + " % of sharp");
     }
-    return out;
-  }
-  function show(stats) {
-    table.innerHTML = "";
-    const { tracking, ...rest } = stats;  // shown by the tracking card (tracking.js)
-    for (const [k, v] of flat(rest, "", []).slice(0, 40)) {
-      const tr = table.insertRow(); tr.insertCell().textContent = k; tr.insertCell().textContent = v;
+    const t = document.getElementById("live-counts"); t.innerHTML = "";
+    const fov = s.fov_mm2, head = t.insertRow();
+    ["Class", "Objects", fov ? "per mm²" : ""].forEach((h) => { const th = document.createElement("th"); th.textContent = h; head.append(th); });
+    for (const [name, n] of Object.entries(s.counts || {})) {
+      const r = t.insertRow(); r.insertCell().textContent = name;
+      r.insertCell().textContent = analysed === "ok" ? n : "–";
+      r.insertCell().textContent = fov && analysed === "ok" ? (n / fov).toFixed(1) : "";
     }
+    text("live-calibration", s.um_per_pixel ? "Calibration " + s.um_per_pixel.toPrecision(4) + " µm/px" + (fov ? " · field of view " + fov.toPrecision(3) + " mm²" : "") : "Not calibrated: sizes in pixels.");
   }
-  async function poll() {
-    const r = await panel.send("/panel/api/live/stats", "GET");
-    if (r.ok) show(r.data);
-  }
+  async function poll() { const r = await panel.send("/panel/api/live/stats", "GET"); if (r.ok) show(r.data); }
   if (window.EventSource) {
     const source = new EventSource("/api/live");
-    source.onmessage = (e) => { try { show(JSON.parse(e.data)); } catch (err) { /* keep last */ } };
+    source.onmessage = (ev) => { try { show(JSON.parse(ev.data)); } catch (err) { /* keep last */ } };
     source.onerror = () => { source.close(); setInterval(poll, 2000); };
   } else setInterval(poll, 2000);
 
-  const pick = (p, names) => { for (const n of names) { const v = n.split(".").reduce((o, k) => (o == null ? undefined : o[k]), p); if (typeof v === "number") return v; } return null; };
-  function chart(id, points, names, color) {
-    const c = document.getElementById(id); const ctx = c.getContext("2d");
-    c.width = c.clientWidth; c.height = c.clientHeight;
-    ctx.clearRect(0, 0, c.width, c.height);
-    const values = points.map((p) => pick(p, names)).filter((v) => v !== null);
-    ctx.fillStyle = "#667085"; ctx.font = "11px system-ui";
-    if (!values.length) { ctx.fillText("no data yet", 8, 16); return; }
-    const lo = Math.min(0, ...values), hi = Math.max(...values) || 1;
-    ctx.strokeStyle = color; ctx.lineWidth = 1.5; ctx.beginPath();
-    values.forEach((v, i) => {
-      const x = 4 + (i / Math.max(1, values.length - 1)) * (c.width - 8);
-      const y = c.height - 14 - ((v - lo) / (hi - lo || 1)) * (c.height - 24);
-      if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
-    });
-    ctx.stroke();
-    ctx.fillText("max " + hi.toFixed(1) + "   last " + values[values.length - 1].toFixed(1), 8, c.height - 2);
-  }
+  const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   async function history() {
     const r = await panel.send("/panel/api/live/history?seconds=300", "GET");
-    if (!r.ok) return;
-    const pts = r.data.points;
-    chart("chart-fps", pts, ["fps"], "#2f6fdb");
-    chart("chart-count", pts, ["count", "count_total", "total"], "#067647");
-    chart("chart-latency", pts, ["latency_ms", "inference_ms"], "#b54708");
+    if (r.ok) {
+      const pts = r.data.points.filter((p) => !p.model || p.model === (r.data.points[r.data.points.length - 1] || {}).model);
+      const classes = [...new Set(pts.flatMap((p) => Object.keys(p.classes || {})))];
+      const series = {};
+      for (const c of classes) series[c] = pts.map((p) => [p.time, typeof p.count === "number" && p.classes[c] ? p.classes[c].count : null]);
+      window.charts.lines("chart-counts", series, "time (local)", "objects per frame", clock);
+      const focus = pts.filter((p) => typeof p.focus === "number");
+      const excluded = focus.map((p) => [p.time, typeof p.count === "number" ? null : p.focus]);
+      window.charts.lines("chart-focus", { "focus score": focus.map((p) => [p.time, p.focus]), "excluded frames": excluded }, "time (local)", "focus score (Laplacian variance)", clock);
+    }
+    const h = await panel.send("/panel/api/live/sizes", "GET");
+    if (h.ok) window.charts.histogram("chart-sizes", h.data, "size, sqrt(width × height) (" + h.data.unit + ")", "objects (last " + h.data.objects + ")");
   }
   history(); setInterval(history, 5000);
 })();
