@@ -1,10 +1,16 @@
 """Benchmark: outbox -> InfluxDB throughput (target >= 20,000 points/s) against the real InfluxDB
-that `make test` / tests/services/services.sh starts on loopback (v2 write API via the nginx proxy)."""
+that `make test` / tests/services/services.sh starts on loopback (v2 write API via the nginx proxy).
+
+`--budget-race`: InfluxDB unreachable, a writer commits one frame (4 points) as fast as it can for
+`--seconds` while the upkeep thread evicts; per disk budget it prints commits/s, commit p50/p99 and
+the peak footprint (DB + WAL + SHM) against the budget."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -34,12 +40,48 @@ def frame_like_points(n: int) -> list[Point]:
     return points
 
 
+def budget_race(budget_mb: float, seconds: float) -> None:
+    """Writer vs eviction with InfluxDB unreachable (port 9 on loopback: connection refused)."""
+    path = Path(tempfile.mkdtemp()) / "o.sqlite"
+    outbox = Outbox(path, int(budget_mb * 1e6), 3600)
+    sender = OutboxSender(outbox, InfluxSettings(url="http://127.0.0.1:9", timeout_s=1)).start()
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            size = sum(os.stat(f"{path}{s}").st_size for s in ("", "-wal", "-shm") if os.path.exists(f"{path}{s}"))
+            peak[0] = max(peak[0], size)
+            time.sleep(0.002)
+
+    threading.Thread(target=sample, daemon=True).start()
+    points, times = frame_like_points(400_000), []
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        outbox.add(points[(i * 4) % len(points): (i * 4) % len(points) + 4])
+        times.append(time.perf_counter() - start)
+        i += 1
+    stop.set()
+    sender.stop()
+    times.sort()
+    print(f"budget {budget_mb:>7.1f} MB: {len(times) / seconds:7.0f} commits/s, commit p50 {times[len(times) // 2] * 1e3:.2f} ms "
+          f"p99 {times[int(len(times) * 0.99)] * 1e3:.2f} ms, peak footprint {peak[0] / 1e6:.3f} MB "
+          f"({peak[0] / (budget_mb * 1e6):.0%} of budget), dropped {outbox.dropped():,} points")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--url", default="http://127.0.0.1:18087")
     parser.add_argument("--v1-url", default="http://127.0.0.1:18086")
+    parser.add_argument("--budget-race", action="store_true", help="writer vs eviction per disk budget (no InfluxDB)")
+    parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
+    if args.budget_race:
+        for budget in (0.3, 4.0, 256.0):
+            budget_race(budget, args.seconds)
+        return
     database = f"bench_{uuid.uuid4().hex[:8]}"
     requests.post(f"{args.v1_url}/query", data={"q": f'CREATE DATABASE "{database}"'}, timeout=10).raise_for_status()
     try:

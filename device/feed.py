@@ -139,3 +139,29 @@ class FeedModels:
                  "overlay": p.options.overlay, "backend": p.slot.detector.backend_name if p.slot.detector else None,
                  "error": p.slot.error} for p in self.pipelines]
 
+
+
+def sync_models(runtime: FeedModels, wanted: list[ExtraModel]) -> list[str]:
+    """Make the models beside the main one what the configuration lists (config reload): stop the
+    ones it no longer names, start new ones, switch changed bundles, apply every/overlay. A bad
+    bundle is logged and skipped; the others apply. Returns what changed, for the log."""
+    changes: list[str] = []
+    running = {p.name: p for p in runtime.pipelines if p.name != "main"}
+    for name in set(running) - {m.name for m in wanted}:
+        runtime.remove_model(name)
+        changes.append(f"stopped {name}")
+    for model in wanted:
+        pipeline = running.get(model.name)
+        try:
+            if pipeline is None:
+                runtime.add_model(model.name, Path(model.bundle), model.every, model.overlay)
+                changes.append(f"started {model.name}")
+                continue
+            if pipeline.slot.path != Path(model.bundle):
+                runtime.switch_model(Path(model.bundle), model.name)
+                changes.append(f"switched {model.name}")
+        except (BundleError, ValueError) as exc:
+            log.error("model %s from the configuration not applied: %s", model.name, exc)
+            continue
+        pipeline.options.every, pipeline.options.overlay = model.every, model.overlay
+    return changes

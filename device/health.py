@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from device.hive.status import hive_health
 from device.redact import redact
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ def pipeline_health(pipeline: Pipeline) -> dict[str, Any]:
                            "version": detector.card.version if detector else None,
                            "backend": detector.backend_name if detector else None, "error": pipeline.slot.error,
                            "every": pipeline.options.every, "overlay": pipeline.options.overlay, "failures": pipeline.failures}
+    tiling = getattr(detector, "tiling_info", None)  # how frames are fitted: scale, tiles per frame
+    out["tiling"] = tiling() if callable(tiling) else None
     state = getattr(detector.backend, "health", None) if detector else None
     if callable(state):
         out["backend_state"] = state()
@@ -46,7 +49,7 @@ def health_report(rt: Runtime) -> dict[str, Any]:
     main = dict(models[0]) if models else {"loaded": False, "name": None, "version": None, "backend": None, "error": ""}
     main.pop("pipeline", None)
     model = {"loaded": main["loaded"], "configured": bool(rt.config.model), "name": main["name"],
-             "version": main["version"], "backend": main["backend"], "error": main["error"]}
+             "version": main["version"], "backend": main["backend"], "error": main["error"], "tiling": main.get("tiling")}
     camera = _camera(rt)
     ok = camera["state"] in ("ok", "ended") and (model["loaded"] or not rt.config.model)
-    return {"ok": ok, "camera": camera, "model": model, "models": models, "outbox": _outbox(rt)}
+    return {"ok": ok, "camera": camera, "model": model, "models": models, "hive": hive_health(pipelines), "outbox": _outbox(rt)}

@@ -82,6 +82,7 @@ class ModelSlot:
     def __init__(self, loader: Callable[[Path], Detector]) -> None:
         self._loader = loader
         self.detector: Detector | None = None
+        self.path: Path | None = None  # the bundle the detector came from
         self.error = ""
 
     @property
@@ -95,7 +96,7 @@ class ModelSlot:
         except BundleError as exc:
             self.error = str(exc)
             raise
-        previous, self.detector, self.error = self.detector, detector, ""
+        previous, self.detector, self.error, self.path = self.detector, detector, "", Path(path)
         _close(previous)
         return detector
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from device.config import ConfigError, DeviceConfig
+from device.feed import sync_models
 from device.models.bundle import BundleError
 from device.runtime import Runtime
 
@@ -53,10 +54,14 @@ class ModelReloader:
             return False
         self._stamps = stamps
         try:
-            wanted = self._reload_config().model or ""
+            config = self._reload_config()
         except ConfigError as exc:
             log.error("config file changed but is invalid, keeping the running model: %s", exc)
             return False
+        wanted = config.model or ""
+        changes = sync_models(self.runtime, config.models)  # the models beside the main one
+        if changes:
+            log.info("models beside the main one, from configuration: %s", ", ".join(changes))
         if not wanted:
             return False
         self._model = wanted

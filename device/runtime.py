@@ -30,6 +30,7 @@ from device.experiments.store import ExperimentStore
 from device.feed import FeedModels
 from device.health import health_report
 from device.hive.settings import ExtraModel
+from device.hive.status import HiveHeartbeat
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender
@@ -58,12 +59,14 @@ class Runtime(FeedModels):
         self.sender: OutboxSender | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=50)
         self.pipelines: tuple[Pipeline, ...] = ()  # replaced whole on change: the loop reads it once a frame
+        self._frame_pipelines: tuple[Pipeline, ...] = ()
         self.gates: list[FrameGate] = []  # frame-level "worth analysing?" checks, before any model
         self.quality = QualityFrameGate(config.quality)
         self.gates.append(self.quality)
         self.experiments: ExperimentRecorder | None = None
         self.track_log: TrackLog | None = None  # tracks and crossings of experiments, for their summary
         self.board = LiveBoard()
+        self._hive_beat = HiveHeartbeat()
         self.heartbeat = Heartbeat(config.status_interval_s, self._status_fields, self._store, self._base_tags)
         self._pipelines_lock = threading.Lock()
         self._dropped_reported = 0
@@ -177,7 +180,8 @@ class Runtime(FeedModels):
         """Every pipeline's analysis, or None for a frame no model could take (corrupt, empty, odd
         shape): it is skipped and counted, the loop goes on."""
         gate_reason = next((reason for gate in self.gates if (reason := gate(frame))), "")
-        analyses = tuple(p.analyse(frame, gate_reason) for p in self.pipelines)
+        self._frame_pipelines = self.pipelines  # one read: a model added or removed mid-frame waits for the next
+        analyses = tuple(p.analyse(frame, gate_reason) for p in self._frame_pipelines)
         failed = [a for a in analyses if a.inference == FAILED]
         if failed and len(failed) == len(analyses):
             self.bad_frames += 1
@@ -201,7 +205,7 @@ class Runtime(FeedModels):
         main_fields: dict[str, FieldValue] = {}
         um, quality = self.um_per_pixel(), self.quality.last
         fov = frame.image.shape[0] * frame.image.shape[1] * um**2 / 1e6 if um else None
-        for pipeline, analysis in zip(self.pipelines, analyses, strict=False):
+        for pipeline, analysis in zip(self._frame_pipelines, analyses, strict=True):
             extra = FrameExtra(analysed_status(analysis.analysed, analysis.inference), quality.focus,
                                quality.saturated, quality.dark, fov)
             own = pipeline.points(analysis, self._measure(frame, analysis, dropped), self._base_tags(), um, extra)
@@ -215,7 +219,7 @@ class Runtime(FeedModels):
         main = analyses[0] if analyses else None
         detections = main.detections if main is not None and main.detections is not None else Detections.empty()
         classes = tuple(main.card.classes) if main is not None and main.card is not None else ()
-        self.board.overlays = {p.name for p in self.pipelines if p.options.overlay}
+        self.board.overlays = {p.name for p in self._frame_pipelines if p.options.overlay}
         self.board.post(LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, main_fields, analyses))
         self.processed += 1
 
@@ -274,6 +278,7 @@ class Runtime(FeedModels):
             "uptime_s": round(time.time() - self.started, 3),
             "run_id": self.run_id,
             **(self.tracking.heartbeat_fields() if self.tracking is not None else {}),
+            **self._hive_beat.fields(self.pipelines),
         }
 
     def source_state(self) -> str:

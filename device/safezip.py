@@ -133,6 +133,7 @@ def _copy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, target: Pa
                 _over_entry(name, written, limits)
                 _over_total(before + written, limits)
                 dst.write(chunk)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise ArchiveError(f"archive entry '{name[:200]}' is damaged ({exc}): the archive is refused") from exc
+    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+        # RuntimeError: encrypted entry; NotImplementedError: a compression method Python lacks
+        raise ArchiveError(f"archive entry '{name[:200]}' cannot be unpacked ({exc}): the archive is refused") from exc
     return written

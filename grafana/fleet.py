@@ -10,7 +10,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import table, timeseries
 from grafana_foundation_sdk.models import dashboard as dm
 
-from grafana import common
+from grafana import common, hive
 from grafana.common import timeseries_panel
 from grafana.influxql import Select, Target, call, matches
 from grafana.panels import device_links_override, version_timeline
@@ -113,4 +113,5 @@ def dashboard() -> common.dash.Dashboard:
         (per_device("Objects per frame", "none", "count", "frame"), 12, 17, 12, 8),
         (per_device("Outbox depth", "none", "outbox_depth", "device_status", "last"), 0, 25, 12, 8),
         (temperatures(), 12, 25, 12, 8),
+        *hive.layout(33),
     ])

@@ -15,10 +15,12 @@ import numpy as np
 
 from trainer.dataset import Sample
 from trainer.grid import STRIDE
+from trainer.tiling import median_colour
 
 PIXEL_SCALE = 1.0 / 127.5  # MobileNetV2 expects x = pixel / 127.5 - 1
 PIXEL_MEAN = 1.0
 _MIN_VISIBLE = 0.4  # an object cut by the crop counts only if this share of its box remains
+_IGNORE_PEAK = 0.9  # focal-loss weight (1 - 0.9)^4: a sliver's centre is neither object nor background
 
 
 @dataclass(frozen=True)
@@ -42,46 +44,68 @@ def normalize(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) * PIXEL_SCALE - PIXEL_MEAN
 
 
-def resize_sample(image: np.ndarray, boxes: np.ndarray, scale_xy: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    sx, sy = scale_xy
-    h, w = image.shape[:2]
-    size = (max(1, int(round(w * sx))), max(1, int(round(h * sy))))
-    resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
-    scaled = boxes * np.array([sx, sy, sx, sy], np.float32)
-    return resized, scaled
+@dataclass(frozen=True)
+class Crop:
+    """One training crop: RGB uint8 pixels, the objects to learn, and slivers to leave alone.
+
+    `ignore` are objects the crop cut to under 40 % of their annotated box: too little to learn
+    as an object, too much to punish as background (a frame edge would have shown them whole or
+    the annotator would have boxed the visible part; the crop edge is neither).
+    """
+
+    image: np.ndarray
+    boxes: np.ndarray
+    classes: np.ndarray
+    ignore: np.ndarray
+    ignore_classes: np.ndarray
 
 
-def _crop(
-    image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, size: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A random size x size window (padded with the median grey where the image is smaller)."""
+def _source_window(sample: Sample, scale: float, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random frame window that becomes about size x size at `scale`, resized; boxes to match.
+
+    Cutting before resizing costs the same for a 256x256 frame and a 1388x1040 one.
+    """
+    h, w = sample.image.shape[:2]
+    window = int(np.ceil(size / scale))
+    x0 = int(rng.integers(0, max(0, w - window) + 1))
+    y0 = int(rng.integers(0, max(0, h - window) + 1))
+    cut = sample.image[y0 : y0 + window, x0 : x0 + window]
+    out_w, out_h = max(1, int(round(cut.shape[1] * scale))), max(1, int(round(cut.shape[0] * scale)))
+    resized = cv2.resize(cut, (out_w, out_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    sx, sy = out_w / cut.shape[1], out_h / cut.shape[0]
+    boxes = (sample.boxes - np.array([x0, y0, x0, y0], np.float32)) * np.array([sx, sy, sx, sy], np.float32)
+    return resized, boxes.reshape(-1, 4)
+
+
+def _crop(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, size: int, rng: np.random.Generator) -> Crop:
+    """A random size x size window (padded with the median colour where the image is smaller)."""
     h, w = image.shape[:2]
-    fill = [int(v) for v in np.median(image.reshape(-1, 3)[:: max(1, h * w // 4096)], axis=0)]
     if h < size or w < size:
+        fill = median_colour(image)
         image = cv2.copyMakeBorder(image, 0, max(0, size - h), 0, max(0, size - w), cv2.BORDER_CONSTANT, value=fill)
         h, w = image.shape[:2]
     x0 = int(rng.integers(0, w - size + 1))
     y0 = int(rng.integers(0, h - size + 1))
     window = image[y0 : y0 + size, x0 : x0 + size]
-    if not len(boxes):
-        return window, boxes, classes
-    shifted = boxes - np.array([x0, y0, x0, y0], np.float32)
+    shifted = boxes.reshape(-1, 4) - np.array([x0, y0, x0, y0], np.float32)
     clipped = shifted.clip(0, size)
     full = (shifted[:, 2] - shifted[:, 0]) * (shifted[:, 3] - shifted[:, 1])
     seen = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
     keep = seen >= _MIN_VISIBLE * np.maximum(full, 1e-6)
-    return window, clipped[keep], classes[keep]
+    sliver = ~keep & (seen > 0)
+    return Crop(window, clipped[keep], classes[keep], clipped[sliver], classes[sliver])
 
 
-def _flip_rotate(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _flip_rotate(image: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
     size = image.shape[0]  # square crops: rotations keep the shape
+    groups = [b.reshape(-1, 4) for b in groups]
     if rng.random() < 0.5:
         image = image[:, ::-1]
-        boxes = np.stack([size - boxes[:, 2], boxes[:, 1], size - boxes[:, 0], boxes[:, 3]], axis=1)
+        groups = [np.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], axis=1) for b in groups]
     for _ in range(int(rng.integers(0, 4))):  # 90 degrees counter-clockwise: (x, y) -> (y, size - x)
         image = np.rot90(image)
-        boxes = np.stack([boxes[:, 1], size - boxes[:, 2], boxes[:, 3], size - boxes[:, 0]], axis=1)
-    return np.ascontiguousarray(image), boxes.astype(np.float32).reshape(-1, 4)
+        groups = [np.stack([b[:, 1], size - b[:, 2], b[:, 3], size - b[:, 0]], axis=1) for b in groups]
+    return np.ascontiguousarray(image), [b.astype(np.float32).reshape(-1, 4) for b in groups]
 
 
 def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -95,29 +119,28 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x * 255.0, 0, 255).astype(np.uint8)
 
 
-def augment(
-    sample: Sample, base_scale: tuple[float, float], config: AugmentConfig, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One random training crop at the model's scale: (RGB uint8 crop, boxes xyxy, classes)."""
+def augment(sample: Sample, scale: float, config: AugmentConfig, rng: np.random.Generator) -> Crop:
+    """One random training crop at the model's one scale (aspect kept), augmented."""
     jitter = float(np.exp(rng.uniform(-config.scale_jitter, config.scale_jitter)))
-    image, boxes = resize_sample(sample.image, sample.boxes, (base_scale[0] * jitter, base_scale[1] * jitter))
-    image, boxes, classes = _crop(image, boxes, sample.classes, config.crop, rng)
+    image, boxes = _source_window(sample, scale * jitter, config.crop, rng)
+    crop = _crop(image, boxes, sample.classes, config.crop, rng)
+    image, boxes, ignore = crop.image, crop.boxes, crop.ignore
     if config.geometric:
-        image, boxes = _flip_rotate(image, boxes, rng)
+        image, (boxes, ignore) = _flip_rotate(image, [boxes, ignore], rng)
     if config.photometric:
         image = _photometric(image, rng)
-    return image, boxes, classes
+    return Crop(image, boxes, crop.classes, ignore, crop.ignore_classes)
 
 
-def _splat(heat: np.ndarray, cx: int, cy: int, sigma: tuple[float, float]) -> None:
-    """Max a gaussian peak (1 at the centre cell) into one class channel."""
+def _splat(heat: np.ndarray, cx: int, cy: int, sigma: tuple[float, float], peak: float = 1.0) -> None:
+    """Max a gaussian peak (`peak` at the centre cell, 1 for objects) into one class channel."""
     h, w = heat.shape
     rx, ry = max(1, int(3 * sigma[0])), max(1, int(3 * sigma[1]))
     x0, x1 = max(0, cx - rx), min(w, cx + rx + 1)
     y0, y1 = max(0, cy - ry), min(h, cy + ry + 1)
     xs = np.arange(x0, x1, dtype=np.float32) - cx
     ys = np.arange(y0, y1, dtype=np.float32) - cy
-    blob = np.exp(-(xs[None, :] ** 2) / (2 * sigma[0] ** 2) - (ys[:, None] ** 2) / (2 * sigma[1] ** 2))
+    blob = peak * np.exp(-(xs[None, :] ** 2) / (2 * sigma[0] ** 2) - (ys[:, None] ** 2) / (2 * sigma[1] ** 2))
     np.maximum(heat[y0:y1, x0:x1], blob, out=heat[y0:y1, x0:x1])
 
 
@@ -146,14 +169,25 @@ def _regress_around(targets: Targets, owner: np.ndarray, centre: tuple[float, fl
             targets.mask[y, x] = weight
 
 
-def encode_targets(boxes: np.ndarray, classes: np.ndarray, image_hw: tuple[int, int], num_classes: int) -> Targets:
-    """Boxes in input pixels -> dense targets at stride 4 (elliptical gaussians sized by the box)."""
+def encode_targets(boxes: np.ndarray, classes: np.ndarray, image_hw: tuple[int, int], num_classes: int,
+                   ignore: tuple[np.ndarray, np.ndarray] | None = None) -> Targets:
+    """Boxes in input pixels -> dense targets at stride 4 (elliptical gaussians sized by the box).
+
+    Slivers in `ignore` (boxes, classes) get a blob just under a peak: the focal loss then neither rewards
+    nor punishes a detection there.
+    """
     gh, gw = image_hw[0] // STRIDE, image_hw[1] // STRIDE
     heat = np.zeros((num_classes, gh, gw), np.float32)
     targets = Targets(
         heat, np.zeros((gh, gw, 2), np.float32), np.zeros((gh, gw, 2), np.float32), np.zeros((gh, gw, 1), np.float32)
     )
     owner = np.zeros((gh, gw), np.float32)
+    if ignore is not None:
+        for (x1, y1, x2, y2), cls in zip(ignore[0].tolist(), ignore[1].tolist(), strict=True):
+            bw, bh = (x2 - x1) / STRIDE, (y2 - y1) / STRIDE
+            if bw > 0 and bh > 0:
+                cx, cy = min(int((x1 + x2) / 2 / STRIDE), gw - 1), min(int((y1 + y2) / 2 / STRIDE), gh - 1)
+                _splat(heat[cls], cx, cy, (max(0.54 * bw / 6, 0.35), max(0.54 * bh / 6, 0.35)), _IGNORE_PEAK)
     for (x1, y1, x2, y2), cls in zip(boxes.tolist(), classes.tolist(), strict=True):
         bw, bh = (x2 - x1) / STRIDE, (y2 - y1) / STRIDE
         if bw <= 0 or bh <= 0:

@@ -16,7 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from trainer.tiling import TilePolicy
 
 MODEL_FORMAT = "scopehive-model"
 MODEL_FORMAT_VERSION = 1
@@ -35,8 +37,28 @@ class InputSpec(_Strict):
     height: int = Field(gt=0, le=4096)
     layout: Literal["NCHW", "NHWC"] = "NHWC"
     color: Literal["RGB", "BGR"] = "RGB"
-    resize: Literal["stretch", "letterbox"] = "stretch"
+    resize: Literal["stretch", "letterbox", "tile"] = "stretch"
     name: str | None = None
+    # resize "tile" (trainer/tiling.py): every frame resized by `scale`, padded or cut into tiles
+    scale: float | None = Field(None, gt=0, le=16)
+    tile_overlap: int = Field(0, ge=0, le=2048)
+    max_tiles: int = Field(1, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _tile_needs_scale(self) -> InputSpec:
+        if self.resize == "tile" and self.scale is None:
+            raise ValueError("resize 'tile' needs input.scale")
+        return self
+
+    def tile_policy(self) -> TilePolicy | None:
+        """The tiling rule of a `resize: tile` card; None for older stretch/letterbox cards."""
+        if self.resize != "tile" or self.scale is None:
+            return None
+        return TilePolicy(self.scale, (self.height, self.width), self.tile_overlap, self.max_tiles)
+
+    def resize_rule(self) -> TilePolicy | tuple[int, int]:
+        """What trainer.predict needs: the tile policy, or the (height, width) old cards stretch to."""
+        return self.tile_policy() or (self.height, self.width)
 
 
 class Normalization(_Strict):

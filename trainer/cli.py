@@ -24,7 +24,7 @@ from trainer.fleet import cli as fleet_cli
 from trainer.publish import PublishError, StoreConfig, publish_bundle
 
 _TRAIN_FLAGS = ("epochs", "input_size", "width_multiplier", "weights", "seed", "batch_size", "crop",
-                "learning_rate", "val_fraction", "max_detections", "eval_every", "name", "version")
+                "learning_rate", "val_fraction", "max_detections", "time_limit_min", "eval_every", "name", "version")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,12 +103,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if dataset.classes != card.classes:
         raise BundleError(f"the package's classes {dataset.classes} differ from the bundle's {card.classes}")
     from trainer.export import onnx_runner
-    from trainer.predict import evaluate_predictions, predict
+    from trainer.predict import evaluate_predictions, frame_max_detections, predict
 
     runner = onnx_runner((args.bundle / "model.onnx").read_bytes())
-    preds = predict(runner, dataset.samples, (card.input.height, card.input.width))
+    preds = predict(runner, dataset.samples, card.input.resize_rule())
     thresholds = None if args.refit_thresholds else bundle_thresholds(card)
-    result: dict[str, Any] = evaluate_predictions(dataset.samples, preds, card.classes, card.output.max_detections, thresholds)
+    max_dets = frame_max_detections(card.input.resize_rule(), card.output.max_detections)
+    result: dict[str, Any] = evaluate_predictions(dataset.samples, preds, card.classes, max_dets, thresholds)
     result["dataset_sha256"] = dataset.sha256
     if args.record:
         card.metrics[args.record] = result
@@ -161,12 +162,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     from trainer.export import compare_with_keras, export_onnx
     from trainer.pipeline import parity_frames, rebuild_inference_model
 
-    model, hw, payload = rebuild_inference_model(args.bundle)
+    model, resize, payload = rebuild_inference_model(args.bundle)
     onnx_model = export_onnx(model)
     if args.package:
         dataset = load_dataset_package(args.package)
         _, val = split_dataset(dataset.samples, payload["config"]["val_fraction"], payload["config"]["seed"])
-        parity = compare_with_keras(onnx_model, model, parity_frames(val, hw))
+        parity = compare_with_keras(onnx_model, model, parity_frames(val, resize))
         card.metrics["onnx_parity"] = parity
         print(f"ONNX vs Keras on {parity['frames']} frames: max abs diff {parity['max_abs_diff']:.2e}")
     tmp = args.bundle / ".model.onnx.tmp"
@@ -181,13 +182,10 @@ def cmd_build_engine(args: argparse.Namespace) -> None:
     card = read_card(args.bundle)
     frames = None
     if args.package:
-        import numpy as np
-
-        from trainer.predict import prepare_input
+        from trainer.predict import first_tiles
 
         dataset = load_dataset_package(args.package)
-        hw = (card.input.height, card.input.width)
-        frames = np.stack([prepare_input(s.image, hw) for s in dataset.samples[:64]])
+        frames = first_tiles(dataset.samples[:64], card.input.resize_rule())
     from trainer.engines import add_engine
 
     spec = add_engine(args.bundle, args.precision, frames)
@@ -238,4 +236,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAINER_PACKAGES:
+            raise
+        print(missing_trainer_packages(exc), file=sys.stderr)
+        return 2
     return 0
+
+
+# What `pip install -e ".[trainer]"` adds to a device-only environment (`make demo` installs no TensorFlow).
+TRAINER_PACKAGES = frozenset({"tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "tqdm", "balena", "grafana_client"})
+
+
+def missing_trainer_packages(exc: ModuleNotFoundError) -> str:
+    return (
+        f"error: the trainer's packages are not installed here ({exc}): `make demo` sets up the device only. "
+        "Run `make setup` (TensorFlow and the rest, about 3 GB) or `.venv/bin/pip install -e \".[trainer]\"`, then retry."
+    )

@@ -28,7 +28,14 @@ class TrainConfig(BaseModel):
     crop: int = Field(256, ge=64, le=2048, description="Side of the square training crops, multiple of 32")
     learning_rate: float = Field(3e-3, gt=0, le=1, description="Peak learning rate (cosine decay)")
     val_fraction: float = Field(0.15, ge=0, lt=1, description="Share of images held out for validation")
-    max_detections: int = Field(100, ge=1, le=1000, description="Top-K peaks the model outputs per image")
+    max_detections: int = Field(
+        0, ge=0, le=1000, description="Top-K peaks the model outputs per network input (0: 1.5x the most objects "
+        "in a training image, at least 100)"
+    )
+    time_limit_min: float = Field(
+        14.0, ge=0, le=10000, description="With the default epoch count, wind training down early enough that "
+        "the whole run ends within this many minutes on this machine (0: no limit)"
+    )
     eval_every: int = Field(0, ge=0, description="Evaluate every N epochs (0: about ten times per run)")
     name: str = Field("", description="Model name in the bundle (default: the dataset's project)")
     version: str = Field("", description="Model version (default: date and time of the run)")

@@ -7,7 +7,6 @@ bad package leaves no trace; the bundle files are assembled aside and moved in a
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from dataclasses import asdict
@@ -19,19 +18,28 @@ import numpy as np
 
 from trainer.augment import PIXEL_MEAN, PIXEL_SCALE
 from trainer.bundle import InputSpec, ModelCard, Normalization, OutputSpec, write_bundle
-from trainer.config import TrainConfig, input_hw, resolve_epochs
+from trainer.config import TrainConfig
 from trainer.dataset import Dataset, Sample, load_dataset_package, split_dataset
 from trainer.errors import OutputDirError
 from trainer.export import compare_with_keras, export_onnx
 from trainer.model import ModelSpec, build_inference_model, build_raw_model
-from trainer.predict import evaluate_predictions, keras_runner, predict, prepare_input
+from trainer.plan import TrainingPlan, describe, make_plan
+from trainer.predict import (
+    Resize,
+    evaluate_predictions,
+    first_tiles,
+    frame_max_detections,
+    keras_runner,
+    predict,
+)
 from trainer.progress import ProgressReporter
 from trainer.report import render_markdown, render_png
+from trainer.tiling import TilePolicy
 from trainer.train import FitPlan, FitResult, fit
 
 WORK_DIR = "train"  # inside --out: checkpoint and the spec `export` needs to rebuild the model
 _PARITY_FRAMES = 4
-_MIN_STEPS = 16
+_FINISH_RESERVE_S = 90.0  # final evaluation, ONNX export and parity check, report, on 2 cores
 
 
 def _prepare_out(out: Path, force: bool) -> None:
@@ -46,20 +54,23 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
 
 
-def save_spec(work: Path, spec: ModelSpec, hw: tuple[int, int], config: TrainConfig) -> None:
-    payload = {"model": asdict(spec), "input_hw": list(hw), "config": config.model_dump()}
+def save_spec(work: Path, spec: ModelSpec, policy: TilePolicy, config: TrainConfig) -> None:
+    payload = {"model": asdict(spec), "input_hw": list(policy.input_hw), "config": config.model_dump(),
+               "policy": {**asdict(policy), "input_hw": list(policy.input_hw)}}
     (work / "spec.json").write_text(json.dumps(payload, indent=1))
 
 
-def make_card(dataset: Dataset, config: TrainConfig, hw: tuple[int, int], metrics: dict[str, Any]) -> ModelCard:
+def make_card(dataset: Dataset, config: TrainConfig, plan: TrainingPlan, metrics: dict[str, Any]) -> ModelCard:
     now = datetime.now(timezone.utc)
+    p = plan.policy
     return ModelCard(
         name=config.name or _slug(dataset.project),
         version=config.version or now.strftime("%Y.%m.%d-%H%M%S"),
         classes=dataset.classes,
-        input=InputSpec(width=hw[1], height=hw[0], layout="NHWC", color="RGB", resize="stretch", name="image"),
+        input=InputSpec(width=p.input_hw[1], height=p.input_hw[0], layout="NHWC", color="RGB", resize="tile", name="image",
+                        scale=p.scale, tile_overlap=p.overlap, max_tiles=p.max_tiles),
         normalization=Normalization(scale=PIXEL_SCALE, mean=(PIXEL_MEAN,) * 3, std=(1.0, 1.0, 1.0)),
-        output=OutputSpec(format="scopehive-v1", max_detections=config.max_detections, nms_iou=0.5),
+        output=OutputSpec(format="scopehive-v1", max_detections=plan.max_detections, nms_iou=0.5),
         score_threshold=float(np.clip(metrics["score_threshold"], 0.0, 1.0)),
         class_thresholds=metrics["class_thresholds"],
         metrics=metrics,
@@ -68,42 +79,27 @@ def make_card(dataset: Dataset, config: TrainConfig, hw: tuple[int, int], metric
     )
 
 
-def box_sizes(samples: list[Sample]) -> np.ndarray:
-    """sqrt(width * height) of every box, in image pixels (what the automatic input size reads)."""
-    boxes = [s.boxes.reshape(-1, 4) for s in samples]
-    xyxy = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)
-    return np.sqrt(np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None))
-
-
-def steps_per_epoch(n_train: int, hw: tuple[int, int], config: TrainConfig) -> int:
-    """Enough crops to cover every training pixel once, and never fewer than 16 steps.
-
-    A few dozen large frames would otherwise make an epoch a handful of steps and the default
-    epoch count far too little training.
-    """
-    crops_per_image = math.ceil(hw[0] * hw[1] / config.crop**2)
-    return max(_MIN_STEPS, math.ceil(n_train * crops_per_image / config.batch_size))
-
-
-def parity_frames(samples: list[Sample], hw: tuple[int, int]) -> np.ndarray:
-    return np.stack([prepare_input(s.image, hw) for s in samples[:_PARITY_FRAMES]])
+def parity_frames(samples: list[Sample], resize: Resize) -> np.ndarray:
+    return first_tiles(samples[:_PARITY_FRAMES], resize)
 
 
 def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, config: TrainConfig,
-            hw: tuple[int, int], reporter: ProgressReporter) -> Path:
+            plan: TrainingPlan, reporter: ProgressReporter) -> Path:
     reporter.set_state("evaluating", "scoring the best weights on the validation split")
-    model = build_inference_model(fitted.raw, hw, config.max_detections)
-    preds = predict(keras_runner(model), val, hw)
-    metrics: dict[str, Any] = evaluate_predictions(val, preds, dataset.classes, config.max_detections)
+    policy = plan.policy
+    model = build_inference_model(fitted.raw, policy.input_hw, plan.max_detections)
+    preds = predict(keras_runner(model), val, policy)
+    metrics: dict[str, Any] = evaluate_predictions(val, preds, dataset.classes, frame_max_detections(policy, plan.max_detections))
     reporter.set_state("exporting", "exporting to ONNX and checking it against Keras")
     onnx_model = export_onnx(model)
-    metrics["onnx_parity"] = compare_with_keras(onnx_model, model, parity_frames(val, hw))
+    metrics["onnx_parity"] = compare_with_keras(onnx_model, model, parity_frames(val, policy))
     metrics["training"] = {
-        "epochs_run": fitted.epochs_run, "epochs": config.epochs, "best_epoch": fitted.best_epoch,
+        "epochs_run": fitted.epochs_run, "epochs": plan.epochs, "best_epoch": fitted.best_epoch,
         "interrupted": fitted.interrupted, "seconds": round(time.monotonic() - reporter.started, 1),
         "train_images": len(dataset.samples) - len(val), "seed": config.seed,
+        "plan": plan.as_dict(), "notes": fitted.notes,
     }
-    card = make_card(dataset, config, hw, metrics)
+    card = make_card(dataset, config, plan, metrics)
     extras = {
         "report.md": render_markdown(card.name, card.version, metrics).encode(),
         "report.png": render_png(val, preds, dataset.classes, card.class_thresholds or {}),
@@ -117,21 +113,29 @@ def train_bundle(package: str | Path, out: str | Path, config: TrainConfig, forc
     return train_dataset(load_dataset_package(package), out, config, force, quiet)
 
 
+def _time_limit(config: TrainConfig, reporter: ProgressReporter) -> float | None:
+    """Seconds the training loop may take so the whole run ends within --time-limit-min."""
+    if config.epochs or not config.time_limit_min:
+        return None
+    return max(60.0, config.time_limit_min * 60 - (time.monotonic() - reporter.started) - _FINISH_RESERVE_S)
+
+
 def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force: bool = False, quiet: bool = False) -> Path:
     """Train on an already validated dataset and write the bundle into `out`."""
     out = Path(out)
     _prepare_out(out, force)
     train, val = split_dataset(dataset.samples, config.val_fraction, config.seed)
-    hw = input_hw(config, dataset.samples[0].image.shape[:2], box_sizes(train))
+    plan = make_plan(train, val, dataset.classes, config)
     work = out / WORK_DIR
     work.mkdir(exist_ok=True)
-    steps = steps_per_epoch(len(train), hw, config)
-    config = resolve_epochs(config, steps)
-    save_spec(work, ModelSpec(len(dataset.classes), config.width_multiplier, weights=config.backbone_weights()), hw, config)
-    reporter = ProgressReporter(out, config.epochs, steps, quiet)
+    spec = ModelSpec(len(dataset.classes), config.width_multiplier, weights=config.backbone_weights())
+    save_spec(work, spec, plan.policy, config.model_copy(update={"max_detections": plan.max_detections}))
+    reporter = ProgressReporter(out, plan.epochs, plan.steps_per_epoch, quiet)
+    reporter.note(describe(plan))
     try:
-        fitted = fit(FitPlan(train, val, dataset.classes, hw, work), config, reporter)
-        _finish(out, dataset, val, fitted, config, hw, reporter)
+        limit = _time_limit(config, reporter)
+        fitted = fit(FitPlan(train, val, dataset.classes, plan, work, limit), config, reporter)
+        _finish(out, dataset, val, fitted, config, plan, reporter)
         reporter.set_state("done", f"bundle written to {out}", bundle=str(out))
     except BaseException as exc:
         reporter.set_state("failed", f"{type(exc).__name__}: {exc}")
@@ -142,7 +146,7 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
 
 
 def rebuild_inference_model(bundle: Path):  # type: ignore[no-untyped-def]
-    """The Keras model of an existing bundle, from its train/spec.json and checkpoint."""
+    """The Keras model of an existing bundle, from its train/spec.json and checkpoint, and its resize rule."""
     spec_path, weights = bundle / WORK_DIR / "spec.json", bundle / WORK_DIR / "best.weights.h5"
     if not spec_path.is_file() or not weights.is_file():
         raise OutputDirError(f"{bundle}: {WORK_DIR}/spec.json or {WORK_DIR}/best.weights.h5 is missing: "
@@ -152,4 +156,8 @@ def rebuild_inference_model(bundle: Path):  # type: ignore[no-untyped-def]
     raw = build_raw_model(spec)
     raw.load_weights(weights)
     hw = (int(payload["input_hw"][0]), int(payload["input_hw"][1]))
-    return build_inference_model(raw, hw, int(payload["config"]["max_detections"])), hw, payload
+    resize: Resize = hw  # spec.json of a bundle from before tiling: frames were stretched
+    if "policy" in payload:
+        p = payload["policy"]
+        resize = TilePolicy(float(p["scale"]), hw, int(p["overlap"]), int(p["max_tiles"]))
+    return build_inference_model(raw, hw, int(payload["config"]["max_detections"]) or 100), resize, payload

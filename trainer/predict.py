@@ -1,7 +1,9 @@
 """Running the inference model on whole frames the way the device does, and scoring the result.
 
-Frames are stretched to the network input (the bundle says `resize: stretch`) and boxes are
-scaled back to frame pixels, so validation numbers are what the device will actually see.
+Frames are resized by the bundle's one scale and padded or cut into tiles (`resize: tile`,
+trainer/tiling.py), or, for bundles written before that, stretched to the network input
+(`resize: stretch`); boxes come back in frame pixels, so validation numbers are what the device
+will actually see.
 """
 
 from __future__ import annotations
@@ -15,9 +17,18 @@ from trainer.augment import normalize
 from trainer.counts import count_agreement, fit_class_thresholds, keep_above, threshold_vector
 from trainer.dataset import Sample
 from trainer.metrics import Boxes, best_f1_threshold, coco_map, collect_matches
+from trainer.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles
 
 FITTED = "fitted on these images to minimise the count error per class"
 GIVEN = "the bundle's (what the device uses)"
+
+Resize = TilePolicy | tuple[int, int]  # a tile policy, or the (height, width) old bundles stretch to
+_SCORE_FLOOR = 1e-3  # tiled frames: detections below this add nothing measurable to mAP
+
+
+def frame_max_detections(resize: Resize, per_pass: int) -> int:
+    """Most detections one frame can have: a tiled frame merges up to max_tiles passes."""
+    return per_pass * (resize.max_tiles if isinstance(resize, TilePolicy) else 1)
 
 
 def prepare_input(image: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
@@ -34,20 +45,51 @@ def keras_runner(model: object) -> Runner:
     return lambda x: model(x, training=False)  # type: ignore[operator]
 
 
-def predict(model: Runner, samples: list[Sample], input_hw: tuple[int, int], batch: int = 4) -> list[Boxes]:
+def predict(model: Runner, samples: list[Sample], resize: Resize, batch: int = 4) -> list[Boxes]:
     """Detector outputs (Keras or ONNX runner) for each sample, boxes in the sample's own pixels."""
+    if isinstance(resize, TilePolicy):
+        return _predict_tiled(model, samples, resize, batch)
     results: list[Boxes] = []
     for start in range(0, len(samples), batch):
         chunk = samples[start : start + batch]
-        x = np.stack([prepare_input(s.image, input_hw) for s in chunk])
+        x = np.stack([prepare_input(s.image, resize) for s in chunk])
         out: Mapping[str, object] = model(x)
         for i, sample in enumerate(chunk):
-            sy = sample.image.shape[0] / input_hw[0]
-            sx = sample.image.shape[1] / input_hw[1]
+            sy = sample.image.shape[0] / resize[0]
+            sx = sample.image.shape[1] / resize[1]
             boxes = np.asarray(out["boxes"], np.float64)[i] * np.array([sx, sy, sx, sy])
             scores = np.asarray(out["scores"], np.float64)[i]
             results.append(Boxes(boxes, scores, np.asarray(out["classes"])[i].astype(int)))
     return results
+
+
+def _predict_tiled(model: Runner, samples: list[Sample], policy: TilePolicy, batch: int) -> list[Boxes]:
+    """Tiles of every frame, run `batch` at a time across frames, merged back per frame."""
+    cuts: list[tuple[np.ndarray, TileLayout]] = [cut_tiles(s.image, policy) for s in samples]
+    flat = [(i, t) for i, (tiles, _) in enumerate(cuts) for t in range(len(tiles))]
+    outputs: dict[str, list[np.ndarray]] = {"boxes": [], "scores": [], "classes": []}
+    for start in range(0, len(flat), batch):
+        x = np.stack([normalize(cuts[i][0][t]) for i, t in flat[start : start + batch]])
+        out = model(x)
+        for key in outputs:
+            outputs[key].extend(np.asarray(out[key]))  # type: ignore[call-overload]
+    results: list[Boxes] = []
+    first = 0
+    for tiles, layout in cuts:
+        part = {k: v[first : first + len(tiles)] for k, v in outputs.items()}
+        first += len(tiles)
+        live = [np.asarray(s) >= _SCORE_FLOOR for s in part["scores"]]  # the K-row tails are ~0: skip merging them
+        kept = {k: [v[m] for v, m in zip(part[k], live, strict=True)] for k in outputs}
+        xyxy, scores, classes = merge_tiles(kept["boxes"], kept["scores"], kept["classes"], layout, policy)
+        results.append(Boxes(xyxy, scores, classes.astype(int)))
+    return results
+
+
+def first_tiles(samples: list[Sample], resize: Resize) -> np.ndarray:
+    """One normalised network input per sample (its first tile): ONNX parity and int8 calibration."""
+    if isinstance(resize, TilePolicy):
+        return np.stack([normalize(cut_tiles(s.image, resize)[0][0]) for s in samples])
+    return np.stack([prepare_input(s.image, resize) for s in samples])
 
 
 def truth_of(samples: list[Sample]) -> list[Boxes]:

@@ -60,6 +60,19 @@ class ProgressReporter:
         self.writer.flush()
         self.write()
 
+    def set_epochs(self, epochs: int) -> None:
+        """The run was shortened (early stop, time limit): the bar and ETA follow."""
+        self.epochs = epochs
+        self.state["epochs"] = epochs
+        self.bar.total = epochs * self.steps_per_epoch
+        self.bar.refresh()
+
+    def note(self, text: str) -> None:
+        """A line a person should read (the plan, early stopping), above the bar; kept in progress.json."""
+        self.bar.write(text, file=sys.stderr)
+        self.state.setdefault("notes", []).append(text)
+        self.write()
+
     def set_state(self, state: str, message: str = "", **extra: Any) -> None:
         self.state.update(state=state, message=message, **extra)
         self.write()

@@ -7,7 +7,7 @@ cleanly on Ctrl-C keeping the best weights so far.
 
 from __future__ import annotations
 
-import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +21,10 @@ from trainer.config import TrainConfig
 from trainer.dataset import Sample
 from trainer.losses import detection_loss
 from trainer.model import STRIDE, ModelSpec, build_inference_model, build_raw_model
-from trainer.predict import evaluate_predictions, keras_runner, predict
+from trainer.plan import TrainingPlan, crops_per_image
+from trainer.predict import evaluate_predictions, frame_max_detections, keras_runner, predict
 from trainer.progress import ProgressReporter
+from trainer.schedule import RunControl, ShrinkableCosine
 
 
 @dataclass
@@ -33,22 +35,30 @@ class FitResult:
     epochs_run: int
     interrupted: bool
     history: list[dict[str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # early stop, time limit
 
 
-def _batches(train: list[Sample], base_scale: tuple[float, float], config: TrainConfig, n_classes: int) -> Iterator[tuple[np.ndarray, ...]]:
+def _draws(train: list[Sample], scale: float, crop: int) -> np.ndarray:
+    """Image indices of one epoch: each image as often as crops cover it once (large frames more)."""
+    return np.repeat(np.arange(len(train)), [crops_per_image(s.image.shape[:2], scale, crop) for s in train])
+
+
+def _batches(train: list[Sample], scale: float, config: TrainConfig, n_classes: int) -> Iterator[tuple[np.ndarray, ...]]:
     """Endless augmented batches (images, heatmap, log_size, offset, mask), seeded."""
     rng = np.random.default_rng(config.seed)
     aug = AugmentConfig(crop=config.crop)
+    draws = _draws(train, scale, config.crop)
     while True:
-        order = rng.permutation(len(train))
+        order = rng.permutation(draws)
         for start in range(0, len(order), config.batch_size):
             picks = order[start : start + config.batch_size]
             if len(picks) < config.batch_size:
-                picks = np.concatenate([picks, rng.integers(0, len(train), config.batch_size - len(picks))])
-            items = [augment(train[int(i)], base_scale, aug, rng) for i in picks]
-            targets = [encode_targets(b, c, (config.crop, config.crop), n_classes) for _, b, c in items]
+                picks = np.concatenate([picks, rng.choice(draws, config.batch_size - len(picks))])
+            crops = [augment(train[int(i)], scale, aug, rng) for i in picks]
+            size = (config.crop, config.crop)
+            targets = [encode_targets(c.boxes, c.classes, size, n_classes, (c.ignore, c.ignore_classes)) for c in crops]
             yield (
-                np.stack([normalize(img) for img, _, _ in items]),
+                np.stack([normalize(c.image) for c in crops]),
                 np.stack([t.heatmap for t in targets]),
                 np.stack([t.log_size for t in targets]),
                 np.stack([t.offset for t in targets]),
@@ -56,7 +66,7 @@ def _batches(train: list[Sample], base_scale: tuple[float, float], config: Train
             )
 
 
-def _pipeline(train: list[Sample], base_scale: tuple[float, float], config: TrainConfig, n_classes: int) -> tf.data.Dataset:
+def _pipeline(train: list[Sample], scale: float, config: TrainConfig, n_classes: int) -> tf.data.Dataset:
     g = config.crop // STRIDE
     spec = (
         tf.TensorSpec((None, config.crop, config.crop, 3), tf.float32),
@@ -65,16 +75,11 @@ def _pipeline(train: list[Sample], base_scale: tuple[float, float], config: Trai
         tf.TensorSpec((None, g, g, 2), tf.float32),
         tf.TensorSpec((None, g, g, 1), tf.float32),
     )
-    source = tf.data.Dataset.from_generator(lambda: _batches(train, base_scale, config, n_classes), output_signature=spec)
+    source = tf.data.Dataset.from_generator(lambda: _batches(train, scale, config, n_classes), output_signature=spec)
     return source.prefetch(2)
 
 
-def _optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
-    warmup = max(1, min(total_steps // 20, 100))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate * 0.1, max(1, total_steps - warmup), alpha=0.02,
-        warmup_target=config.learning_rate, warmup_steps=warmup,
-    )
+def _optimizer(schedule: ShrinkableCosine) -> keras.optimizers.Optimizer:
     return keras.optimizers.AdamW(schedule, weight_decay=1e-4, clipnorm=10.0)
 
 
@@ -91,26 +96,32 @@ def _make_step(raw: keras.Model, optimizer: keras.optimizers.Optimizer):  # type
     return step
 
 
-def _eval_epochs(config: TrainConfig) -> set[int]:
-    """Epochs after which to score the validation split (checkpointing the best).
-
-    By default about ten times, skipping the first third of the run (early weights never win).
-    """
-    if config.eval_every:
-        return {e for e in range(1, config.epochs + 1) if e % config.eval_every == 0} | {config.epochs}
-    every = max(1, math.ceil(config.epochs / 10))
-    return {e for e in range(1, config.epochs + 1) if e % every == 0 and e > config.epochs // 3} | {config.epochs}
-
-
 @dataclass(frozen=True)
 class FitPlan:
-    """What `fit` needs besides the config: the data and where the run lives."""
+    """What `fit` needs besides the config: the data, the decided plan and where the run lives."""
 
     train: list[Sample]
     val: list[Sample]
     classes: list[str]
-    input_hw: tuple[int, int]
+    plan: TrainingPlan
     work_dir: Path
+    limit_s: float | None = None  # wall time the training loop may take (None: no limit)
+
+
+def _evaluate(inference: keras.Model, plan: FitPlan) -> dict[str, float]:
+    p = plan.plan
+    preds = predict(keras_runner(inference), plan.val, p.policy)
+    scores = evaluate_predictions(plan.val, preds, plan.classes, frame_max_detections(p.policy, p.max_detections))
+    return {"map50": float(scores["map50"]), "map50_95": float(scores["map50_95"])}  # type: ignore[arg-type]
+
+
+def _apply(control: RunControl, schedule: ShrinkableCosine, reporter: ProgressReporter, epoch: int, epochs_before: int) -> None:
+    """Tell the learning rate and the progress bar when the run was shortened."""
+    if control.epochs == epochs_before:
+        return
+    schedule.squeeze(epoch * reporter.steps_per_epoch, (control.epochs - epoch) * reporter.steps_per_epoch)
+    reporter.set_epochs(control.epochs)
+    reporter.note(control.notes[-1])
 
 
 def fit(plan: FitPlan, config: TrainConfig, reporter: ProgressReporter) -> FitResult:
@@ -118,36 +129,42 @@ def fit(plan: FitPlan, config: TrainConfig, reporter: ProgressReporter) -> FitRe
     keras.utils.set_random_seed(config.seed)
     spec = ModelSpec(len(plan.classes), config.width_multiplier, weights=config.backbone_weights())
     raw = build_raw_model(spec)
-    image_hw = plan.train[0].image.shape[:2]
-    base_scale = (plan.input_hw[1] / image_hw[1], plan.input_hw[0] / image_hw[0])
     steps = reporter.steps_per_epoch
-    step = _make_step(raw, _optimizer(config, steps * config.epochs))
-    inference = build_inference_model(raw, plan.input_hw, config.max_detections)
+    control = RunControl(plan.plan.epochs, steps, config.eval_every, plan.limit_s, early_stop=bool(plan.val))
+    schedule = ShrinkableCosine(config.learning_rate, steps * control.epochs)
+    step = _make_step(raw, _optimizer(schedule))
+    inference = build_inference_model(raw, plan.plan.policy.input_hw, plan.plan.max_detections)
     checkpoint = plan.work_dir / "best.weights.h5"
     result = FitResult(raw, -1.0, 0, 0, False)
-    batches = iter(_pipeline(plan.train, base_scale, config, len(plan.classes)))
-    eval_at = _eval_epochs(config)
+    batches = iter(_pipeline(plan.train, plan.plan.policy.scale, config, len(plan.classes)))
+    started = time.monotonic()
     try:
-        for epoch in range(1, config.epochs + 1):
+        epoch = 0
+        while epoch < control.epochs:
+            epoch += 1
             sums: dict[str, float] = {}
             for _ in range(steps):
                 losses = {k: float(v) for k, v in step(*next(batches)).items()}
                 sums = {k: sums.get(k, 0.0) + v for k, v in losses.items()}
                 reporter.step(losses["total"], epoch)
             means = {k: v / steps for k, v in sums.items()}
+            before = control.epochs
             val = None
-            if epoch in eval_at:
-                scores = evaluate_predictions(plan.val, predict(keras_runner(inference), plan.val, plan.input_hw), plan.classes)
-                val = {"map50": float(scores["map50"]), "map50_95": float(scores["map50_95"])}  # type: ignore[arg-type]
-                if val["map50"] > result.best_map50:
+            if epoch in control.eval_at:
+                eval_started = time.monotonic()
+                val = _evaluate(inference, plan)
+                if control.scored(epoch, val["map50"], time.monotonic() - eval_started):
                     result.best_map50, result.best_epoch = val["map50"], epoch
                     raw.save_weights(checkpoint)
+            control.timed(epoch, time.monotonic() - started)
+            _apply(control, schedule, reporter, epoch, before)
             result.history.append({"epoch": epoch, **means, **(val or {})})
             result.epochs_run = epoch
             reporter.epoch_done(epoch, means, val)
     except KeyboardInterrupt:
         result.interrupted = True
         reporter.set_state("interrupted", "stopped by Ctrl-C: writing the bundle from the best weights so far")
+    result.notes = list(control.notes)
     if checkpoint.is_file():
         raw.load_weights(checkpoint)
     else:

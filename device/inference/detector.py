@@ -12,7 +12,8 @@ import numpy as np
 from device.detections import Detections
 from device.inference.backend import Backend, BackendContext, create_backend
 from device.inference.decode import DecodeError, decode, keep_class_thresholds
-from device.inference.preprocess import preprocess
+from device.inference.preprocess import normalize, preprocess
+from device.inference.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles, plan_frame
 from device.models.bundle import BundleError, ModelBundle, ModelCard, load_bundle
 from device.sources.base import to_bgr8
 
@@ -50,6 +51,9 @@ class Detector:
         self.last_route = "local"  # or remote:<endpoint> / fallback, from a backend that routes
         self.last_fields: dict[str, float | int] = {}  # extra frame-point fields from the backend (bytes_sent, ...)
         self._lock = threading.Lock()  # the frame loop and the panel's pre-annotation share one model
+        self.tile_policy = TilePolicy.of(bundle.card.input)
+        self._layouts: dict[tuple[int, int], TileLayout] = {}
+        self.last_layout: TileLayout | None = None
 
     @property
     def backend_name(self) -> str:
@@ -57,7 +61,10 @@ class Detector:
 
     def detect(self, image: np.ndarray) -> Detections:
         """Any frame (8/16-bit, grey or colour) -> boxes in that frame's pixels."""
-        tensor, transform = preprocess(to_bgr8(image), self.card.input, self.card.normalization)
+        frame = to_bgr8(image)
+        if self.tile_policy is not None:
+            return self._detect_tiled(frame, self.tile_policy)
+        tensor, transform = preprocess(frame, self.card.input, self.card.normalization)
         with self._lock:
             start = time.perf_counter()
             outputs = self.backend.run(tensor)
@@ -67,13 +74,57 @@ class Detector:
         detections = keep_class_thresholds(decode(outputs, self.card.output, self.threshold), self.thresholds)
         return transform.to_frame(detections)
 
+    def _detect_tiled(self, frame: np.ndarray, policy: TilePolicy) -> Detections:
+        """`resize: tile`: one scale, padded or cut into tiles, one pass per tile, merged."""
+        layout = self._layout(frame.shape[:2], policy)
+        tensors = [normalize(tile, self.card.input, self.card.normalization) for tile in cut_tiles(frame, layout, policy)]
+        with self._lock:
+            start = time.perf_counter()
+            outputs = [self.backend.run(tensor) for tensor in tensors]
+            self.last_inference_ms = (time.perf_counter() - start) * 1000.0
+        self.last_layout = layout
+        parts = [decode(out, self.card.output, self.threshold) for out in outputs]
+        return keep_class_thresholds(merge_tiles(parts, layout, policy), self.thresholds)
+
+    def _layout(self, frame_hw: tuple[int, int], policy: TilePolicy) -> TileLayout:
+        """Tiles for this frame size, planned once and said in the log (shrunk frames as a warning)."""
+        layout = self._layouts.get(frame_hw)
+        if layout is None:
+            layout = self._layouts[frame_hw] = plan_frame(frame_hw, policy)
+            h, w = frame_hw
+            if layout.scale < policy.scale:
+                log.warning("frames of %dx%d would need more than %d tiles at scale %.3f: shrunk to scale %.3f "
+                            "(%d tiles) to keep the frame rate; objects look smaller than trained", w, h,
+                            policy.max_tiles, policy.scale, layout.scale, len(layout.origins))
+            else:
+                log.info("frames of %dx%d run at scale %.3f as %d tile(s) of %dx%d", w, h, layout.scale,
+                         len(layout.origins), policy.input_hw[1], policy.input_hw[0])
+        return layout
+
+    def tiling_info(self) -> dict[str, object]:
+        """How frames are fitted to the model, for /healthz and the live statistics."""
+        spec = self.card.input
+        info: dict[str, object] = {"resize": spec.resize, "input": f"{spec.width}x{spec.height}"}
+        policy, layout = self.tile_policy, self.last_layout
+        if policy is not None:
+            info.update(scale=policy.scale, overlap=policy.overlap, max_tiles=policy.max_tiles)
+        if policy is not None and layout is not None:
+            info.update(frame=f"{layout.frame_hw[1]}x{layout.frame_hw[0]}", tiles=len(layout.origins),
+                        frame_scale=round(layout.scale, 4), shrunk=layout.scale < policy.scale,
+                        inference_ms=round(self.last_inference_ms, 2))
+        return info
+
     def warm_up(self) -> None:
         """First runs allocate and tune; doing them now keeps the first real frames on time and
         proves the outputs decode, so a broken model is rejected before it is swapped in."""
-        blank = np.full((self.card.input.height, self.card.input.width, 3), 128, np.uint8)
+        spec = self.card.input
+        shrink = 1.0 / self.tile_policy.scale if self.tile_policy else 1.0  # one tile, however the card scales
+        blank = np.full((max(1, int(spec.height * shrink)), max(1, int(spec.width * shrink)), 3), 128, np.uint8)
         try:
             for _ in range(WARMUP_RUNS):
                 detections = self.detect(blank)
+            self._layouts.clear()
+            self.last_layout = None
         except DecodeError as exc:
             raise BundleError(f"{self.bundle.root}: outputs do not match output.format '{self.card.output.format}': {exc}") from exc
         except BundleError:

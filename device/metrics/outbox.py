@@ -61,7 +61,10 @@ class Outbox:
             # INCREMENTAL lets maintain() hand freed pages back to the disk; an existing file needs
             # one VACUUM to switch (a new one switches before its first table).
             db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            db.execute("VACUUM")
+            try:
+                db.execute("VACUUM")
+            except sqlite3.Error as exc:  # a full disk: freed pages are still reused, only not handed back
+                log.warning("outbox: cannot switch to incremental vacuum (%s); continuing without", exc)
         columns = [row[1] for row in db.execute("PRAGMA table_info(points)")]
         if columns and "fields" not in columns:  # a pre-release layout: keep it aside, start fresh
             with write_transaction(db):

@@ -151,8 +151,11 @@ class OutboxSender:
         self.state, self.error = "ok", ""
 
     def _store_failed(self, exc: sqlite3.Error) -> None:
-        self.store_error = f"{type(exc).__name__}: {str(exc)[:300]}"
-        log.error("outbox store error (reconnecting): %s", self.store_error)
+        """Report (once per distinct error, not once per retry) and drop this thread's connection."""
+        message = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if message != self.store_error:
+            log.error("outbox store error (reconnecting): %s", message)
+        self.store_error = message
         self.outbox.reconnect()
 
     def _run_upkeep(self) -> None:
@@ -174,10 +177,10 @@ class OutboxSender:
         try:
             dropped = self.outbox.maintain()
         except Exception as exc:  # a full disk must not kill the sender
-            log.error("outbox maintenance failed: %s", exc)
             if isinstance(exc, sqlite3.Error):
-                self.store_error = f"{type(exc).__name__}: {str(exc)[:300]}"
-                self.outbox.reconnect()
+                self._store_failed(exc)
+            else:
+                log.error("outbox maintenance failed: %s", exc)
             return
         if dropped:
             log.warning("outbox over its disk budget: dropped the %d oldest unsent points", dropped)

@@ -38,8 +38,21 @@ class InputSpec(_Strict):
     height: int = Field(gt=0, le=4096, description="Network input height in pixels")
     layout: Literal["NCHW", "NHWC"] = Field("NHWC", description="Tensor layout of the input")
     color: Literal["RGB", "BGR"] = Field("RGB", description="Channel order the network expects")
-    resize: Literal["stretch", "letterbox"] = Field("stretch", description="How frames are fitted")
+    resize: Literal["stretch", "letterbox", "tile"] = Field(
+        "stretch", description="How frames are fitted: stretch, letterbox, or tile (every frame resized by `scale`, "
+        "aspect kept; padded when it fits the input, else cut into overlapping tiles merged by NMS)"
+    )
     name: str | None = Field(None, description="Input tensor name (first input if empty)")
+    scale: float | None = Field(None, gt=0, le=16, description="resize tile: network pixels per frame pixel, for every frame")
+    tile_overlap: int = Field(0, ge=0, le=2048, description="resize tile: overlap of neighbouring tiles, network pixels")
+    max_tiles: int = Field(1, ge=1, le=256, description="resize tile: most tiles per frame; larger frames are shrunk to fit "
+                           "(the frame-rate budget)")
+
+    @model_validator(mode="after")
+    def _tile_needs_scale(self) -> InputSpec:
+        if self.resize == "tile" and self.scale is None:
+            raise ValueError("resize 'tile' needs input.scale (network pixels per frame pixel)")
+        return self
 
 
 class Normalization(_Strict):

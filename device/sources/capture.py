@@ -71,7 +71,10 @@ class Capture:
 
     @property
     def period_s(self) -> float | None:
-        """Seconds between the source's frames, once a few came; None before."""
+        """Seconds between a live source's frames, once a few came; None before, and always for a
+        file or folder (it waits for the loop: it has no pace of its own)."""
+        if not self.source.live:
+            return None
         fps = self._rate.fps
         return 1.0 / fps if fps > 0 else None
 

@@ -20,6 +20,8 @@ from device.detections import Detections
 from device.tracking.drift import estimate_drift
 from device.tracking.settings import TrackingSettings
 
+_CLASS_SPACING = 1e6  # px between classes in the matching space; far beyond any frame and gate
+
 
 def track_dtype(window: int) -> np.dtype:
     """One row per open track; `ring` holds the last `window` field positions for smoothing and
@@ -104,17 +106,21 @@ class FieldTracker:
         only the contested rest goes through the closest-first loop."""
         if not len(predicted) or not len(centres):
             return np.zeros((0,), np.intp), np.zeros((0,), np.intp)
-        dist = np.hypot(predicted[:, None, 0] - centres[None, :, 0], predicted[:, None, 1] - centres[None, :, 1])
+        # classes a world apart on x: a cross-class pair is always outside the gate (no mask needed)
+        dx = (predicted[:, 0] + _CLASS_SPACING * self.rows["cls"])[:, None] - (centres[:, 0] + _CLASS_SPACING * classes)[None, :]
+        dy = predicted[:, 1, None] - centres[None, :, 1]
+        dist = dx * dx
+        dist += dy * dy  # squared distances: no square root needed to compare or order them
         gate = self.settings.gate_px + 0.25 * self.rows["radius"]
-        dist[(dist > gate[:, None]) | (self.rows["cls"][:, None] != classes[None, :])] = np.inf
+        dist[dist > (gate * gate)[:, None]] = np.inf
         best_d = dist.argmin(axis=1)
         best_t = dist.argmin(axis=0)
         rows = np.arange(len(predicted))
-        mutual = (best_t[best_d] == rows) & np.isfinite(dist[rows, best_d])
+        mutual = (best_t[best_d] == rows) & (dist[rows, best_d] < np.inf)
         pairs_t, pairs_d = rows[mutual].tolist(), best_d[mutual].tolist()
         dist[pairs_t, :] = np.inf
         dist[:, pairs_d] = np.inf
-        cand_t, cand_d = np.nonzero(np.isfinite(dist))
+        cand_t, cand_d = np.nonzero(dist < np.inf)
         if len(cand_t):
             used_t, used_d = set(pairs_t), set(pairs_d)
             for k in np.argsort(dist[cand_t, cand_d], kind="stable").tolist():

@@ -121,3 +121,30 @@ def yolov8_bundle(folder: Path, head: np.ndarray, classes: list[str], size: int 
                       input={"width": size, "height": size, "layout": "NCHW", "color": "RGB", "resize": "letterbox"},
                       output={"format": "yolov8", "max_detections": 100, "nms_iou": 0.5}, score_threshold=0.25)
     return write_bundle(folder, yolov8_graph(head, size), model_card)
+
+
+def malformed_peaks_bundle(folder: Path, boxes: np.ndarray, width: int = 320, height: int = 240) -> Path:
+    """A bundle that claims to be peaks 1.0.0 (same name, version, output names) but answers with
+    fixed, broken outputs: what a hive server with the wrong or a corrupted model would send."""
+    n = helper.make_node
+    k = boxes.shape[1]
+    nodes = [
+        n("ReduceMean", ["image"], ["mean"], axes=[0, 1, 2, 3], keepdims=0),
+        n("Mul", ["mean", "zero"], ["nothing"]),
+        n("Add", ["fixed_boxes", "nothing"], ["boxes"]),
+        n("Add", ["fixed_scores", "nothing"], ["scores"]),
+        n("Identity", ["fixed_classes"], ["classes"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "malformed_peaks",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, height, width, 3])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, list(boxes.shape)),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, k]),
+         helper.make_tensor_value_info("classes", TensorProto.INT64, [1, k])],
+        [_const("fixed_boxes", boxes), _const("fixed_scores", np.ones((1, k))), _const("fixed_classes", np.zeros((1, k)), np.int64),
+         _const("zero", 0.0)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return write_bundle(folder, model, card("peaks", ["cell", "crystal", "debris"], width, height, version="1.0.0"))

@@ -33,3 +33,21 @@ def test_bundle_replaced_in_place_is_reloaded(running: Runtime, peak_bundle: Pat
     shutil.copy(peak_bundle_v2 / "model.json", live / "model.json")
     os.utime(live / "model.json", (5000, 5000))
     assert reloader.check_once() and running.model_card().name == "peaks-b"  # type: ignore[union-attr]
+
+
+def test_models_beside_the_main_one_follow_the_config_file(running: Runtime, peak_bundle: Path, peak_bundle_v2: Path, tmp_path: Path) -> None:
+    file = tmp_path / "device.yaml"
+    _write(file, f"model: {peak_bundle}\n", 1000)
+    reloader = ModelReloader(running, lambda: load_config(file, environ={}), file)
+    _write(file, f"model: {peak_bundle}\nmodels:\n  - {{name: b, bundle: {peak_bundle_v2}, every: 2}}\n"
+                 f"  - {{name: bad, bundle: {tmp_path / 'missing'}}}\n", 2000)
+    reloader.check_once()
+    assert [p.name for p in running.pipelines] == ["main", "b"]  # the bad one is refused, the good one runs
+    assert running.pipeline("b").slot.detector.card.name == "peaks-b" and running.pipeline("b").options.every == 2  # type: ignore[union-attr]
+    _write(file, f"model: {peak_bundle}\nmodels:\n  - {{name: b, bundle: {peak_bundle}, every: 5, overlay: false}}\n", 3000)
+    reloader.check_once()
+    b = running.pipeline("b")
+    assert b.slot.detector.card.name == "peaks" and (b.options.every, b.options.overlay) == (5, False)  # type: ignore[union-attr]
+    _write(file, f"model: {peak_bundle}\n", 4000)
+    reloader.check_once()
+    assert [p.name for p in running.pipelines] == ["main"] and running.model_card().name == "peaks"  # type: ignore[union-attr]

@@ -86,3 +86,20 @@ def test_an_archive_bigger_than_the_free_disk_is_refused(tmp_path: Path, monkeyp
     with pytest.raises(ArchiveError, match="of disk are free"):
         extract(io.BytesIO(bomb_zip({"big.png": 100 * MB})), tmp_path / "out", lambda n: True, UnzipLimits())
     assert os.listdir(tmp_path / "out") == []
+
+
+def _patch_central(data: bytes, offset: int, value: int) -> bytes:
+    """Change a 2-byte field of every central-directory record (flags at 8, method at 10)."""
+    raw = bytearray(data)
+    pos = raw.find(b"PK\x01\x02")
+    while pos >= 0:
+        raw[pos + offset:pos + offset + 2] = value.to_bytes(2, "little")
+        pos = raw.find(b"PK\x01\x02", pos + 4)
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(("offset", "value", "message"), [(8, 0x1, "encrypted"), (10, 99, "compression method")])
+def test_encrypted_or_unknown_entries_are_refused_not_errors(tmp_path: Path, offset: int, value: int, message: str) -> None:
+    data = _patch_central(bomb_zip({}, {"a.png": b"png bytes" * 100}), offset, value)
+    with pytest.raises(ArchiveError, match=message):
+        extract(io.BytesIO(data), tmp_path / "out", lambda n: True, UnzipLimits())

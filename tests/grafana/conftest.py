@@ -21,6 +21,7 @@ import requests
 
 from tests.conftest import INFLUX_V1, INFLUX_V2, Influx, create_database, drop_database
 from tests.device.bundles import peak_detector_bundle
+from tests.device.hive.server import HiveServer, hive_available
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "grafana-test"
@@ -39,6 +40,7 @@ class Fleet:
     model_version: str
     experiment: str = ""  # recorded on devices[0] (with a focus drift, so some frames are excluded)
     experiment_store: Path | None = None  # devices[0]'s own record of it
+    hive: bool = False  # scope-b ran its model on a real hive server (needs `make hive-env`)
 
 
 def start_experiment(data_dir: Path, name: str) -> str:
@@ -95,10 +97,27 @@ def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     env = {"SCOPEHIVE_UM_PER_PIXEL": "0.65", "SCOPEHIVE_TRACKING__LINE": "640,0,640,960", "SCOPEHIVE_TRACKING__FLOW_RATE_UL_MIN": "1.5"}
     experiment = start_experiment(work / "a", "grafana check")  # recorded on scope-a, through a focus drift
     run_device(name, "scope-a", bundle_a, work / "a", env, "synthetic://?seed=1&focus_drift=5&focus_period=40")
-    run_device(name, "scope-b", bundle_b, work / "b", env)
+    server = hive_server(bundle_b, work / "hive.log")  # scope-b's model runs on it (the Fleet's hive row)
+    hive_env = {"SCOPEHIVE_BACKEND": "triton", "SCOPEHIVE_HIVE__ENDPOINTS": server.url} if server else {}
+    try:
+        run_device(name, "scope-b", bundle_b, work / "b", {**env, **hive_env})
+    finally:
+        if server is not None:
+            server.kill()
     devices = ("scope-a", "scope-b")
     add_temperatures_where_unreadable(influx, devices)
     time.sleep(0.1)
     yield Fleet(influx, PROJECT, devices, ("cell", "crystal", "debris"), "peaks", "1.0.0", experiment,
-                work / "a" / "experiments.sqlite")
+                work / "a" / "experiments.sqlite", server is not None)
     drop_database(influx)
+
+
+def hive_server(bundle: Path, log: Path) -> HiveServer | None:
+    """A real Triton (PyTriton) serving `bundle`, or None where the hive environment is not set up."""
+    from device.hive.names import triton_model_name
+    from device.models.bundle import load_bundle
+
+    if not hive_available():
+        return None
+    name = triton_model_name(load_bundle(bundle).card)
+    return HiveServer([bundle], log).start([name, name + "_jpeg"])

@@ -18,6 +18,8 @@ def run(fleet: Fleet, *extra: str) -> list[str]:
 
 
 def test_every_panel_has_data(fleet_metrics: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
+    if not fleet_metrics.hive:
+        pytest.skip("no hive server environment here (`make hive-env`): the Fleet's hive panels would be empty")
     assert main(run(fleet_metrics, "--project", fleet_metrics.project, "--device", "scope-b", "--size", "area_um2")) == 0
     out = capsys.readouterr().out
     assert "every panel has data" in out and "EMPTY" not in out and "ERROR" not in out

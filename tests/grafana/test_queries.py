@@ -74,6 +74,8 @@ def expectations(dashboard: str, query: DashboardQuery, fleet: Fleet) -> dict[st
         ("fleet", "Objects per frame"): per_device,
         ("fleet", "Outbox depth"): per_device,
         ("fleet", "Temperature"): per_device,
+        ("fleet", "Hive: inference server per device"): {"device": {fleet.devices[1]}},
+        ("fleet", "Hive: remote inference latency"): {"device": {fleet.devices[1]}},
         ("fleet", "project"): {"value": {fleet.project}},
         ("experiment", "Objects per frame by class (all devices)"): {"class": set(fleet.classes)},
         ("experiment", "Objects per frame by device"): per_device,
@@ -93,6 +95,8 @@ def expectations(dashboard: str, query: DashboardQuery, fleet: Fleet) -> dict[st
     ("dashboard", "query"), QUERIES, ids=[f"{d}:{q.kind}:{q.owner}:{q.ref_id}" for d, q in QUERIES]
 )
 def test_query_returns_the_series_its_panel_expects(dashboard: str, query: DashboardQuery, fleet_metrics: Fleet) -> None:
+    if query.owner.startswith("Hive:") and not fleet_metrics.hive:
+        pytest.skip("no hive server environment here (`make hive-env`): the hive panels have no device to show")
     sizes = [value for value, _, _ in SIZE_MEASURES] if "${size}" in query.query else ["width_um"]
     for size in sizes:
         text = interpolate(query.query, variables(dashboard, fleet_metrics, size), TIME_FILTER, INTERVAL)
@@ -110,7 +114,8 @@ def test_model_panel_names_the_model_each_device_runs(device: str, model: str, v
     values = {**variables("microscope", fleet_metrics, "width_um"), "device": device}
     (row,) = fleet_metrics.influx.rows(interpolate(query.query, values, TIME_FILTER, INTERVAL))
     assert (row["model"], row["version"], row["camera"]) == (model, version, "ok")
-    assert str(row["backend"]).startswith(("onnx", "opencv")), row["backend"]  # CPU machine: one of the CPU backends
+    on_hive = device == "scope-b" and fleet_metrics.hive  # scope-b's model runs on the test hive server
+    assert str(row["backend"]).startswith(("triton",) if on_hive else ("onnx", "opencv")), row["backend"]
 
 
 def test_fleet_shows_who_runs_what(fleet_metrics: Fleet) -> None:
@@ -132,6 +137,17 @@ def test_device_events_annotation_shows_the_start(fleet_metrics: Fleet) -> None:
     annotation = next(q for d, q in QUERIES if d == "microscope" and q.kind == "annotation")
     rows = fleet_metrics.influx.rows(interpolate(annotation.query, variables("microscope", fleet_metrics, "width_um"), TIME_FILTER, INTERVAL))
     assert any(row["kind"] == "started" and row["device"] == fleet_metrics.devices[0] for row in rows)
+
+
+def test_fleet_shows_which_server_each_hive_device_uses(fleet_metrics: Fleet) -> None:
+    if not fleet_metrics.hive:
+        pytest.skip("no hive server environment here (`make hive-env`)")
+    table = next(q for d, q in QUERIES if d == "fleet" and q.owner == "Hive: inference server per device")
+    (row,) = fleet_metrics.influx.rows(interpolate(table.query, {"project": [fleet_metrics.project]}, TIME_FILTER, INTERVAL))
+    assert row["device"] == "scope-b" and row["state"] in ("remote", "fallback")  # fallback: a frame past its deadline
+    assert 0 < float(row["remote ms"]) < 5000 and 0 <= float(row["fallback rate"]) < 0.5  # type: ignore[arg-type]
+    servers = fleet_metrics.influx.rows("SELECT DISTINCT(\"hive_endpoint\") AS s FROM \"device_status\" WHERE \"device\" = 'scope-b'")
+    assert any(str(r["s"]).startswith("http://127.0.0.1:") for r in servers)
 
 
 def test_every_dashboard_has_queries() -> None:

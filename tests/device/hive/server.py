@@ -19,9 +19,20 @@ import requests
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def _hive_path() -> Path:
+    return Path(os.environ.get("SCOPEHIVE_TEST_HIVE_PYTHON", ROOT / ".venv-hive" / "bin" / "python"))
+
+
+def hive_available() -> bool:
+    """True where the hive server environment is set up (always under CI: `make test` makes it)."""
+    if not _hive_path().exists() and os.environ.get("CI"):
+        pytest.fail(f"no hive server environment at {_hive_path()}: `make hive-env` should have made it")
+    return _hive_path().exists()
+
+
 def hive_python() -> Path:
     """The hive environment's interpreter; skipped (failed under CI) when it is not set up."""
-    path = Path(os.environ.get("SCOPEHIVE_TEST_HIVE_PYTHON", ROOT / ".venv-hive" / "bin" / "python"))
+    path = _hive_path()
     if not path.exists():
         message = f"no hive server environment at {path}: run `make hive-env`"
         if os.environ.get("CI"):

@@ -116,3 +116,31 @@ def test_drain_pipelines_batches_and_stops_at_the_first_refusal(tmp_path: Path) 
     assert OutboxSender(box, InfluxSettings(url="http://x", batch_size=4), plain).drain() == 6
     assert [line.rsplit(" ", 1)[1] for line in plain.lines] == [str(100 + i) for i in range(4, 10)]
     assert box.depth() == 0
+
+
+def test_the_wal_counts_against_the_budget_without_any_upkeep_thread(tmp_path: Path) -> None:
+    """Commits alone (no sender, no maintain call) keep database + WAL + index inside the budget."""
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, max_bytes=1_000_000, history_s=3600)
+    for batch in range(3000):
+        box.add(_points(4, batch * 10, padding=40))
+    sizes = {suffix: (tmp_path / f"o.sqlite{suffix}").stat().st_size for suffix in ("", "-wal", "-shm")}
+    assert sum(sizes.values()) <= 1_000_000, sizes
+    assert sizes["-wal"] <= 250_000 and box.dropped() > 0  # the WAL's share: 25 % of the budget
+    assert box.disk_bytes() == sum(sizes.values())
+
+
+def test_an_outbox_from_an_older_version_keeps_its_points_and_can_shrink(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "o.sqlite"
+    old = Outbox(path, 10**9, 3600)
+    old.add(_points(50, 1000))
+    old.close()
+    with sqlite3.connect(path) as db:  # as older versions left it: no auto_vacuum
+        db.execute("PRAGMA journal_mode=DELETE")
+        db.execute("PRAGMA auto_vacuum=NONE")
+        db.execute("VACUUM")
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    box = Outbox(path, 10**9, 3600)
+    assert box._db().execute("PRAGMA auto_vacuum").fetchone()[0] == 2 and box.depth() == 50

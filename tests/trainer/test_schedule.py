@@ -1,0 +1,57 @@
+"""How long a run trains: a stall winds the run down with a short anneal, a slow machine is kept
+inside the time limit, and the learning rate never jumps when the run is shortened."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainer.schedule import RunControl, ShrinkableCosine, evaluation_epochs
+
+
+def test_evaluations_skip_the_first_third_and_include_the_last() -> None:
+    at = evaluation_epochs(60, 0)
+    assert min(at) > 20 and max(at) == 60 and 8 <= len(at) <= 15
+    assert evaluation_epochs(10, 3) == {3, 6, 9, 10}
+
+
+def test_a_stalled_run_is_wound_down_not_run_to_the_end() -> None:
+    control = RunControl(epochs=60, steps_per_epoch=50)
+    scores = iter([0.50, 0.60, 0.70, 0.701, 0.702, 0.700])  # three evaluations without a real gain
+    stopped_at = None
+    for epoch in range(1, 61):
+        if epoch > control.epochs:
+            break
+        if epoch in control.eval_at and stopped_at is None:
+            control.scored(epoch, next(scores), 1.0)
+            if control.epochs < 60:
+                stopped_at = epoch
+    assert stopped_at is not None and control.epochs == stopped_at + 6  # 10 % of the plan to anneal
+    assert control.epochs in control.eval_at and "stopped improving" in control.notes[0]
+
+
+def test_improving_runs_are_not_stopped() -> None:
+    control = RunControl(epochs=60, steps_per_epoch=50)
+    for i, epoch in enumerate(sorted(control.eval_at)):
+        control.scored(epoch, 0.5 + 0.01 * i, 1.0)
+    assert control.epochs == 60 and not control.notes
+
+
+def test_a_slow_machine_is_kept_inside_the_time_limit() -> None:
+    control = RunControl(epochs=60, steps_per_epoch=50, limit_s=600.0)
+    control.timed(1, 20.0)  # 20 s per epoch: 60 epochs would take 20 minutes
+    assert control.epochs == 30 and "time limit" in control.notes[0]
+    control.timed(2, 40.0)
+    assert control.epochs == 30  # on track now: no further cut
+    assert RunControl(epochs=60, steps_per_epoch=50, limit_s=None).epochs == 60
+
+
+def test_squeezing_the_schedule_never_raises_the_rate_and_ends_at_the_floor() -> None:
+    schedule = ShrinkableCosine(3e-3, 3000)
+    before = [float(schedule(s)) for s in (0, 50, 100, 1000, 1500)]
+    assert before[0] == pytest.approx(3e-4) and before[2] == pytest.approx(3e-3, rel=1e-3)
+    assert before[3] > before[4]
+    schedule.squeeze(1500, 300)
+    assert float(schedule(1500)) == pytest.approx(before[4], rel=1e-4)  # no jump
+    after = np.array([float(schedule(s)) for s in range(1500, 1801, 50)])
+    assert np.all(np.diff(after) < 0) and after[-1] == pytest.approx(3e-3 * 0.02, rel=1e-3)

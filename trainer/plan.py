@@ -1,0 +1,229 @@
+"""The training plan, decided from the whole dataset before TensorFlow starts, and said out loud.
+
+Everything here reads the annotations of every training image (never only the first one): the one
+scale frames are resized by, the network input (= tile) size, the tile overlap, how many
+detections the graph may output, how many crops an epoch draws from each image. The plan and its
+warnings are printed at the start of `train`, so a lab sees what the recipe will do with its
+data, and what it cannot handle well, before waiting a quarter of an hour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from trainer.config import TrainConfig, auto_scale
+from trainer.dataset import Sample
+from trainer.tiling import TilePolicy, frame_scale, scaled_hw, tile_count
+
+_MIN_STEPS = 16
+_TILE_SIDE = (64, 1280)  # network input sides, before rounding up to multiples of 32
+_MIN_OVERLAP = 48  # input pixels; beyond the object itself, context for the features at its edge
+_SQUARE_TILES = (256, 384, 512, 640, 768, 1024)
+_PASS_OVERHEAD_PX = 128 * 128  # a network pass costs about this much beyond its pixels (launch, decode)
+_MAX_TILES = (16, 64)  # default budget per frame: at least 16, and enough for every training frame, up to 64
+_MAX_DETECTIONS = (100, 1000)
+_DENSITY_MARGIN = 1.5
+# 2 CPU cores, MobileNetV2 0.35, batch 8 of 256 px crops: ~0.18 s per step (docs/trainer.md bench).
+_STEP_SECONDS_REF = 0.18
+_INFER_SECONDS_PER_MPX = 0.25  # whole-frame validation passes, same machine
+_BUDGET_MINUTES = 15.0
+
+
+@dataclass(frozen=True)
+class BoxStats:
+    """Box sizes (input to the scale choice) over a list of samples, in frame pixels."""
+
+    sqrt_area: np.ndarray
+    longest: np.ndarray
+    per_image: np.ndarray  # objects per image
+
+    @classmethod
+    def of(cls, samples: list[Sample]) -> BoxStats:
+        boxes = [s.boxes.reshape(-1, 4) for s in samples]
+        xyxy = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)
+        w, h = np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None), np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
+        return cls(np.sqrt(w * h), np.maximum(w, h), np.array([len(b) for b in boxes], int))
+
+
+@dataclass
+class TrainingPlan:
+    """What the run will do; printed at the start and stored in model.json metrics.training.plan."""
+
+    policy: TilePolicy
+    max_detections: int
+    steps_per_epoch: int
+    epochs: int
+    train_images: int
+    val_images: int
+    frame_sizes: dict[str, int]
+    expected_minutes: float
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "policy": {**asdict(self.policy), "input_hw": list(self.policy.input_hw)}}
+
+
+def _snap_up(value: float) -> int:
+    lo, hi = _TILE_SIDE
+    return int(math.ceil(min(max(value, lo), hi) / 32) * 32)
+
+
+def _overlap(stats: BoxStats, scale: float, tile_hw: tuple[int, int]) -> int:
+    """Wide enough that every object lies whole in the tile whose core holds its centre."""
+    biggest = float(np.percentile(stats.longest, 99)) * scale if len(stats.longest) else 0.0
+    wanted = int(math.ceil(max(_MIN_OVERLAP, 1.25 * biggest) / 16) * 16)
+    return min(wanted, min(tile_hw) // 2)
+
+
+def _tile_cost(sizes: Counter[tuple[int, int]], policy: TilePolicy) -> float:
+    """Network pixels to run every frame of the dataset once, plus a fixed cost per pass."""
+    area = policy.input_hw[0] * policy.input_hw[1] + _PASS_OVERHEAD_PX
+    return float(sum(n * tile_count(hw, policy.scale, policy) * area for hw, n in sizes.items()))
+
+
+def _candidate_tiles(sizes: Counter[tuple[int, int]], scale: float) -> list[tuple[int, int]]:
+    """Each frame size at the scale (rounded up to 32s), and square tiles between them."""
+    fitted = {(_snap_up(h), _snap_up(w)) for h, w in (scaled_hw(hw, scale) for hw in sizes)}
+    longest = max(max(t) for t in fitted)
+    squares = {(side, side) for side in _SQUARE_TILES if min(min(t) for t in fitted) < side < longest}
+    return sorted(fitted | squares)
+
+
+def choose_policy(sizes: Counter[tuple[int, int]], stats: BoxStats, config: TrainConfig) -> TilePolicy:
+    """One scale for every frame; the tile that costs the least network pixels over the dataset.
+
+    With `input_size` the longest side of the most common frame becomes that many pixels instead.
+    """
+    if config.input_size:
+        ref = sizes.most_common(1)[0][0]
+        scale = config.input_size / max(ref)
+        h, w = scaled_hw(ref, scale)
+        candidates = [(_snap_up(h), _snap_up(w))]
+    else:
+        scale = auto_scale(stats.sqrt_area)
+        candidates = _candidate_tiles(sizes, scale)
+    best: TilePolicy | None = None
+    for tile in candidates:
+        policy = TilePolicy(scale, tile, _overlap(stats, scale, tile), _MAX_TILES[1])
+        if best is None or _tile_cost(sizes, policy) < _tile_cost(sizes, best):
+            best = policy
+    assert best is not None
+    needed = max(tile_count(hw, scale, best) for hw in sizes)
+    return TilePolicy(scale, best.input_hw, best.overlap, int(np.clip(needed, *_MAX_TILES)))
+
+
+def auto_max_detections(stats: BoxStats, config: TrainConfig) -> int:
+    """1.5x the most objects in one training image, at least 100 (unless --max-detections is set)."""
+    if config.max_detections:
+        return config.max_detections
+    most = int(stats.per_image.max()) if len(stats.per_image) else 0
+    return int(np.clip(math.ceil(_DENSITY_MARGIN * most), *_MAX_DETECTIONS))
+
+
+def crops_per_image(frame_hw: tuple[int, int], scale: float, crop: int) -> int:
+    """Crops that cover the scaled frame once: how often an epoch draws this image."""
+    h, w = scaled_hw(frame_hw, scale)
+    return max(1, math.ceil(h * w / crop**2))
+
+
+def steps_per_epoch(train: list[Sample], scale: float, config: TrainConfig) -> int:
+    """Enough crops to cover every training pixel once at the training scale, at least 16 steps."""
+    crops = sum(crops_per_image(s.image.shape[:2], scale, config.crop) for s in train)
+    return max(_MIN_STEPS, math.ceil(crops / config.batch_size))
+
+
+def expected_minutes(steps: int, val: list[Sample], policy: TilePolicy, config: TrainConfig, evaluations: int) -> float:
+    """A rough forecast for 2 CPU cores (measured again after the first epoch)."""
+    step_s = _STEP_SECONDS_REF * config.batch_size * config.crop**2 / (8 * 256**2) * max(1.0, config.width_multiplier / 0.35)
+    tile_px = policy.input_hw[0] * policy.input_hw[1]
+    val_mpx = sum(tile_count(s.image.shape[:2], frame_scale(s.image.shape[:2], policy), policy) for s in val) * tile_px / 1e6
+    return (steps * step_s + (evaluations + 2) * val_mpx * _INFER_SECONDS_PER_MPX) / 60.0 + 0.5
+
+
+def _size_label(hw: tuple[int, int]) -> str:
+    return f"{hw[1]}x{hw[0]}"
+
+
+def _scale_warnings(samples: list[Sample], policy: TilePolicy, sizes: Counter[tuple[int, int]]) -> list[str]:
+    """Objects the one scale leaves too small or too large, and frames that need too many tiles."""
+    out: list[str] = []
+    by_size: dict[tuple[int, int], list[Sample]] = {}
+    for s in samples:
+        by_size.setdefault(s.image.shape[:2], []).append(s)
+    medians = {hw: float(np.median(BoxStats.of(group).sqrt_area)) for hw, group in by_size.items() if sum(len(g.boxes) for g in group)}
+    if len(medians) > 1 and max(medians.values()) > 2.5 * min(medians.values()):
+        lo, hi = min(medians, key=medians.__getitem__), max(medians, key=medians.__getitem__)
+        out.append(f"objects differ in size between frame sizes (median {medians[lo]:.0f} px in {_size_label(lo)} "
+                   f"frames, {medians[hi]:.0f} px in {_size_label(hi)}): one scale ({policy.scale:.2f}x) suits "
+                   "them unequally; if these are different magnifications, train one model per microscope")
+    stats = BoxStats.of(samples)
+    if len(stats.sqrt_area):
+        small = float(np.percentile(stats.sqrt_area, 10)) * policy.scale
+        if small < 8:
+            out.append(f"the small objects will be ~{small:.0f} px at the network's scale (under 8 px boxes rarely reach IoU 0.5 "
+                       "on its 4-px grid): image them at a higher magnification")
+        big = float(np.percentile(stats.longest, 99)) * policy.scale
+        if big > policy.overlap and any(tile_count(hw, policy.scale, policy) > 1 for hw in sizes):
+            out.append(f"the largest objects ({big:.0f} px at the network's scale) are wider than the tile overlap allows "
+                       f"({policy.overlap} px): in frames cut into tiles some may be split or counted twice")
+    shrunk = [hw for hw in sizes if frame_scale(hw, policy) < policy.scale]
+    if shrunk:
+        out.append(f"frames of {', '.join(_size_label(hw) for hw in shrunk)} would need more than {policy.max_tiles} tiles: "
+                   "they are shrunk to fit, and their objects are seen smaller than trained")
+    return out
+
+
+def _data_warnings(train: list[Sample], val: list[Sample], classes: list[str], max_detections: int, config: TrainConfig) -> list[str]:
+    out: list[str] = []
+    if len(train) < 30:
+        out.append(f"only {len(train)} training images: expect a model that has seen too little; annotate more")
+    if not val:
+        out.append("no validation images: the best epoch and the score threshold are chosen on nothing")
+    counts = np.bincount(np.concatenate([s.classes for s in train] or [np.zeros(0, int)]).astype(int), minlength=len(classes))
+    rare = [f"{name} ({int(n)})" for name, n in zip(classes, counts, strict=True) if n < 20]
+    if rare:
+        out.append(f"few training objects of {', '.join(rare)}: these classes will be found poorly")
+    most = int(BoxStats.of(train).per_image.max()) if train else 0
+    if most > max_detections:
+        out.append(f"an image holds {most} objects but the model outputs at most {max_detections} per tile (--max-detections)")
+    return out
+
+
+def make_plan(train: list[Sample], val: list[Sample], classes: list[str], config: TrainConfig) -> TrainingPlan:
+    """Everything decided before training; `config.epochs` 0 becomes a step budget (see config)."""
+    from trainer.config import resolve_epochs
+
+    samples = train + val
+    sizes: Counter[tuple[int, int]] = Counter((int(s.image.shape[0]), int(s.image.shape[1])) for s in samples)
+    policy = choose_policy(sizes, BoxStats.of(train), config)
+    max_detections = auto_max_detections(BoxStats.of(train), config)
+    steps = steps_per_epoch(train, policy.scale, config)
+    epochs = resolve_epochs(config, steps).epochs
+    plan = TrainingPlan(policy, max_detections, steps, epochs, len(train), len(val),
+                        {_size_label(hw): n for hw, n in sizes.most_common()},
+                        round(expected_minutes(steps * epochs, val, policy, config, 10), 1))
+    plan.warnings = _scale_warnings(samples, policy, sizes) + _data_warnings(train, val, classes, max_detections, config)
+    if plan.expected_minutes > _BUDGET_MINUTES:
+        plan.warnings.append(f"expected to take ~{plan.expected_minutes:.0f} min on 2 CPU cores: pass fewer --epochs, "
+                             "a smaller --crop, or train on a faster machine")
+    return plan
+
+
+def describe(plan: TrainingPlan) -> str:
+    """The plan as a few lines a person reads at the start of a run."""
+    p = plan.policy
+    sizes = ", ".join(f"{k} ({n})" for k, n in plan.frame_sizes.items())
+    lines = [
+        f"training plan: {plan.train_images} training and {plan.val_images} validation images; frames {sizes}",
+        f"  scale {p.scale:.3f}x for every frame (aspect kept, padded); network input {p.input_hw[1]}x{p.input_hw[0]}, "
+        f"larger frames as overlapping tiles (overlap {p.overlap} px, at most {p.max_tiles} per frame)",
+        f"  up to {plan.max_detections} detections per tile; {plan.epochs} epochs x {plan.steps_per_epoch} steps "
+        f"(stops early when validation stops improving); expected ~{plan.expected_minutes:.0f} min on 2 CPU cores",
+    ]
+    lines += [f"  warning: {w}" for w in plan.warnings]
+    return "\n".join(lines)
