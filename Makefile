@@ -7,10 +7,10 @@ PYTHON ?= python3
 # The hive inference server's own environment (PyTriton needs numpy < 2): `python -m trainer serve`.
 HIVE_VENV ?= .venv-hive
 
-.PHONY: help setup setup-device hive-env system-deps demo demo-model test lint typecheck unit bench bench-train dashboards clean
+.PHONY: help demo-port setup setup-device hive-env system-deps demo demo-model test lint typecheck unit bench bench-train dashboards clean
 
 help:
-	@echo "make demo     set up (device only) and run the live demo on http://localhost:8080"
+	@echo "make demo     set up (device only) and run the live demo on http://127.0.0.1:8080 (PORT=... for another)"
 	@echo "make test     set up everything, start InfluxDB + proxy on loopback, lint, typecheck, test"
 	@echo "make bench    print the performance figures (bench/); make bench-train for the trainer's"
 
@@ -51,8 +51,16 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-demo: setup-device
-	$(PY) -m device run --config device/demo.yaml
+# The demo listens on 127.0.0.1 only; `make demo PORT=8090` picks another port. The port is checked
+# before the (long) first set-up, so a clash is reported at once.
+PORT ?= 8080
+demo: demo-port setup-device
+	$(PY) -m device run --config device/demo.yaml --port $(PORT)
+
+demo-port:
+	@$(PYTHON) -c "import socket, sys; s = socket.socket(); \
+	  r = s.connect_ex(('127.0.0.1', $(PORT))); s.close(); \
+	  sys.exit(0 if r else 'port $(PORT) on 127.0.0.1 is already in use (another demo?): stop it, or run make demo PORT=8090')"
 
 # The committed demo bundle: trained on 640x480 synthetic-microscope frames (denser than usual, for
 # more objects per step) seen at 960x720 (upscaled: small specks need the pixels), scored on a

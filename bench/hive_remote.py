@@ -55,14 +55,16 @@ def main() -> None:
     name = triton_model_name(card)
     server = HiveServer([bundle], cache / "serve.log").start([name, name + "_jpeg"])
     try:
-        for transport in ("tensor", "jpeg"):
-            settings = HiveSettings(endpoints=[server.url], transport=transport, deadline_ms=10_000)  # type: ignore[call-arg]
+        for transport, quality in (("tensor", 90), ("jpeg", 90), ("jpeg", 95)):
+            settings = HiveSettings(endpoints=[server.url], transport=transport, jpeg_quality=quality, deadline_ms=10_000)  # type: ignore[call-arg]
             remote = load_detector(bundle, "triton", cache, None, BackendContext(settings))
             fps, p50, p95, counts, sent = measure(remote, frames, args.frames)
             route = remote.last_route
             same = sum(a == b for a, b in zip(counts, reference, strict=True))
-            print(f"{'remote (' + transport + ')':24s} {fps:6.1f} FPS  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  "
-                  f"{sent / 1024:8.1f} KiB/frame  counts equal on {same}/{len(reference)} frames  [{route}]")
+            worst = max(abs(a - b) for a, b in zip(counts, reference, strict=True))
+            label = f"remote ({transport}{'' if transport == 'tensor' else f' q{quality}'})"
+            print(f"{label:24s} {fps:6.1f} FPS  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  {sent / 1024:8.1f} KiB/frame  "
+                  f"counts equal on {same}/{len(reference)} frames (largest difference {worst}, of ~{np.mean(reference):.0f})  [{route}]")
             remote.backend.close()  # type: ignore[attr-defined]
     finally:
         server.kill()

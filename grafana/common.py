@@ -13,6 +13,7 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
+from device.colours import default_colour
 from grafana.influxql import (
     DATASOURCE_TYPE,
     DATASOURCE_UID,
@@ -221,6 +222,19 @@ def timeseries_panel(title: str, unit: str, targets: list[Target]) -> timeseries
     )
     for target in targets:
         panel = panel.with_target(target)
+    return panel
+
+
+# The demo model's classes in their order: a dashboard cannot read a project, so these names get the
+# colour a new project gives class 0, 1, 2 (device/colours.py), as on the stream and in the panel.
+DEMO_CLASSES = ("cell", "crystal", "debris")
+
+
+def with_class_colours(panel: timeseries.Panel) -> timeseries.Panel:
+    """Series named after a class (`cell`, `cell p90`, ...) drawn in that class's colour."""
+    for index, name in enumerate(DEMO_CLASSES):
+        colour = {"mode": "fixed", "fixedColor": default_colour(index)}
+        panel = panel.override_by_regexp(f"^{name}( .*)?$", [dm.DynamicConfigValue(id_val="color", value=colour)])
     return panel
 
 

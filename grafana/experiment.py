@@ -24,7 +24,7 @@ def class_filter() -> tuple[str, ...]:
 
 def counts_by_class() -> timeseries.Panel:
     select = Select((call("mean", "count"),), "class_stats", class_filter(), interval="$__interval", tags=("class",), fill="none")
-    return timeseries_panel("Objects per frame by class (all devices)", "none", [Target("A", select).alias("$tag_class")])
+    return common.with_class_colours(timeseries_panel("Objects per frame by class (all devices)", "none", [Target("A", select).alias("$tag_class")]))
 
 
 def counts_by_device() -> timeseries.Panel:
@@ -45,7 +45,7 @@ def size_heatmap() -> heatmap.Panel:
 def size_by_class() -> timeseries.Panel:
     where = (*class_filter(), '"count" > 0')
     select = Select((call("median", "${size}_median"),), "class_stats", where, interval="$__interval", tags=("class",), fill="none")
-    return timeseries_panel("Median box size by class: ${size:text}", "none", [Target("A", select).alias("$tag_class")])
+    return common.with_class_colours(timeseries_panel("Median box size by class: ${size:text}", "none", [Target("A", select).alias("$tag_class")]))
 
 
 def class_summary() -> table.Panel:

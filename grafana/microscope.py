@@ -88,9 +88,10 @@ def counts_per_class() -> timeseries.Panel:
     total = Select(
         fields=(call("mean", "count"),), measurement="frame", where=device_filter(), interval="$__interval", fill="none"
     )
-    return timeseries_panel(
+    panel = timeseries_panel(
         "Objects per frame by class", "none", [Target("A", by_class).alias("$tag_class"), Target("B", total).alias("all classes")]
     ).description("Mean number of detected objects per frame in each time slice (score >= the model's threshold).")
+    return common.with_class_colours(panel)
 
 
 def size_heatmap() -> heatmap.Panel:
@@ -110,10 +111,10 @@ def size_per_class() -> timeseries.Panel:
     where = (*device_filter(), '"count" > 0')
     median = Select((call("mean", "${size}_median"),), "class_stats", where, interval="$__interval", tags=("class",), fill="none")
     p90 = Select((call("mean", "${size}_p90"),), "class_stats", where, interval="$__interval", tags=("class",), fill="none")
-    return timeseries_panel(
+    return common.with_class_colours(timeseries_panel(
         "Box size by class: ${size:text}", "none",
         [Target("A", median).alias("$tag_class median"), Target("B", p90).alias("$tag_class p90")],
-    ).override_by_regexp(".* p90$", [dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})])
+    ).override_by_regexp(".* p90$", [dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})]))
 
 
 def score_heatmap() -> heatmap.Panel:

@@ -236,4 +236,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAINER_PACKAGES:
+            raise
+        print(missing_trainer_packages(exc), file=sys.stderr)
+        return 2
     return 0
+
+
+# What `pip install -e ".[trainer]"` adds to a device-only environment (`make demo` installs no TensorFlow).
+TRAINER_PACKAGES = frozenset({"tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "tqdm", "balena", "grafana_client"})
+
+
+def missing_trainer_packages(exc: ModuleNotFoundError) -> str:
+    return (
+        f"error: the trainer's packages are not installed here ({exc}): `make demo` sets up the device only. "
+        "Run `make setup` (TensorFlow and the rest, about 3 GB) or `.venv/bin/pip install -e \".[trainer]\"`, then retry."
+    )

@@ -21,6 +21,10 @@ class OnnxBackend:
         providers = [p for p in _PREFERRED if p in available]
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # Idle intra-op threads spin by default, burning the cores the next model (several on one
+        # feed), capture and web threads need: two demo-model sessions in turn took 346-472 ms a
+        # frame spinning vs 145-161 ms not (one alone: 58-149 vs 58-75 ms), on the shared 2-core box.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(bundle.onnx_path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs

@@ -130,3 +130,23 @@ def test_evaluate_does_not_load_tensorflow(trained_bundle: Path, train_package: 
             "print(rc, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.stdout.split() == ["0", "False", "False"], result.stderr
+
+
+def test_train_without_the_trainer_packages_says_what_to_run(small_package: Path, tmp_path: Path) -> None:
+    """After `make demo` (device-only environment) the README's train command must say `make setup`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class NoTensorFlow:  # a device-only environment: these packages are simply not there\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTensorFlow())\n"
+        "from trainer.cli import main\n"
+        f"raise SystemExit(main(['train', {str(small_package)!r}, '--out', {str(tmp_path / 'out')!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "make setup" in done.stderr and "Traceback" not in done.stderr

@@ -155,7 +155,7 @@
     canvas.focus();
     if (S.loading) return;
     const [sx, sy] = pointer(e); const [ix, iy] = view.toImage(sx, sy);
-    if (e.button === 2 || e.button === 1 || e.shiftKey) { S.drag = { kind: "pan", sx, sy, ox: view.ox, oy: view.oy }; return; }
+    if (e.button === 2 || e.button === 1 || e.shiftKey) { S.drag = { kind: "pan", sx, sy, ox: view.ox, oy: view.oy }; view.freezePan(S); return; }
     const proposal = S.proposals.findIndex((b) => ix >= b.x1 && ix <= b.x2 && iy >= b.y1 && iy <= b.y2);
     if (proposal >= 0) { const [p] = S.proposals.splice(proposal, 1); change(() => S.doc.boxes.push(clampBox(p))); toggleProposals(); return; }
     const h = hit(ix, iy);

@@ -1,5 +1,5 @@
 // Drawing the annotation canvas fast enough for dense microscopy frames (1,000 boxes, 4000x3000):
-// one stroke per class instead of one per box, a cached layer while a single box is drawn or
+// boxes bucketed by class (one colour change per class), a cached layer while a single box is drawn or
 // moved, and a downscaled copy of big images for the overview (full resolution only where zoomed).
 "use strict";
 window.AnnotateView = function (canvas, cfg) {
@@ -7,7 +7,7 @@ window.AnnotateView = function (canvas, cfg) {
   const HANDLE = 7, LABEL_MIN_PX = 30, MAX_LABELS = 400, SMALL_SIDE = 2048;
   const V = {
     image: null, small: null, width: 1, height: 1, zoom: 1, ox: 0, oy: 0,
-    times: [], layer: null, frozen: null, source: "", measure: false,
+    times: [], freezeTimes: [], layer: null, frozen: null, source: "", measure: false,
   };
   const colour = (id) => cfg.colors[String(id)] || "#ffffff";
   const name = (id) => cfg.names[String(id)] || "class " + id;
@@ -27,9 +27,10 @@ window.AnnotateView = function (canvas, cfg) {
   V.clear = function () { V.image = null; V.small = null; V.frozen = null; };
   V.toImage = (x, y) => [(x - V.ox) / V.zoom, (y - V.oy) / V.zoom];
 
-  function drawImage(g) {
-    const ix0 = Math.max(0, -V.ox / V.zoom), iy0 = Math.max(0, -V.oy / V.zoom);
-    const ix1 = Math.min(V.width, (canvas.width - V.ox) / V.zoom), iy1 = Math.min(V.height, (canvas.height - V.oy) / V.zoom);
+  function drawImage(g, area) {
+    const [x0, y0, x1, y1] = area || [0, 0, canvas.width, canvas.height];  // screen area to fill
+    const ix0 = Math.max(0, (x0 - V.ox) / V.zoom), iy0 = Math.max(0, (y0 - V.oy) / V.zoom);
+    const ix1 = Math.min(V.width, (x1 - V.ox) / V.zoom), iy1 = Math.min(V.height, (y1 - V.oy) / V.zoom);
     if (ix1 <= ix0 || iy1 <= iy0) return;
     const useSmall = V.small && V.zoom <= V.small.width / V.width;  // the copy has a pixel per screen pixel
     const src = useSmall ? V.small : V.image;
@@ -43,22 +44,29 @@ window.AnnotateView = function (canvas, cfg) {
   function screenRect(b) {
     return [b.x1 * V.zoom + V.ox, b.y1 * V.zoom + V.oy, (b.x2 - b.x1) * V.zoom, (b.y2 - b.y1) * V.zoom];
   }
-  const visible = (x, y, w, h) => x + w >= 0 && y + h >= 0 && x <= canvas.width && y <= canvas.height;
+  let cull = null;  // [x0, y0, x1, y1] screen area worth drawing; null = the canvas
+  const visible = (x, y, w, h) => (cull
+    ? x + w >= cull[0] && y + h >= cull[1] && x <= cull[2] && y <= cull[3]
+    : x + w >= 0 && y + h >= 0 && x <= canvas.width && y <= canvas.height);
 
-  // All boxes but `skip`: one Path2D per class, stroked once; name tags where boxes are big enough.
+  // All boxes but `skip`, bucketed by class so the stroke colour is set once per class; strokeRect
+  // per box is the rasteriser's fast path (measured 3-5x faster than one Path2D of rects).
   function drawBoxes(g, boxes, skip, dashed) {
-    const paths = new Map(), labels = [];
+    const buckets = new Map(), labels = [];
     for (let i = 0; i < boxes.length; i++) {
       if (i === skip) continue;
       const b = boxes[i], r = screenRect(b);
       if (!visible(r[0], r[1], r[2], r[3])) continue;
-      let p = paths.get(b.class_id);
-      if (!p) { p = new Path2D(); paths.set(b.class_id, p); }
-      p.rect(r[0], r[1], r[2], r[3]);
+      let list = buckets.get(b.class_id);
+      if (!list) { list = []; buckets.set(b.class_id, list); }
+      list.push(r);
       if (!dashed && r[2] >= LABEL_MIN_PX) labels.push([b, r]);
     }
     g.lineWidth = dashed ? 1.5 : 2; g.setLineDash(dashed ? [6, 4] : []);
-    for (const [id, p] of paths) { g.strokeStyle = colour(id); g.stroke(p); }
+    for (const [id, list] of buckets) {
+      g.strokeStyle = colour(id);
+      for (const r of list) g.strokeRect(r[0], r[1], r[2], r[3]);
+    }
     g.setLineDash([]);
     if (labels.length <= MAX_LABELS) for (const [b, r] of labels) tag(g, b, r);
   }
@@ -90,18 +98,47 @@ window.AnnotateView = function (canvas, cfg) {
 
   // While one box changes, everything else is a picture: cache it (V.freeze) and draw it in one go.
   V.freeze = function (S, skip) {
+    const t0 = performance.now();
     const layer = V.layer || document.createElement("canvas");
     layer.width = canvas.width; layer.height = canvas.height;
     scene(layer.getContext("2d"), S, skip);
     V.layer = layer; V.frozen = { skip };
+    if (V.measure) layer.getContext("2d").getImageData(0, 0, 1, 1);
+    V.freezeTimes.push(performance.now() - t0);
   };
-  V.thaw = function () { V.frozen = null; };
+  V.thaw = function () { V.frozen = null; V.panned = null; };
+
+  // Panning moves image and boxes by the same amount: draw them once, on a layer one canvas larger
+  // on each side, and slide it (one unscaled copy per frame); released, everything is redrawn.
+  V.freezePan = function (S) {
+    const t0 = performance.now();
+    const w = canvas.width, h = canvas.height;
+    const layer = V.panLayer || document.createElement("canvas");
+    layer.width = 3 * w; layer.height = 3 * h;
+    const g = layer.getContext("2d");
+    g.fillStyle = "#20242c"; g.fillRect(0, 0, layer.width, layer.height);
+    g.save(); g.translate(w, h); cull = [-w, -h, 2 * w, 2 * h];
+    if (V.image) drawImage(g, [-w, -h, 2 * w, 2 * h]);
+    drawBoxes(g, S.doc.boxes, S.selected, false);
+    drawBoxes(g, S.proposals, -1, true);
+    g.restore(); cull = null;
+    V.panLayer = layer; V.panned = { ox: V.ox, oy: V.oy };
+    if (V.measure) g.getImageData(0, 0, 1, 1);
+    V.freezeTimes.push(performance.now() - t0);
+  };
 
   V.render = function (S) {
     const t0 = performance.now();
     const frozen = V.frozen;
+    const pan = V.panned;
     if (frozen && V.layer) ctx.drawImage(V.layer, 0, 0);
-    else scene(ctx, S, S.selected);
+    else if (pan) {
+      const w = canvas.width, h = canvas.height, dx = V.ox - pan.ox, dy = V.oy - pan.oy;
+      ctx.fillStyle = "#20242c"; ctx.fillRect(0, 0, w, h);
+      const sx = Math.max(0, w - dx), sy = Math.max(0, h - dy);
+      const cw = Math.min(3 * w, sx + w) - sx, ch = Math.min(3 * h, sy + h) - sy;
+      if (cw > 0 && ch > 0) ctx.drawImage(V.panLayer, sx, sy, cw, ch, sx - w + dx, sy - h + dy, cw, ch);
+    } else scene(ctx, S, S.selected);
     const moving = frozen ? frozen.skip : -1;
     if (S.selected >= 0 && S.doc.boxes[S.selected] && (!frozen || moving === S.selected)) drawSelected(ctx, S.doc.boxes[S.selected]);
     if (S.drag && S.drag.kind === "new") {
