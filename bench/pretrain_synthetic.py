@@ -75,11 +75,17 @@ def main() -> None:
     write_synthetic_package(zips["labelled"], args.labelled, seed=1, mode=args.mode)
     write_synthetic_package(zips["held"], args.held_out, seed=2, mode=args.mode)
 
+    from trainer.config import auto_scale
+    from trainer.dataset import load_dataset_package
     from trainer.frames import load_frames
+    from trainer.pipeline import box_sizes
     from trainer.pretrain import PretrainConfig, pretrain
 
     weights = work / "backbone.weights.h5"
-    pre = pretrain(load_frames(zips["unlabelled"]), weights, PretrainConfig(steps=args.pretrain_steps), log_every=200)
+    scale = auto_scale(box_sizes(load_dataset_package(zips["labelled"]).samples))  # the scale `train` will see
+    config = PretrainConfig(steps=args.pretrain_steps, scale=scale)
+    pre = pretrain(load_frames(zips["unlabelled"]), weights, config, log_every=200)
+    pre["scale"] = scale
     print(f"pre-training: {json.dumps(pre)}", flush=True)
     rows = []
     for label, source in (("from random weights", "none"), ("from pre-trained backbone", str(weights))):
