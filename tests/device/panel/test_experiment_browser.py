@@ -130,6 +130,8 @@ def test_calibrate_record_stop_download(scope: tuple[str, Path], browser: Any, i
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(30_000)
+    violations: list[str] = []  # the Experiments and Live pages work under the panel's CSP
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.goto(f"{url}/panel/login")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
@@ -190,3 +192,4 @@ def test_calibrate_record_stop_download(scope: tuple[str, Path], browser: Any, i
     html = report.read_text()
     assert "<script" not in html and html.count("<svg") >= 3 and "sha256" in html
     context.close()
+    assert violations == []
