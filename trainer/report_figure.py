@@ -14,16 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from device.colours import default_colour
 from trainer.counts import class_counts, count_pairs, keep_above, threshold_vector
 from trainer.dataset import Sample
 from trainer.metrics import Boxes, collect_matches
 
 WORST_FRAMES = 3
-_PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#9a6324", "#000075")
 
 
 def class_colour(cls: int) -> str:
-    return _PALETTE[cls % len(_PALETTE)]
+    """The colour a project gives class `cls` by default: the same as on the stream and in the panel."""
+    return default_colour(cls)
 
 
 def _pr_curve(truth: list[Boxes], preds: list[Boxes], cls: int) -> tuple[np.ndarray, np.ndarray]:

@@ -89,6 +89,18 @@ class TrackLog:
         return tracks, crossings
 
 
+def _speeds(rows: list[tuple[Any, ...]], motile_speed: float) -> dict[str, Any]:
+    """Speed distribution of the tracks that have one (wholly in view for two frames or more)."""
+    if not rows:
+        return {"speed_tracks": 0}
+    calibrated = all(r[2] is not None for r in rows)
+    speeds = np.asarray([r[2] if calibrated else r[1] for r in rows], float)
+    q25, median, q75 = (float(v) for v in np.percentile(speeds, [25, 50, 75]))
+    return {"speed_tracks": len(rows), "speed_unit": "µm/s" if calibrated else "px/s", "speed_median": median,
+            "speed_q25": q25, "speed_q75": q75, "motile_share": float((speeds > motile_speed).mean()),
+            "straightness_mean": float(np.mean([r[3] for r in rows]))}
+
+
 def tracking_summary(log: TrackLog, experiment: str, motile_speed: float) -> dict[str, Any]:
     """Per class: unique objects (finished tracks), speed median and quartiles, share motile,
     mean straightness; crossings per class and direction. Speeds in µm/s when every track of the
@@ -99,13 +111,8 @@ def tracking_summary(log: TrackLog, experiment: str, motile_speed: float) -> dic
         by_class.setdefault(row[0], []).append(row)
     classes: dict[str, Any] = {}
     for name, rows in by_class.items():
-        calibrated = all(r[2] is not None for r in rows)
-        speeds = np.asarray([r[2] if calibrated else r[1] for r in rows], float)
-        q25, median, q75 = (float(v) for v in np.percentile(speeds, [25, 50, 75]))
-        classes[name] = {"unique": len(rows), "speed_unit": "µm/s" if calibrated else "px/s", "speed_median": median,
-                         "speed_q25": q25, "speed_q75": q75, "motile_share": float((speeds > motile_speed).mean()),
-                         "straightness_mean": float(np.mean([r[3] for r in rows])),
-                         "duration_median_s": float(np.median([r[4] for r in rows]))}
+        classes[name] = {"unique": len(rows), "duration_median_s": float(np.median([r[4] for r in rows])),
+                         **_speeds([r for r in rows if r[1] is not None], motile_speed)}
     counted: dict[str, dict[str, int]] = {}
     for name, direction, count in crossings:
         counted.setdefault(name, {"forward": 0, "reverse": 0})[direction] = int(count)

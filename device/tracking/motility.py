@@ -30,6 +30,7 @@ class TrackRecord:
     path_px: float
     net_px: float
     path_end: float  # time of the last smoothed position (the mean time of the last samples)
+    path_start: float  # time the path started: the first position wholly inside the frame
     start_xy: tuple[float, float]
     end_xy: tuple[float, float]
 
@@ -40,14 +41,21 @@ class TrackRecord:
     @property
     def speed_px_s(self) -> float:
         """Average path speed (VAP): smoothed path over the time it took."""
-        span = self.path_end - self.start
-        return self.path_px / span if span > 0 else 0.0
+        return self.path_px / self.path_span_s if self.measured else 0.0
 
     @property
     def straight_speed_px_s(self) -> float:
         """Straight-line speed (VSL): first to last smoothed position."""
-        span = self.path_end - self.start
-        return self.net_px / span if span > 0 else 0.0
+        return self.net_px / self.path_span_s if self.measured else 0.0
+
+    @property
+    def path_span_s(self) -> float:
+        return max(self.path_end - self.path_start, 0.0)
+
+    @property
+    def measured(self) -> bool:
+        """Whether the track was wholly in view long enough to have a speed at all."""
+        return self.path_span_s > 0
 
     @property
     def straightness(self) -> float:
@@ -60,7 +68,8 @@ def records(rows: np.ndarray) -> list[TrackRecord]:
     for row in rows:
         net = float(np.hypot(*(row["smooth"] - row["first"])))
         out.append(TrackRecord(int(row["tid"]), int(row["cls"]), int(row["hits"]), float(row["t0"]), float(row["t1"]),
-                               float(row["path"]), net, float(row["smooth_t"]), (float(row["start"][0]), float(row["start"][1])),
+                               float(row["path"]), net, float(row["smooth_t"]), float(row["first_t"]),
+                               (float(row["start"][0]), float(row["start"][1])),
                                (float(row["pos"][0]), float(row["pos"][1]))))
     return out
 
@@ -75,7 +84,7 @@ class MotilityStats:
         self.finished = np.zeros(max(n_classes, 1), np.int64)
 
     def add(self, record: TrackRecord) -> None:
-        if record.class_id < len(self._speeds):
+        if record.class_id < len(self._speeds) and record.measured:
             self._speeds[record.class_id].append(record.speed_px_s)
             self.finished[record.class_id] += 1
 

@@ -99,7 +99,7 @@ class TrackingStage:
             if self._frame_size != (shape[1], shape[0]):
                 self._frame_size = (shape[1], shape[0])
                 self._apply_pending_line(t)
-            step = self.tracker.update(detections, t)
+            step = self.tracker.update(detections, t, shape)
             np.add.at(self.unique, step.confirmed[step.confirmed < len(self.unique)], 1)
             if self.counter is not None and len(step.moved_rows):
                 self.counter.add(step.moved_from, step.moved_to, step.moved_rows["tid"], step.moved_rows["cls"])

@@ -26,13 +26,16 @@ _CLASS_SPACING = 1e6  # px between classes in the matching space; far beyond any
 def track_dtype(window: int) -> np.dtype:
     """One row per open track; `ring` holds the last `window` field positions for smoothing and
     `ring_t` their times: a smoothed position belongs to the mean time of its samples, so the
-    smoothed path's speed has no lag bias however short the track."""
+    smoothed path's speed has no lag bias however short the track. Only positions of objects wholly
+    inside the frame (`inner` of them) make the path: a box cut by the frame's edge shrinks and its
+    centre moves at half the object's speed."""
     return np.dtype([
         ("tid", np.int64), ("cls", np.int32), ("hits", np.int32), ("missed", np.int32),
         ("pos", np.float64, 2), ("vel", np.float64, 2), ("radius", np.float64),
         ("t0", np.float64), ("t1", np.float64), ("start", np.float64, 2), ("first", np.float64, 2),
         ("sample", np.float64, 2), ("smooth", np.float64, 2), ("ring", np.float64, (window, 2)),
         ("ring_t", np.float64, window), ("smooth_t", np.float64), ("path", np.float64), ("raw_path", np.float64),
+        ("inner", np.int32), ("first_t", np.float64),
     ])
 
 
@@ -61,9 +64,11 @@ class FieldTracker:
         self.offset = np.zeros(2)  # accumulated stage displacement since the start, px
         self._next_id = 1
 
-    def update(self, detections: Detections, t: float) -> TrackStep:
-        """Match this frame's detections to the open tracks; start, extend and end tracks."""
+    def update(self, detections: Detections, t: float, shape: tuple[int, int] | None = None) -> TrackStep:
+        """Match this frame's detections to the open tracks; start, extend and end tracks.
+        `shape` (height, width) tells which boxes touch the frame's edge (kept out of the path)."""
         centres = (detections.xyxy[:, :2] + detections.xyxy[:, 2:]).astype(np.float64) / 2
+        inside = _inside(detections, shape)
         radii = np.hypot(detections.width, detections.height).astype(np.float64) / 2
         rows = self.rows
         steps = (rows["missed"] + 1).astype(np.float64)
@@ -75,6 +80,7 @@ class FieldTracker:
         moved_from = rows["pos"][ti].copy()
         was_confirmed = rows["hits"][ti] >= self.settings.min_frames
         self._extend(ti, centres[di], radii[di], displacement, t)
+        self._add_samples(ti[inside[di]], centres[di][inside[di]], t)
         now_confirmed = rows["hits"][ti] >= self.settings.min_frames
         confirmed = rows["cls"][ti][now_confirmed & ~was_confirmed]
         unmatched = np.ones(len(rows), bool)
@@ -88,7 +94,7 @@ class FieldTracker:
         self.rows = rows[~ended]
         new = np.ones(len(detections), bool)
         new[di] = False
-        ids[new] = self._start(centres[new], radii[new], detections.class_ids[new], t)
+        ids[new] = self._start(centres[new], radii[new], detections.class_ids[new], t, inside[new])
         if self.settings.min_frames <= 1:
             confirmed = np.concatenate([confirmed, detections.class_ids[new]])
         return TrackStep(ids, moved_from, centres[di], moved_rows, finished, confirmed.astype(np.int32))
@@ -133,7 +139,7 @@ class FieldTracker:
         return np.asarray(pairs_t, np.intp), np.asarray(pairs_d, np.intp)
 
     def _extend(self, ti: np.ndarray, centres: np.ndarray, radii: np.ndarray, displacement: np.ndarray, t: float) -> None:
-        """Matched tracks take their detection: velocity, field position, path lengths, smoothing."""
+        """Matched tracks take their detection: velocity, position, size, time."""
         rows = self.rows
         if not len(ti):
             return
@@ -142,15 +148,27 @@ class FieldTracker:
         rows["radius"][ti] = radii
         rows["t1"][ti] = t
         rows["missed"][ti] = 0
+        rows["hits"][ti] += 1
+
+    def _add_samples(self, ti: np.ndarray, centres: np.ndarray, t: float) -> None:
+        """Positions on the sample (drift removed) of objects wholly in view: path lengths and the
+        smoothed path; a track's first such position starts its path."""
+        rows = self.rows
+        if not len(ti):
+            return
         sample = centres - self._field_shift()
+        fresh = rows["inner"][ti] == 0
+        for name in ("first", "sample", "smooth"):
+            rows[name][ti[fresh]] = sample[fresh]
+        rows["first_t"][ti[fresh]] = t
         rows["raw_path"][ti] += np.hypot(*(sample - rows["sample"][ti]).T)
         rows["sample"][ti] = sample
         window = self.settings.smooth_frames
         ring, ring_t = rows["ring"][ti], rows["ring_t"][ti]
-        slot = (np.arange(len(ti)), rows["hits"][ti] % window)
+        slot = (np.arange(len(ti)), rows["inner"][ti] % window)
         ring[slot], ring_t[slot] = sample, t
-        rows["hits"][ti] += 1
-        filled = np.minimum(rows["hits"][ti], window)
+        rows["inner"][ti] += 1
+        filled = np.minimum(rows["inner"][ti], window)
         mask = np.arange(window)[None, :] < filled[:, None]
         smooth = (ring * mask[:, :, None]).sum(axis=1) / filled[:, None]
         rows["ring"][ti], rows["ring_t"][ti] = ring, ring_t
@@ -162,7 +180,7 @@ class FieldTracker:
         """What to subtract from image positions to get positions on the sample."""
         return self.offset if self.settings.subtract_drift else np.zeros(2)
 
-    def _start(self, centres: np.ndarray, radii: np.ndarray, classes: np.ndarray, t: float) -> np.ndarray:
+    def _start(self, centres: np.ndarray, radii: np.ndarray, classes: np.ndarray, t: float, inside: np.ndarray) -> np.ndarray:
         """New tracks for unmatched detections; they first predict with the field's drift."""
         n = len(centres)
         ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
@@ -170,10 +188,18 @@ class FieldTracker:
         if not n:
             return ids
         new = np.zeros((n,), self._dtype)
-        sample = centres - self._field_shift()
         new["tid"], new["cls"], new["hits"], new["pos"], new["vel"] = ids, classes, 1, centres, self.drift
         new["radius"], new["t0"], new["t1"], new["start"] = radii, t, t, centres
-        new["first"], new["sample"], new["smooth"] = sample, sample, sample
-        new["ring"][:, 0], new["ring_t"][:, 0], new["smooth_t"] = sample, t, t
+        first = len(self.rows)
         self.rows = np.concatenate([self.rows, new])
+        self._add_samples(np.arange(first, first + n)[inside], centres[inside], t)
         return ids
+
+
+def _inside(detections: Detections, shape: tuple[int, int] | None) -> np.ndarray:
+    """Boxes clear of the frame's edge (all of them when the frame size is not given)."""
+    if shape is None:
+        return np.ones(len(detections), bool)
+    height, width = shape
+    x1, y1, x2, y2 = detections.xyxy.T
+    return np.asarray((x1 > 1) & (y1 > 1) & (x2 < width - 1) & (y2 < height - 1))

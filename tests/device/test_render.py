@@ -42,3 +42,10 @@ def test_jpeg_round_trip() -> None:
     image = np.zeros((40, 60, 3), np.uint8)
     decoded = cv2.imdecode(np.frombuffer(encode_jpeg(image, 70), np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (40, 60, 3)
+
+
+def test_the_trainers_report_draws_classes_in_the_same_colours() -> None:
+    from device.colours import hex_to_bgr
+    from trainer.report_figure import class_colour as report_colour
+
+    assert [hex_to_bgr(report_colour(i)) for i in range(12)] == [class_colour(i) for i in range(12)]

@@ -279,6 +279,10 @@ def test_live_shows_the_annotated_stream_and_statistics(page: Any, device_url: s
     snapshot = requests.get(f"{device_url}/snapshot.jpg", timeout=5, cookies=_cookies(page))
     image = cv2.imdecode(np.frombuffer(snapshot.content, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (480, 640, 3)
+    until(page, "Object.keys(window.charts.classColours).length === 3")
+    project = page.evaluate("fetch('/panel/annotate').then(r => r.text())")
+    colours = json.loads(re.search(r'<script id="annotate-data" type="application/json">(.*?)</script>', project, re.S).group(1))["colors"]
+    assert page.evaluate("window.charts.classColours") == {name: colours[str(i)] for i, name in enumerate(CLASSES)}, "charts use the class colours"
     page.wait_for_timeout(1500)
     screenshot(page, "live", full_page=True)
 

@@ -3,6 +3,8 @@
 window.charts = (function () {
   const PAD = { l: 48, r: 10, t: 10, b: 34 };
   const COLOURS = ["#2f6fdb", "#067647", "#b54708", "#8e24aa", "#c62828", "#00838f"];
+  const classColours = {};  // class name -> the project's colour (from the live stats): as on the stream
+  const colour = (name, i) => classColours[name] || COLOURS[i % COLOURS.length];
   function ticks(lo, hi, n) {
     if (!(hi > lo)) hi = lo + 1;
     const raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
@@ -33,7 +35,7 @@ window.charts = (function () {
   function empty(g, text) { g.ctx.textAlign = "left"; g.ctx.fillText(text, 8, 16); }
   function legend(g, names) {
     g.ctx.textAlign = "right";
-    names.forEach((n, i) => { g.ctx.fillStyle = COLOURS[i % COLOURS.length]; g.ctx.fillText(n, g.c.width - PAD.r - 2, PAD.t + 10 + 12 * i); });
+    names.forEach((n, i) => { g.ctx.fillStyle = colour(n, i); g.ctx.fillText(n, g.c.width - PAD.r - 2, PAD.t + 10 + 12 * i); });
     g.ctx.fillStyle = "#475467";
   }
   // series: {name: [[x, y|null], ...]}; null breaks the line (a frame that was not analysed)
@@ -45,7 +47,7 @@ window.charts = (function () {
     const xs = pts.map((p) => p[0]);
     const a = axes(g, [Math.min(...xs), Math.max(...xs)], [0, Math.max(...ys) * 1.1 || 1], xlabel, ylabel, xfmt);
     names.forEach((n, i) => {
-      g.ctx.strokeStyle = COLOURS[i % COLOURS.length]; g.ctx.lineWidth = 1.5; g.ctx.beginPath(); let pen = false;
+      g.ctx.strokeStyle = colour(n, i); g.ctx.lineWidth = 1.5; g.ctx.beginPath(); let pen = false;
       for (const [x, y] of series[n]) { if (y === null) { pen = false; continue; } if (pen) g.ctx.lineTo(a.px(x), a.py(y)); else g.ctx.moveTo(a.px(x), a.py(y)); pen = true; }
       g.ctx.stroke();
     });
@@ -59,7 +61,7 @@ window.charts = (function () {
     const e = hist.edges, top = Math.max(...names.flatMap((n) => hist.classes[n]));
     const a = axes(g, [e[0], e[e.length - 1]], [0, top * 1.1 || 1], xlabel, ylabel);
     names.forEach((n, k) => {
-      g.ctx.fillStyle = COLOURS[k % COLOURS.length];
+      g.ctx.fillStyle = colour(n, k);
       hist.classes[n].forEach((count, i) => {
         const x0 = a.px(e[i]), bw = (a.px(e[i + 1]) - x0) / names.length;
         g.ctx.fillRect(x0 + k * bw, a.py(count), Math.max(bw - 1, 1), a.py(0) - a.py(count));
@@ -67,5 +69,5 @@ window.charts = (function () {
     });
     legend(g, names);
   }
-  return { lines, histogram, COLOURS };
+  return { lines, histogram, COLOURS, classColours };
 })();

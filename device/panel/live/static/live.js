@@ -9,6 +9,7 @@
   const elapsed = (s) => { s = Math.round(s); return (s >= 3600 ? Math.floor(s / 3600) + " h " : "") + (Math.floor(s / 60) % 60) + " min " + (s % 60) + " s"; };
   function text(id, value, cls) { const el = document.getElementById(id); el.textContent = value; if (cls !== undefined) el.className = cls; return el; }
   function show(s) {
+    Object.assign(window.charts.classColours, s.colours || {});
     const e = s.experiment;
     text("live-experiment", e ? "Running: " + e.request.name + " · " + elapsed(e.elapsed_s) + (e.calibration ? " · " + e.calibration.name : "") : "No experiment running (start one on the Experiments page).", e ? "" : "muted");
     const analysed = s.analysed || (s.count !== null && s.count !== undefined ? "ok" : null);
