@@ -106,11 +106,15 @@ class RunControl:
                 self.winding_down = True
         return best
 
-    def timed(self, epoch: int, elapsed_s: float) -> None:
-        """After an epoch: cut the remaining epochs if the time limit would be passed."""
+    def timed(self, epoch: int, elapsed_s: float, startup_s: float = 0.0) -> None:
+        """After an epoch: cut the remaining epochs if the time limit would be passed.
+
+        `startup_s` (the first step: graph tracing, a minute on a busy machine) is paid once and
+        is left out of the pace.
+        """
         if self.limit_s is None or epoch >= self.epochs:
             return
-        per_epoch = elapsed_s / epoch
+        per_epoch = max(elapsed_s - startup_s, 1e-6) / epoch
         evals_left = len([e for e in self.eval_at if e > epoch])
         projected = elapsed_s + (self.epochs - epoch) * per_epoch + evals_left * self.eval_seconds
         if projected <= self.limit_s:

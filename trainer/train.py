@@ -137,14 +137,16 @@ def fit(plan: FitPlan, config: TrainConfig, reporter: ProgressReporter) -> FitRe
     checkpoint = plan.work_dir / "best.weights.h5"
     result = FitResult(raw, -1.0, 0, 0, False)
     batches = iter(_pipeline(plan.train, plan.plan.policy.scale, config, len(plan.classes)))
-    started = time.monotonic()
+    started, startup_s = time.monotonic(), 0.0
     try:
         epoch = 0
         while epoch < control.epochs:
             epoch += 1
             sums: dict[str, float] = {}
             for _ in range(steps):
+                step_started = time.monotonic()
                 losses = {k: float(v) for k, v in step(*next(batches)).items()}
+                startup_s = startup_s or time.monotonic() - step_started
                 sums = {k: sums.get(k, 0.0) + v for k, v in losses.items()}
                 reporter.step(losses["total"], epoch)
             means = {k: v / steps for k, v in sums.items()}
@@ -156,7 +158,7 @@ def fit(plan: FitPlan, config: TrainConfig, reporter: ProgressReporter) -> FitRe
                 if control.scored(epoch, val["map50"], time.monotonic() - eval_started):
                     result.best_map50, result.best_epoch = val["map50"], epoch
                     raw.save_weights(checkpoint)
-            control.timed(epoch, time.monotonic() - started)
+            control.timed(epoch, time.monotonic() - started, startup_s)
             _apply(control, schedule, reporter, epoch, before)
             result.history.append({"epoch": epoch, **means, **(val or {})})
             result.epochs_run = epoch

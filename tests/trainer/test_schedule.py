@@ -44,6 +44,9 @@ def test_a_slow_machine_is_kept_inside_the_time_limit() -> None:
     control.timed(2, 40.0)
     assert control.epochs == 30  # on track now: no further cut
     assert RunControl(epochs=60, steps_per_epoch=50, limit_s=None).epochs == 60
+    slow_start = RunControl(epochs=60, steps_per_epoch=50, limit_s=600.0)
+    slow_start.timed(1, 70.0, startup_s=60.0)  # a minute of graph tracing, then 10 s per epoch
+    assert slow_start.epochs == 54  # 1 + 530 s / 10 s, not 600 s / 70 s per epoch
 
 
 def test_squeezing_the_schedule_never_raises_the_rate_and_ends_at_the_floor() -> None:
