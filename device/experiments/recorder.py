@@ -130,24 +130,25 @@ class ExperimentRecorder:
                     context: FrameContext) -> tuple[list[tuple[Any, ...]], list[Point]]:
         """Record rows and `object` points (time + i µs: one point per object) of one frame."""
         um, names = context.um_per_pixel, context.classes
-        tags = {"device": self.device, "project": self.project, "experiment": experiment}
+        tag_sets = {name: {"device": self.device, "project": self.project, "experiment": experiment, "class": name}
+                    for name in names}  # shared per class: points never change their tags
         w, h = detections.width, detections.height
         rows: list[tuple[Any, ...]] = []
         points: list[Point] = []
-        columns = [detections.xyxy.tolist(), detections.scores.tolist(), detections.class_ids.tolist(), w.tolist(), h.tolist()]
+        columns = [detections.xyxy.tolist(), detections.scores.astype(np.float64).round(4).tolist(), detections.class_ids.tolist(),
+                   w.astype(np.float64).round(2).tolist(), h.astype(np.float64).round(2).tolist()]
         if um:
             columns += [(w * um).tolist(), (h * um).tolist(), (w * h * um * um).tolist(), (np.sqrt(w * h) * um).tolist()]
-        for i, values in enumerate(zip(*columns, strict=True)):
-            box, score, cid, wp, hp = values[:5]
+        else:
+            columns += [[None] * len(w)] * 4
+        for i, (box, score, cid, wp, hp, wu, hu, au, su) in enumerate(zip(*columns, strict=True)):
             name = names[cid] if cid < len(names) else str(cid)
-            fields: dict[str, int | float | str | bool] = {"width_px": round(wp, 2), "height_px": round(hp, 2), "score": round(score, 4)}
+            fields: dict[str, int | float | str | bool] = {"width_px": wp, "height_px": hp, "score": score}
             if um:
-                wu, hu, au, su = values[5:]
                 fields.update(width_um=wu, height_um=hu, area_um2=au, size_um=su)
-                rows.append((experiment, ts_us, name, *box, wu, hu, au, score))
-            else:
-                rows.append((experiment, ts_us, name, *box, None, None, None, score))
-            points.append(Point("object", {**tags, "class": name}, fields, ts_us + i))
+            rows.append((experiment, ts_us, name, *box, wu, hu, au, score))
+            tags = tag_sets.get(name) or {"device": self.device, "project": self.project, "experiment": experiment, "class": name}
+            points.append(Point("object", tags, fields, ts_us + i))
         return rows, points
 
     # ---- writer thread ---------------------------------------------------------------------------

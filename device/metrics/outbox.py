@@ -54,6 +54,7 @@ class Outbox:
         self.history_s = history_s
         self.sending = sending
         self.upkeep_due = threading.Event()  # set by writers near the budget; the sender's upkeep thread waits on it
+        self._upkeep_lock = threading.Lock()  # one upkeep at a time: a writer past the budget waits for it
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         db = self._db()
@@ -178,6 +179,10 @@ class Outbox:
         of the disk budget, give free pages back and checkpoint the WAL; returns how many unsent
         points had to be dropped (also added to the counter)."""
         cutoff = int(((time.time() if now is None else now) - self.history_s) * 1e6)
+        with self._upkeep_lock:  # concurrent checkpoints refuse each other (SQLITE_BUSY) instead of waiting
+            return self._maintain_locked(cutoff)
+
+    def _maintain_locked(self, cutoff: int) -> int:
         db = self._db()
         self._checkpoint(db)  # evict into an empty WAL: its deletes then fit the WAL's share
         with write_transaction(db):

@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from tests.conftest import Influx, create_database, drop_database, stop_process
-from tests.device.panel.browser_support import ARGS, CHROMIUM, PASSWORD, free_port
+from tests.device.panel.browser_support import ARGS, CHROMIUM, PASSWORD, free_port, until
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[3]
@@ -88,7 +88,7 @@ def _download(page: Any, selector: str, target: Path) -> Path:
 def _calibrate(page: Any) -> float:
     """Grab a frame, drag a line over it, type a length that makes 0.65 µm/px; returns the µm/px saved."""
     page.click("#grab-btn")
-    page.wait_for_function("window.calibrationReady === true")
+    until(page, "window.calibrationReady === true", 30)
     box = page.locator("#calib-canvas").bounding_box()
     x0, y = box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.5
     page.mouse.move(x0, y)
@@ -130,12 +130,14 @@ def test_calibrate_record_stop_download(scope: tuple[str, Path], browser: Any, i
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(30_000)
+    violations: list[str] = []  # the Experiments and Live pages work under the panel's CSP
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.goto(f"{url}/panel/login")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.goto(f"{url}/panel/experiments")
     assert _calibrate(page) == pytest.approx(0.65, rel=1e-3)
-    page.wait_for_function("document.querySelectorAll('#profile-select option').length === 2")
+    until(page, "document.querySelectorAll('#profile-select option').length === 2", 30)
 
     page.fill("#start-form input[name=name]", "Blood smear 7")
     page.fill("#start-form input[name=sample]", "slide B-7")
@@ -147,12 +149,12 @@ def test_calibrate_record_stop_download(scope: tuple[str, Path], browser: Any, i
     experiment = page.inner_text("#page-message").split("(")[-1].rstrip(")")
     started = time.monotonic()
     page.goto(f"{url}/panel/live")
-    page.wait_for_function("document.getElementById('live-experiment').textContent.includes('Blood smear 7')")
-    page.wait_for_function("document.getElementById('stream').naturalWidth > 0")
+    until(page, "document.getElementById('live-experiment').textContent.includes('Blood smear 7')", 30)
+    until(page, "document.getElementById('stream').naturalWidth > 0", 30)
     time.sleep(max(0.0, min(8.0, RECORD_S - (time.monotonic() - started))))
     page.screenshot(path=str(shots / "experiment-live.png"), full_page=True)
     page.goto(f"{url}/panel/experiments")
-    page.wait_for_function("document.getElementById('elapsed') !== null")
+    until(page, "document.getElementById('elapsed') !== null", 30)
     time.sleep(max(0.0, RECORD_S - (time.monotonic() - started)))
     page.click("#stop-btn")
     page.wait_for_selector("#start-form:not([hidden])")
@@ -190,3 +192,4 @@ def test_calibrate_record_stop_download(scope: tuple[str, Path], browser: Any, i
     html = report.read_text()
     assert "<script" not in html and html.count("<svg") >= 3 and "sha256" in html
     context.close()
+    assert violations == []
