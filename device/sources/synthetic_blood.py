@@ -96,9 +96,7 @@ def platelet(rng: np.random.Generator, size: float) -> tuple[np.ndarray, np.ndar
 
 class BloodSmear(ModalityScope):
     classes = CLASSES
-
-    def __init__(self, config: BloodConfig | None = None, **options: object) -> None:
-        super().__init__(config or BloodConfig.model_validate(options))
+    config_type = BloodConfig
 
     def draw_scene(self, rng: np.random.Generator) -> Scene:
         cfg = self.config

@@ -46,9 +46,7 @@ def nucleus(rng: np.random.Generator, diameter: float) -> tuple[np.ndarray, np.n
 
 class FluorescentNuclei(ModalityScope):
     classes = CLASSES
-
-    def __init__(self, config: FluorescenceConfig | None = None, **options: object) -> None:
-        super().__init__(config or FluorescenceConfig.model_validate(options))
+    config_type = FluorescenceConfig
 
     def draw_scene(self, rng: np.random.Generator) -> Scene:
         cfg = self.config

@@ -108,8 +108,10 @@ class ModalityScope:
     """Base of the modes: a static sample rendered once, fresh camera noise on every frame."""
 
     classes: tuple[str, ...] = ()
+    config_type: type[ModalityConfig] = ModalityConfig  # each mode names its own options
 
-    def __init__(self, config: ModalityConfig) -> None:
+    def __init__(self, config: ModalityConfig | None = None, **options: object) -> None:
+        config = config or self.config_type.model_validate(options)
         self.config = config
         self._rng = np.random.default_rng(config.seed)
         self._index = 0

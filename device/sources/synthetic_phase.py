@@ -74,9 +74,7 @@ def rounded_cell(rng: np.random.Generator, scale: float) -> tuple[np.ndarray, np
 
 class PhaseContrast(ModalityScope):
     classes = CLASSES
-
-    def __init__(self, config: PhaseConfig | None = None, **options: object) -> None:
-        super().__init__(config or PhaseConfig.model_validate(options))
+    config_type = PhaseConfig
 
     def draw_scene(self, rng: np.random.Generator) -> Scene:
         cfg = self.config
