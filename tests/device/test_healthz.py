@@ -52,10 +52,19 @@ def test_details_need_the_token_and_never_show_the_password(lost_camera) -> None
         camera = response.get_json()["camera"]
         assert camera["source"] == "rtsp://***@127.0.0.1:9/live" and camera["error"]
     assert runtime.events and all(SECRET not in e["message"] for e in runtime.events)
-    runtime.outbox.close()
-    with sqlite3.connect(runtime.config.data_dir / "outbox.sqlite") as db:
-        messages = [json.loads(f)["message"] for (f,) in db.execute("SELECT fields FROM points WHERE measurement = 'device_event'")]
-    assert any("***@127.0.0.1:9" in m for m in messages) and not any(SECRET in m for m in messages)
+    # the capture thread's event may commit a moment after the state it reports: wait for it
+    assert wait_for(lambda: any("***@127.0.0.1:9" in m for m in _event_messages(runtime)), timeout=30)
+    assert not any(SECRET in m for m in _event_messages(runtime))
+
+
+def _event_messages(runtime) -> list[str]:  # type: ignore[no-untyped-def]
+    """The device_event messages committed to the outbox, read as another process would."""
+    db = sqlite3.connect(runtime.config.data_dir / "outbox.sqlite")
+    try:
+        rows = db.execute("SELECT fields FROM points WHERE measurement = 'device_event'").fetchall()
+    finally:
+        db.close()
+    return [json.loads(f)["message"] for (f,) in rows]
 
 
 def test_a_driver_error_quoting_the_uri_is_redacted() -> None:
