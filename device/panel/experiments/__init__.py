@@ -17,6 +17,7 @@ from device.experiments.store import Experiment, ExperimentRequest, invalid
 from device.experiments.summary import summarise
 from device.panel.base import runtime
 from device.panel.imaging import jpeg, to_display
+from device.panel.jsonbody import json_object
 from device.tracking.experiment import experiment_tracking
 
 bp = Blueprint("experiments", __name__, template_folder="templates", static_folder="static",
@@ -32,10 +33,7 @@ def recorder() -> ExperimentRecorder:
 
 
 def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="send a JSON object (Content-Type: application/json)")
-    return body
+    return json_object("send a JSON object (Content-Type: application/json)")
 
 
 @bp.app_errorhandler(ExperimentError)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort
 from pydantic import ValidationError
 
 from device.panel.base import runtime
+from device.panel.jsonbody import json_object
 from device.tracking.crossing import LineError
 from device.tracking.stage import TrackingStage
 
@@ -32,10 +33,7 @@ def _stage() -> TrackingStage:
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="send a JSON object")
-    return body
+    return json_object("send a JSON object")
 
 
 @bp.get("")
