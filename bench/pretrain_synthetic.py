@@ -23,16 +23,10 @@ from typing import Any
 
 
 def score(bundle: Path, held_zip: Path) -> dict[str, Any]:
-    from trainer.bundle import read_card
-    from trainer.cli import bundle_thresholds
     from trainer.dataset import load_dataset_package
-    from trainer.export import onnx_runner
-    from trainer.predict import evaluate_predictions, predict
+    from trainer.scoring import score_bundle
 
-    card = read_card(bundle)
-    held = load_dataset_package(held_zip)
-    preds = predict(onnx_runner((bundle / "model.onnx").read_bytes()), held.samples, (card.input.height, card.input.width))
-    result = evaluate_predictions(held.samples, preds, card.classes, card.output.max_detections, bundle_thresholds(card))
+    result = score_bundle(bundle, load_dataset_package(held_zip).samples)  # as the device runs it
     counts = result["count_error"]
     assert isinstance(counts, dict)
     return {"map50": result["map50"], "map50_95": result["map50_95"], "count_mae": counts["total_mae"],
@@ -40,14 +34,16 @@ def score(bundle: Path, held_zip: Path) -> dict[str, Any]:
 
 
 def train(package: Path, out: Path, steps: int, weights: str) -> float:
-    from trainer.config import TrainConfig
-    from trainer.dataset import load_dataset_package
+    from trainer.config import TrainConfig, auto_scale
+    from trainer.dataset import load_dataset_package, split_dataset
     from trainer.pipeline import train_dataset
+    from trainer.plan import BoxStats, steps_per_epoch
 
     dataset = load_dataset_package(package)
     probe = TrainConfig()
-    n_train = round(len(dataset.samples) * (1 - probe.val_fraction))
-    epochs = max(3, round(steps / max(16, -(-n_train * 2 // probe.batch_size))))  # ~2 crops per frame per epoch
+    train_part, _ = split_dataset(dataset.samples, probe.val_fraction, probe.seed)
+    scale = auto_scale(BoxStats.of(train_part).sqrt_area)
+    epochs = max(3, round(steps / steps_per_epoch(train_part, scale, probe)))  # the trainer's own epoch size
     started = time.monotonic()
     train_dataset(dataset, out, TrainConfig(epochs=epochs, weights=weights), force=True, quiet=True)
     return (time.monotonic() - started) / 60
@@ -78,11 +74,11 @@ def main() -> None:
     from trainer.config import auto_scale
     from trainer.dataset import load_dataset_package
     from trainer.frames import load_frames
-    from trainer.pipeline import box_sizes
+    from trainer.plan import BoxStats
     from trainer.pretrain import PretrainConfig, pretrain
 
     weights = work / "backbone.weights.h5"
-    scale = auto_scale(box_sizes(load_dataset_package(zips["labelled"]).samples))  # the scale `train` will see
+    scale = auto_scale(BoxStats.of(load_dataset_package(zips["labelled"]).samples).sqrt_area)  # the scale `train` will see
     config = PretrainConfig(steps=args.pretrain_steps, scale=scale)
     pre = pretrain(load_frames(zips["unlabelled"]), weights, config, log_every=200)
     pre["scale"] = scale

@@ -27,12 +27,10 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Train and score one modality; returns the figures the table shows."""
     from device.datasets.package import write_synthetic_package
     from trainer.bundle import read_card
-    from trainer.cli import bundle_thresholds
     from trainer.config import TrainConfig
     from trainer.dataset import load_dataset_package
-    from trainer.export import onnx_runner
     from trainer.pipeline import train_bundle
-    from trainer.predict import evaluate_predictions, predict
+    from trainer.scoring import score_bundle
 
     train_zip, held_zip = work / f"{mode}-train.zip", work / f"{mode}-held.zip"
     write_synthetic_package(train_zip, count=args.frames, seed=1, width=640, height=480, mode=mode)
@@ -44,8 +42,7 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     minutes = (time.monotonic() - started) / 60
     card = read_card(out)
     held = load_dataset_package(held_zip)
-    preds = predict(onnx_runner((out / "model.onnx").read_bytes()), held.samples, (card.input.height, card.input.width))
-    scores = evaluate_predictions(held.samples, preds, card.classes, card.output.max_detections, bundle_thresholds(card))
+    scores = score_bundle(out, held.samples)  # the card's tiling and thresholds, as the device runs it
     counts = scores["count_error"]
     assert isinstance(counts, dict)
     return {
@@ -53,7 +50,7 @@ def run_mode(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "exact": {c: v["exact_share"] for c, v in counts["per_class"].items()},
         "count_mae": counts["total_mae"], "objects_per_image": scores["val_objects"] / max(1, len(held.samples)),  # type: ignore[operator]
         "minutes": minutes, "epochs": card.metrics["training"]["epochs_run"],
-        "input": f"{card.input.width}x{card.input.height}", "max_detections": card.output.max_detections,
+        "input": f"{card.input.width}x{card.input.height} {card.input.resize}", "max_detections": card.output.max_detections,
         "load": (load_before + os.getloadavg()[0]) / 2, "val_map50": card.metrics["map50"],
     }
 

@@ -15,13 +15,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trainer.bundle import BundleError, ModelCard, read_card, write_card
+from trainer.bundle import BundleError, read_card, write_card
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetError, load_dataset_package, split_dataset
 from trainer.engines import EngineError
 from trainer.errors import ExportError, OutputDirError, PretrainError, WeightsError
 from trainer.fleet import cli as fleet_cli
 from trainer.publish import PublishError, StoreConfig, publish_bundle
+from trainer.scoring import score_bundle
 
 _TRAIN_FLAGS = ("epochs", "input_size", "width_multiplier", "weights", "seed", "batch_size", "crop",
                 "learning_rate", "val_fraction", "max_detections", "time_limit_min", "eval_every", "name", "version")
@@ -102,14 +103,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     dataset = load_dataset_package(args.package)
     if dataset.classes != card.classes:
         raise BundleError(f"the package's classes {dataset.classes} differ from the bundle's {card.classes}")
-    from trainer.export import onnx_runner
-    from trainer.predict import evaluate_predictions, frame_max_detections, predict
-
-    runner = onnx_runner((args.bundle / "model.onnx").read_bytes())
-    preds = predict(runner, dataset.samples, card.input.resize_rule())
-    thresholds = None if args.refit_thresholds else bundle_thresholds(card)
-    max_dets = frame_max_detections(card.input.resize_rule(), card.output.max_detections)
-    result: dict[str, Any] = evaluate_predictions(dataset.samples, preds, card.classes, max_dets, thresholds)
+    result: dict[str, Any] = score_bundle(args.bundle, dataset.samples, args.refit_thresholds)
     result["dataset_sha256"] = dataset.sha256
     if args.record:
         card.metrics[args.record] = result
@@ -117,12 +111,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         _append_to_report(args.bundle, args.record, result, args.package.name)
     print(f"thresholds: {result['thresholds_from']}", file=sys.stderr)
     print(json.dumps(result, indent=1))
-
-
-def bundle_thresholds(card: ModelCard) -> dict[str, float]:
-    """Per-class thresholds of a bundle; bundles from before class_thresholds use one for all."""
-    given = card.class_thresholds or {}
-    return {name: float(given.get(name, card.score_threshold)) for name in card.classes}
 
 
 def _append_to_report(bundle: Path, key: str, result: dict[str, Any], package: str) -> None:
