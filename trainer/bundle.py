@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from trainer.tiling import TilePolicy
 
 MODEL_FORMAT = "scopehive-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: class_thresholds and input.resize "tile"; devices before it refuse them
 
 
 class BundleError(ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    started = time.monotonic()  # the time limit covers the whole command, package reading included
     options = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
     config = TrainConfig(**options)
     dataset = load_dataset_package(args.package)  # fails fast, before TensorFlow loads
@@ -91,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         check_weights_file(config.weights, config.width_multiplier)  # before --out is touched
     from trainer.pipeline import train_dataset
 
-    out = train_dataset(dataset, args.out, config, args.force, args.quiet)
+    out = train_dataset(dataset, args.out, config, args.force, args.quiet, started)
     metrics = read_card(out).metrics
     print(f"bundle written to {out}: mAP@0.5 {metrics['map50']:.3f}, mAP@[.5:.95] {metrics['map50_95']:.3f}, "
           f"ONNX vs Keras max abs diff {metrics['onnx_parity']['max_abs_diff']:.2e}")

@@ -110,18 +110,25 @@ def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, c
 
 def train_bundle(package: str | Path, out: str | Path, config: TrainConfig, force: bool = False, quiet: bool = False) -> Path:
     """The `train` command: returns the bundle folder (== out)."""
-    return train_dataset(load_dataset_package(package), out, config, force, quiet)
+    started = time.monotonic()
+    return train_dataset(load_dataset_package(package), out, config, force, quiet, started)
 
 
-def _time_limit(config: TrainConfig, reporter: ProgressReporter) -> float | None:
-    """Seconds the training loop may take so the whole run ends within --time-limit-min."""
+def time_limit_s(config: TrainConfig, started: float, now: float) -> float | None:
+    """Seconds the training loop may take so the whole run, from `started` (the command's start:
+    reading the package and loading TensorFlow count too), ends within --time-limit-min."""
     if config.epochs or not config.time_limit_min:
         return None
-    return max(60.0, config.time_limit_min * 60 - (time.monotonic() - reporter.started) - _FINISH_RESERVE_S)
+    return max(60.0, config.time_limit_min * 60 - (now - started) - _FINISH_RESERVE_S)
 
 
-def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force: bool = False, quiet: bool = False) -> Path:
-    """Train on an already validated dataset and write the bundle into `out`."""
+def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force: bool = False, quiet: bool = False,
+                  started: float | None = None) -> Path:
+    """Train on an already validated dataset and write the bundle into `out`.
+
+    `started` (time.monotonic()) is when the user's command began; the time limit counts from it.
+    """
+    started = time.monotonic() if started is None else started
     out = Path(out)
     _prepare_out(out, force)
     train, val = split_dataset(dataset.samples, config.val_fraction, config.seed)
@@ -133,7 +140,7 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
     reporter = ProgressReporter(out, plan.epochs, plan.steps_per_epoch, quiet)
     reporter.note(describe(plan))
     try:
-        limit = _time_limit(config, reporter)
+        limit = time_limit_s(config, started, time.monotonic())
         fitted = fit(FitPlan(train, val, dataset.classes, plan, work, limit), config, reporter)
         _finish(out, dataset, val, fitted, config, plan, reporter)
         reporter.set_state("done", f"bundle written to {out}", bundle=str(out))

@@ -22,7 +22,7 @@ from device import safezip
 from device.safezip import UnzipLimits
 
 MODEL_FORMAT = "scopehive-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: class_thresholds and input.resize "tile" (a version-1 device refuses them)
 
 
 class BundleError(ValueError):
@@ -105,15 +105,22 @@ class ModelCard(_Strict):
     created: datetime
     engines: list[EngineSpec] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _newer_format_first(cls, data: Any) -> Any:
+        """A newer card may carry fields this device has never heard of: say 'update', not 'invalid field'."""
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if isinstance(version, int) and version > MODEL_FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {version} is newer than this device understands "
+                f"({MODEL_FORMAT_VERSION}): update the device software"
+            )
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> ModelCard:
         if self.format != MODEL_FORMAT:
             raise ValueError(f"format must be '{MODEL_FORMAT}', got '{self.format}'")
-        if self.format_version > MODEL_FORMAT_VERSION:
-            raise ValueError(
-                f"format_version {self.format_version} is newer than this device understands "
-                f"({MODEL_FORMAT_VERSION}): update the device software"
-            )
         unknown = sorted(set(self.class_thresholds or {}) - set(self.classes))
         if unknown:
             raise ValueError(f"class_thresholds names classes the model does not have: {unknown}")

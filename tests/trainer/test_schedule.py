@@ -58,3 +58,14 @@ def test_squeezing_the_schedule_never_raises_the_rate_and_ends_at_the_floor() ->
     assert float(schedule(1500)) == pytest.approx(before[4], rel=1e-4)  # no jump
     after = np.array([float(schedule(s)) for s in range(1500, 1801, 50)])
     assert np.all(np.diff(after) < 0) and after[-1] == pytest.approx(3e-3 * 0.02, rel=1e-3)
+
+
+def test_the_time_limit_counts_from_the_commands_start() -> None:
+    from trainer.config import TrainConfig
+    from trainer.pipeline import _FINISH_RESERVE_S, time_limit_s
+
+    config = TrainConfig(time_limit_min=14)
+    fresh = time_limit_s(config, started=1000.0, now=1000.0)
+    slow_read = time_limit_s(config, started=1000.0, now=1000.0 + 120)  # two minutes reading a big package
+    assert fresh == 14 * 60 - _FINISH_RESERVE_S and slow_read == fresh - 120  # type: ignore[operator]
+    assert time_limit_s(TrainConfig(epochs=5), 0.0, 10.0) is None  # --epochs N trains exactly N
