@@ -214,6 +214,21 @@ def make_plan(train: list[Sample], val: list[Sample], classes: list[str], config
     return plan
 
 
+def _passes(frame_sizes: dict[str, int], policy: TilePolicy) -> str:
+    """How each frame size runs: one padded pass, or so many overlapping tiles."""
+    tiled = {}
+    for label in frame_sizes:
+        w, h = (int(v) for v in label.split("x"))
+        scale = frame_scale((h, w), policy)
+        if (n := tile_count((h, w), scale, policy)) > 1:
+            tiled[label] = f"{n} tiles" + ("" if scale == policy.scale else f" after shrinking to {scale:.3f}x")
+    if not tiled:
+        return "every frame in one pass"
+    rest = ", the rest in one pass" if len(tiled) < len(frame_sizes) else ""
+    return (f"{'; '.join(f'{k} as {v}' for k, v in tiled.items())} (overlap {policy.overlap} px, "
+            f"at most {policy.max_tiles} per frame){rest}")
+
+
 def describe(plan: TrainingPlan) -> str:
     """The plan as a few lines a person reads at the start of a run."""
     p = plan.policy
@@ -221,7 +236,7 @@ def describe(plan: TrainingPlan) -> str:
     lines = [
         f"training plan: {plan.train_images} training and {plan.val_images} validation images; frames {sizes}",
         f"  scale {p.scale:.3f}x for every frame (aspect kept, padded); network input {p.input_hw[1]}x{p.input_hw[0]}, "
-        f"larger frames as overlapping tiles (overlap {p.overlap} px, at most {p.max_tiles} per frame)",
+        f"{_passes(plan.frame_sizes, p)}",
         f"  up to {plan.max_detections} detections per tile; {plan.epochs} epochs x {plan.steps_per_epoch} steps "
         f"(stops early when validation stops improving); expected ~{plan.expected_minutes:.0f} min on 2 CPU cores",
     ]

@@ -45,6 +45,7 @@ def test_mixed_frame_sizes_get_one_scale_and_the_big_frames_tiles() -> None:
     text = describe(plan)
     assert "scale 1.333x for every frame" in text and f"{policy.input_hw[1]}x{policy.input_hw[0]}" in text
     assert "up to 450 detections" in text
+    assert f"1388x1040 as {len(big_layout.origins)} tiles" in text and "the rest in one pass" in text
 
 
 def test_a_uniform_dataset_keeps_its_whole_frame_as_one_input() -> None:
@@ -52,6 +53,7 @@ def test_a_uniform_dataset_keeps_its_whole_frame_as_one_input() -> None:
     plan = make_plan(samples[:34], samples[34:], ["rbc"], TrainConfig())
     assert plan.policy.scale == 0.5 and plan.policy.input_hw == (256, 320) and plan.policy.max_tiles == 16
     assert plan.max_detections == 100 and not plan.warnings
+    assert "every frame in one pass" in describe(plan)
 
 
 def test_warnings_name_what_the_recipe_cannot_handle() -> None:
