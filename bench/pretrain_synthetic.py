@@ -8,7 +8,7 @@ budget, from random weights and from the pre-trained file, and scores both on th
 frames at each bundle's own thresholds. Prints both rows; does not assert which wins.
 
     .venv/bin/python bench/pretrain_synthetic.py [--mode blood] [--unlabelled 400] [--labelled 24]
-        [--pretrain-steps 1200] [--train-steps 1200]
+        [--pretrain-steps 1200] [--train-steps 1200] [--seeds 0,1]
 """
 
 from __future__ import annotations
@@ -33,19 +33,19 @@ def score(bundle: Path, held_zip: Path) -> dict[str, Any]:
             "exact": {c: v["exact_share"] for c, v in counts["per_class"].items()}}
 
 
-def train(package: Path, out: Path, steps: int, weights: str) -> float:
+def train(package: Path, out: Path, steps: int, weights: str, seed: int) -> float:
     from trainer.config import TrainConfig, auto_scale
     from trainer.dataset import load_dataset_package, split_dataset
     from trainer.pipeline import train_dataset
     from trainer.plan import BoxStats, steps_per_epoch
 
     dataset = load_dataset_package(package)
-    probe = TrainConfig()
+    probe = TrainConfig(seed=seed)
     train_part, _ = split_dataset(dataset.samples, probe.val_fraction, probe.seed)
     scale = auto_scale(BoxStats.of(train_part).sqrt_area)
     epochs = max(3, round(steps / steps_per_epoch(train_part, scale, probe)))  # the trainer's own epoch size
     started = time.monotonic()
-    train_dataset(dataset, out, TrainConfig(epochs=epochs, weights=weights), force=True, quiet=True)
+    train_dataset(dataset, out, TrainConfig(epochs=epochs, weights=weights, seed=seed), force=True, quiet=True)
     return (time.monotonic() - started) / 60
 
 
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=60)
     parser.add_argument("--pretrain-steps", type=int, default=1200)
     parser.add_argument("--train-steps", type=int, default=1200)
+    parser.add_argument("--seeds", default="0", help="training seeds (split and initialisation), e.g. 0,1: one pair of runs each")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -84,10 +85,12 @@ def main() -> None:
     pre["scale"] = scale
     print(f"pre-training: {json.dumps(pre)}", flush=True)
     rows = []
-    for label, source in (("from random weights", "none"), ("from pre-trained backbone", str(weights))):
-        minutes = train(zips["labelled"], work / f"bundle-{source != 'none'}", args.train_steps, source)
-        rows.append({"start": label, "minutes": minutes, **score(work / f"bundle-{source != 'none'}", zips["held"])})
-        print(json.dumps(rows[-1]), flush=True)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for label, source in (("from random weights", "none"), ("from pre-trained backbone", str(weights))):
+            bundle = work / f"bundle-{seed}-{source != 'none'}"
+            minutes = train(zips["labelled"], bundle, args.train_steps, source, seed)
+            rows.append({"start": f"{label}, seed {seed}", "minutes": minutes, **score(bundle, zips["held"])})
+            print(json.dumps(rows[-1]), flush=True)
     print(f"\n{args.mode}: {args.labelled} labelled frames, {args.unlabelled} unlabelled, held-out {args.held_out}, "
           f"load {os.getloadavg()[0]:.1f}")
     print("| start | mAP@0.5 | mAP@[.5:.95] | count MAE | counted exactly | fine-tune min |\n| --- | --- | --- | --- | --- | --- |")
