@@ -12,7 +12,7 @@ HIVE_VENV ?= .venv-hive
 help:
 	@echo "make demo     set up (device only) and run the live demo on http://127.0.0.1:8080 (PORT=... for another)"
 	@echo "make test     set up everything, start InfluxDB + proxy on loopback, lint, typecheck, test"
-	@echo "make bench    print the performance figures (bench/); make bench-train for the trainer's"
+	@echo "make bench    print the performance figures (bench/); make bench-train for the trainer's (about 80 min)"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +93,8 @@ bench: setup
 # The trainer's figures per synthetic modality (300 frames at 640x480 each, default CPU training): ~1 hour.
 bench-train: setup
 	$(PY) bench/train_synthetic.py
+	$(PY) bench/train_mixed_sizes.py
+	$(PY) bench/pretrain_synthetic.py --labelled 8 --train-steps 600 --seeds 0,1
 
 # Regenerate the provisioned Grafana dashboards from grafana/*.py; commit the JSON it writes.
 dashboards: $(VENV)/.full-stamp
