@@ -81,6 +81,9 @@ class RunControl:
     limit_s: float | None = None
     early_stop: bool = True
     eval_seconds: float = 0.0
+    eval_total_s: float = 0.0  # all evaluations so far: not part of the training pace
+    planned: int = 0  # the epochs first planned: a time cut may give epochs back, never more than these
+    time_cut: bool = False
     best: float = -1.0
     stale: int = 0
     winding_down: bool = False
@@ -89,10 +92,12 @@ class RunControl:
 
     def __post_init__(self) -> None:
         self.eval_at = evaluation_epochs(self.epochs, self.eval_every)
+        self.planned = self.planned or self.epochs
 
     def scored(self, epoch: int, map50: float, seconds: float) -> bool:
         """Record an evaluation; True if it is the best so far (checkpoint it)."""
         self.eval_seconds = max(self.eval_seconds, seconds)
+        self.eval_total_s += seconds
         improved = map50 > self.best + _MIN_DELTA
         best = map50 > self.best
         self.best = max(self.best, map50)
@@ -107,24 +112,36 @@ class RunControl:
         return best
 
     def timed(self, epoch: int, elapsed_s: float, startup_s: float = 0.0) -> None:
-        """After an epoch: cut the remaining epochs if the time limit would be passed.
+        """After an epoch: fit the remaining epochs to the time limit.
 
-        `startup_s` (the first step: graph tracing, a minute on a busy machine) is paid once and
-        is left out of the pace.
+        The pace is training time per epoch: `startup_s` (the first step, graph tracing: a minute
+        on a busy machine) and the evaluations are left out of it. A run is cut when the limit
+        would be passed; a run cut earlier gets epochs back (up to the plan) when the machine turns
+        out faster than the first epochs said, unless validation has already stalled.
         """
         if self.limit_s is None or epoch >= self.epochs:
             return
-        per_epoch = max(elapsed_s - startup_s, 1e-6) / epoch
+        per_epoch = max(elapsed_s - startup_s - self.eval_total_s, 1e-6) / epoch
         evals_left = len([e for e in self.eval_at if e > epoch])
         projected = elapsed_s + (self.epochs - epoch) * per_epoch + evals_left * self.eval_seconds
-        if projected <= self.limit_s:
-            return
-        spare = self.limit_s - elapsed_s - 2 * self.eval_seconds
-        new_epochs = max(epoch + 1, epoch + int(spare // max(per_epoch, 1e-6)))
-        if new_epochs < self.epochs:
+        fits = self._epochs_that_fit(epoch, elapsed_s, per_epoch)
+        if projected > self.limit_s and fits < self.epochs:
             self.notes.append(f"time limit: {self.epochs} epochs would take ~{projected / 60:.1f} min, "
-                              f"training {new_epochs} ({per_epoch:.1f} s per epoch on this machine)")
-            self._shorten(epoch, new_epochs)
+                              f"training {fits} ({per_epoch:.1f} s per epoch on this machine)")
+            self.time_cut = True
+            self._shorten(epoch, fits)
+        elif self.time_cut and not self.winding_down and fits > self.epochs + 1:  # +1: no churn over one epoch
+            self.notes.append(f"time limit: faster than estimated ({per_epoch:.1f} s per epoch), training {fits} epochs")
+            self._shorten(epoch, fits)
+
+    def _epochs_that_fit(self, epoch: int, elapsed_s: float, per_epoch: float) -> int:
+        """Most epochs (at least one more, at most the plan) whose training and evaluations end in time."""
+        assert self.limit_s is not None
+        for total in range(self.planned, epoch + 1, -1):
+            evals = len([e for e in evaluation_epochs(total, self.eval_every, epoch) if e > epoch])
+            if elapsed_s + (total - epoch) * per_epoch + evals * self.eval_seconds <= self.limit_s:
+                return total
+        return epoch + 1
 
     def _shorten(self, epoch: int, new_epochs: int) -> None:
         self.epochs = new_epochs

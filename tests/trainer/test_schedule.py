@@ -69,3 +69,36 @@ def test_the_time_limit_counts_from_the_commands_start() -> None:
     slow_read = time_limit_s(config, started=1000.0, now=1000.0 + 120)  # two minutes reading a big package
     assert fresh == 14 * 60 - _FINISH_RESERVE_S and slow_read == fresh - 120  # type: ignore[operator]
     assert time_limit_s(TrainConfig(epochs=5), 0.0, 10.0) is None  # --epochs N trains exactly N
+
+
+def test_a_run_cut_by_a_slow_first_epoch_gets_epochs_back_but_never_past_the_plan() -> None:
+    control = RunControl(epochs=20, steps_per_epoch=50, limit_s=600.0)
+    control.timed(1, 60.0)  # the first epoch is slow (warm-up): 20 epochs would take 20 minutes
+    assert control.epochs == 10 and control.time_cut
+    control.timed(4, 120.0)  # then 20 s per epoch: 4 + 480 s / 20 s fits, capped by nothing yet
+    assert control.epochs > 10 and "faster than estimated" in control.notes[-1]
+    fast = RunControl(epochs=20, steps_per_epoch=50, limit_s=600.0)
+    fast.timed(1, 60.0)
+    fast.timed(5, 65.0)  # very fast now: back to the plan, not beyond it
+    assert fast.epochs == 20
+
+
+def test_evaluation_time_is_not_counted_as_training_pace() -> None:
+    control = RunControl(epochs=30, steps_per_epoch=50, limit_s=600.0, eval_every=1)
+    for epoch in range(1, 6):
+        control.scored(epoch, 0.1 * epoch, 10.0)  # improving; each evaluation takes 10 s
+    control.timed(5, 5 * 10.0 + 5 * 10.0)  # 10 s training + 10 s evaluation per epoch
+    # 30 epochs: 100 + 25 x (10 + 10) = 600 s: fits exactly (counting evaluations twice, 850 s, cut it)
+    assert control.epochs == 30 and not control.notes
+
+
+def test_a_stalled_run_is_not_given_epochs_back() -> None:
+    control = RunControl(epochs=40, steps_per_epoch=50, limit_s=600.0, eval_every=1)
+    control.timed(1, 60.0)
+    cut = control.epochs
+    for epoch in range(2, 6):
+        control.scored(epoch, 0.5, 1.0)  # no improvement: wound down after 3 stale evaluations
+    assert control.winding_down
+    wound = control.epochs
+    control.timed(6, 70.0)  # very fast now, but validation has stalled
+    assert control.epochs == wound <= cut
