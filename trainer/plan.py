@@ -178,12 +178,23 @@ def _scale_warnings(samples: list[Sample], policy: TilePolicy, sizes: Counter[tu
     return out
 
 
+MIN_VAL_IMAGES_TO_STOP_EARLY = 5  # a score on fewer validation frames is too noisy to call a stall
+
+
+def may_stop_early(val_images: int) -> bool:
+    """Early stopping only where validation can tell a stall from noise (a 1-frame split cannot)."""
+    return val_images >= MIN_VAL_IMAGES_TO_STOP_EARLY
+
+
 def _data_warnings(train: list[Sample], val: list[Sample], classes: list[str], max_detections: int, config: TrainConfig) -> list[str]:
     out: list[str] = []
     if len(train) < 30:
         out.append(f"only {len(train)} training images: expect a model that has seen too little; annotate more")
     if not val:
         out.append("no validation images: the best epoch and the score threshold are chosen on nothing")
+    elif not may_stop_early(len(val)):
+        out.append(f"only {len(val)} validation images: too few to tell a stall from noise, so every planned "
+                   "epoch is trained (no early stop); the count thresholds rest on these few images")
     counts = np.bincount(np.concatenate([s.classes for s in train] or [np.zeros(0, int)]).astype(int), minlength=len(classes))
     rare = [f"{name} ({int(n)})" for name, n in zip(classes, counts, strict=True) if n < 20]
     if rare:

@@ -21,7 +21,7 @@ from trainer.config import TrainConfig
 from trainer.dataset import Sample
 from trainer.losses import detection_loss
 from trainer.model import STRIDE, ModelSpec, build_inference_model, build_raw_model
-from trainer.plan import TrainingPlan, crops_per_image
+from trainer.plan import TrainingPlan, crops_per_image, may_stop_early
 from trainer.predict import evaluate_predictions, frame_max_detections, keras_runner, predict
 from trainer.progress import ProgressReporter
 from trainer.schedule import RunControl, ShrinkableCosine
@@ -130,7 +130,7 @@ def fit(plan: FitPlan, config: TrainConfig, reporter: ProgressReporter) -> FitRe
     spec = ModelSpec(len(plan.classes), config.width_multiplier, weights=config.backbone_weights())
     raw = build_raw_model(spec)
     steps = reporter.steps_per_epoch
-    control = RunControl(plan.plan.epochs, steps, config.eval_every, plan.limit_s, early_stop=bool(plan.val))
+    control = RunControl(plan.plan.epochs, steps, config.eval_every, plan.limit_s, early_stop=may_stop_early(len(plan.val)))
     schedule = ShrinkableCosine(config.learning_rate, steps * control.epochs)
     step = _make_step(raw, _optimizer(schedule))
     inference = build_inference_model(raw, plan.plan.policy.input_hw, plan.plan.max_detections)

@@ -8,7 +8,7 @@ import pytest
 
 from trainer.config import TrainConfig
 from trainer.dataset import Sample
-from trainer.plan import BoxStats, auto_max_detections, describe, make_plan
+from trainer.plan import BoxStats, auto_max_detections, describe, make_plan, may_stop_early
 from trainer.tiling import plan_frame, tile_count
 
 
@@ -66,3 +66,12 @@ def test_warnings_name_what_the_recipe_cannot_handle() -> None:
     assert "few training objects of b (0)" in text
     assert "small objects will be ~6 px" in text
     assert "warning:" in describe(plan)
+
+
+def test_a_tiny_validation_split_turns_early_stopping_off_and_says_so() -> None:
+    samples = [_sample((480, 640), 12, 100, seed=i) for i in range(40)]
+    few = make_plan(samples[:37], samples[37:], ["rbc"], TrainConfig())  # 3 validation frames
+    assert not may_stop_early(3) and may_stop_early(5)
+    assert any("only 3 validation images" in w and "no early stop" in w for w in few.warnings)
+    enough = make_plan(samples[:34], samples[34:], ["rbc"], TrainConfig())
+    assert not any("validation images" in w for w in enough.warnings)
