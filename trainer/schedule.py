@@ -80,7 +80,7 @@ class RunControl:
     eval_every: int = 0
     limit_s: float | None = None
     early_stop: bool = True
-    eval_seconds: float = 0.0
+    eval_seconds: float = 0.0  # the latest evaluation: the first also traces the graph, later ones cost the same
     eval_total_s: float = 0.0  # all evaluations so far: not part of the training pace
     planned: int = 0  # the epochs first planned: a time cut may give epochs back, never more than these
     time_cut: bool = False
@@ -96,7 +96,7 @@ class RunControl:
 
     def scored(self, epoch: int, map50: float, seconds: float) -> bool:
         """Record an evaluation; True if it is the best so far (checkpoint it)."""
-        self.eval_seconds = max(self.eval_seconds, seconds)
+        self.eval_seconds = seconds
         self.eval_total_s += seconds
         improved = map50 > self.best + _MIN_DELTA
         best = map50 > self.best

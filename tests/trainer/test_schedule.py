@@ -102,3 +102,12 @@ def test_a_stalled_run_is_not_given_epochs_back() -> None:
     wound = control.epochs
     control.timed(6, 70.0)  # very fast now, but validation has stalled
     assert control.epochs == wound <= cut
+
+
+def test_the_first_evaluations_graph_tracing_is_not_charged_to_every_later_one() -> None:
+    control = RunControl(epochs=30, steps_per_epoch=50, limit_s=600.0, eval_every=1)
+    control.scored(1, 0.1, 60.0)  # the first evaluation traces the inference graph
+    control.scored(2, 0.2, 5.0)
+    control.timed(2, 2 * 10.0 + 65.0)  # 10 s of training per epoch
+    # 28 more epochs at 10 s + 28 evaluations at 5 s: 85 + 420 = 505 s fits; charged 60 s each it would not
+    assert control.epochs == 30 and not control.notes
