@@ -34,16 +34,15 @@ def score(bundle: Path, held_zip: Path) -> dict[str, Any]:
 
 
 def train(package: Path, out: Path, steps: int, weights: str, seed: int) -> float:
-    from trainer.config import TrainConfig, auto_scale
+    from trainer.config import TrainConfig
     from trainer.dataset import load_dataset_package, split_dataset
     from trainer.pipeline import train_dataset
-    from trainer.plan import BoxStats, steps_per_epoch
+    from trainer.plan import make_plan
 
     dataset = load_dataset_package(package)
     probe = TrainConfig(seed=seed)
-    train_part, _ = split_dataset(dataset.samples, probe.val_fraction, probe.seed)
-    scale = auto_scale(BoxStats.of(train_part).sqrt_area)
-    epochs = max(3, round(steps / steps_per_epoch(train_part, scale, probe)))  # the trainer's own epoch size
+    plan = make_plan(*split_dataset(dataset.samples, probe.val_fraction, probe.seed), dataset.classes, probe)
+    epochs = max(3, round(steps / plan.steps_per_epoch))  # the trainer's own epoch size
     started = time.monotonic()
     train_dataset(dataset, out, TrainConfig(epochs=epochs, weights=weights, seed=seed), force=True, quiet=True)
     return (time.monotonic() - started) / 60

@@ -96,6 +96,11 @@ class ModelCard(_Strict):
     created: datetime
     engines: list[EngineSpec] = Field(default_factory=list)
 
+    def thresholds_by_class(self) -> dict[str, float]:
+        """Score threshold of every class; cards from before class_thresholds use one for all."""
+        given = self.class_thresholds or {}
+        return {name: float(given.get(name, self.score_threshold)) for name in self.classes}
+
 
 def read_card(bundle_dir: str | os.PathLike[str]) -> ModelCard:
     path = Path(bundle_dir) / "model.json"

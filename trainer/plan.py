@@ -62,6 +62,7 @@ class TrainingPlan:
     val_images: int
     frame_sizes: dict[str, int]
     expected_minutes: float
+    passes: str  # how each frame size runs: one pass, N tiles, or shrunk first
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -217,7 +218,7 @@ def make_plan(train: list[Sample], val: list[Sample], classes: list[str], config
     epochs = resolve_epochs(config, steps).epochs
     plan = TrainingPlan(policy, max_detections, steps, epochs, len(train), len(val),
                         {_size_label(hw): n for hw, n in sizes.most_common()},
-                        round(expected_minutes(steps * epochs, val, policy, config, 10), 1))
+                        round(expected_minutes(steps * epochs, val, policy, config, 10), 1), _passes(sizes, policy))
     plan.warnings = _scale_warnings(samples, policy, sizes) + _data_warnings(train, val, classes, max_detections, config)
     if plan.expected_minutes > _BUDGET_MINUTES:
         plan.warnings.append(f"expected to take ~{plan.expected_minutes:.0f} min on 2 CPU cores: pass fewer --epochs, "
@@ -225,17 +226,16 @@ def make_plan(train: list[Sample], val: list[Sample], classes: list[str], config
     return plan
 
 
-def _passes(frame_sizes: dict[str, int], policy: TilePolicy) -> str:
+def _passes(sizes: Counter[tuple[int, int]], policy: TilePolicy) -> str:
     """How each frame size runs: one padded pass, or so many overlapping tiles."""
     tiled = {}
-    for label in frame_sizes:
-        w, h = (int(v) for v in label.split("x"))
-        scale = frame_scale((h, w), policy)
-        if (n := tile_count((h, w), scale, policy)) > 1:
-            tiled[label] = f"{n} tiles" + ("" if scale == policy.scale else f" after shrinking to {scale:.3f}x")
+    for hw in sizes:
+        scale = frame_scale(hw, policy)
+        if (n := tile_count(hw, scale, policy)) > 1:
+            tiled[_size_label(hw)] = f"{n} tiles" + ("" if scale == policy.scale else f" after shrinking to {scale:.3f}x")
     if not tiled:
         return "every frame in one pass"
-    rest = ", the rest in one pass" if len(tiled) < len(frame_sizes) else ""
+    rest = ", the rest in one pass" if len(tiled) < len(sizes) else ""
     return (f"{'; '.join(f'{k} as {v}' for k, v in tiled.items())} (overlap {policy.overlap} px, "
             f"at most {policy.max_tiles} per frame){rest}")
 
@@ -247,7 +247,7 @@ def describe(plan: TrainingPlan) -> str:
     lines = [
         f"training plan: {plan.train_images} training and {plan.val_images} validation images; frames {sizes}",
         f"  scale {p.scale:.3f}x for every frame (aspect kept, padded); network input {p.input_hw[1]}x{p.input_hw[0]}, "
-        f"{_passes(plan.frame_sizes, p)}",
+        f"{plan.passes}",
         f"  up to {plan.max_detections} detections per tile; {plan.epochs} epochs x {plan.steps_per_epoch} steps "
         f"(stops early when validation stops improving); expected ~{plan.expected_minutes:.0f} min on 2 CPU cores",
     ]

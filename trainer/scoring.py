@@ -10,14 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainer.bundle import ModelCard, read_card
+from trainer.bundle import read_card
 from trainer.dataset import Sample
-
-
-def bundle_thresholds(card: ModelCard) -> dict[str, float]:
-    """Per-class thresholds of a bundle; bundles from before class_thresholds use one for all."""
-    given = card.class_thresholds or {}
-    return {name: float(given.get(name, card.score_threshold)) for name in card.classes}
 
 
 def score_bundle(bundle: Path, samples: list[Sample], refit_thresholds: bool = False) -> dict[str, Any]:
@@ -29,5 +23,5 @@ def score_bundle(bundle: Path, samples: list[Sample], refit_thresholds: bool = F
     runner = onnx_runner((bundle / "model.onnx").read_bytes())
     rule = card.input.resize_rule()
     preds = predict(runner, samples, rule)
-    thresholds = None if refit_thresholds else bundle_thresholds(card)
+    thresholds = None if refit_thresholds else card.thresholds_by_class()
     return evaluate_predictions(samples, preds, card.classes, frame_max_detections(rule, card.output.max_detections), thresholds)
