@@ -92,6 +92,7 @@ bench: setup
 
 # The trainer's figures per synthetic modality (300 frames at 640x480 each, default CPU training): ~1 hour.
 bench-train: setup
+	$(PY) bench/train_step.py
 	$(PY) bench/train_synthetic.py
 	$(PY) bench/train_mixed_sizes.py
 	$(PY) bench/pretrain_synthetic.py --labelled 8 --train-steps 600 --seeds 0,1
