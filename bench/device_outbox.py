@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 from device_common import ROOT  # noqa: F401  (puts the repo on sys.path)
 
-from device.config import InfluxSettings
+from device.metrics.settings import InfluxSettings
 from device.metrics.outbox import Outbox
 from device.metrics.points import Point
 from device.metrics.sender import OutboxSender

@@ -20,11 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from device.experiments.annotate import GrafanaMarkSettings
 from device.experiments.quality import QualitySettings
 from device.fleet.settings import FleetSettings
+from device.metrics.settings import InfluxSettings, OutboxSettings
 from device.hive.settings import BackendKey, ExtraModel, HiveSettings, parse_models
-from device.panel.settings import PanelSettings
 from device.redact import redact
+from device.sources.settings import CaptureSettings
 from device.tracking.settings import TrackingSettings
-from device.web_settings import WebSettings
+from device.web_settings import PanelSettings, WebSettings
 
 ENV_PREFIX = "SCOPEHIVE_"
 # Variables the test harness and service scripts own: never device settings, never errors.
@@ -34,45 +35,6 @@ _HARNESS_NAMES = frozenset({"SCOPEHIVE_VAR"})
 
 class ConfigError(ValueError):
     """Configuration that cannot be used; the message names the file, variable or flag and the field."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class InfluxSettings(_Section):
-    """Where metrics go. An empty url is the embedded default: keep them in the local store only."""
-
-    url: str = Field("", description="InfluxDB base URL (v2 write API), e.g. http://influxdb:8086; empty = local store only")
-    token: str = Field("", description="API token (InfluxDB 2/3) or 'user:password' (1.8 compatibility)")
-    org: str = Field("scopehive", description="Organisation (ignored by InfluxDB 1.x)")
-    bucket: str = Field("scopehive", description="Bucket (database/retention policy on 1.x)")
-    batch_size: int = Field(5000, ge=1, le=100_000, description="Most points sent in one request")
-    flush_interval_s: float = Field(0.5, gt=0, le=60, description="How often the sender looks for new points")
-    timeout_s: float = Field(10.0, gt=0, le=300, description="HTTP timeout of one write")
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        """Only http(s) reaches the write API; anything else would fail at the first write, later."""
-        parts = urlsplit(url.strip())
-        if url.strip() and (parts.scheme not in ("http", "https") or not parts.hostname):
-            raise ValueError(f"'{redact(url)}' is not an InfluxDB URL: use http://host:port or https://host:port")
-        return url.strip()
-
-
-class OutboxSettings(_Section):
-    """The durable local store every point passes through."""
-
-    max_mb: float = Field(256.0, gt=0, description="Disk budget; past it the oldest points are dropped and counted")
-    history_s: float = Field(3600.0, gt=0, description="Sent points kept this long for the panel's charts")
-
-
-class CaptureSettings(_Section):
-    """How the capture thread retries a source that went away."""
-
-    reconnect_min_s: float = Field(0.5, gt=0, description="First wait before reopening a lost source")
-    reconnect_max_s: float = Field(30.0, gt=0, description="Longest wait between reopen attempts (exponential backoff)")
 
 
 class DeviceConfig(BaseModel):

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from device.config import InfluxSettings
+from device.metrics.settings import InfluxSettings
 from device.metrics.outbox import Outbox
 
 log = logging.getLogger(__name__)

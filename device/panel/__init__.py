@@ -18,7 +18,7 @@ from device import storage as storage_ext
 from device.panel import security, workspace
 from device.panel.modelstore import ModelStore
 from device.panel.sessions import SessionRegistry
-from device.panel.settings import PanelSettings
+from device.web_settings import PanelSettings
 from device.panel.store import ProjectStore
 from device.panel.throttle import Throttle
 

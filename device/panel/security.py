@@ -20,7 +20,7 @@ from flask import Flask, abort, current_app, redirect, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
-from device.panel.settings import PanelSettings
+from device.web_settings import PanelSettings
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from device.config import InfluxSettings
+from device.metrics.settings import InfluxSettings
 from device.metrics.outbox import Outbox
 from device.metrics.points import Point
 from device.metrics.sender import OutboxSender

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from device.config import InfluxSettings
+from device.metrics.settings import InfluxSettings
 from device.metrics import sender as sender_module
 from device.metrics.outbox import Outbox
 from device.metrics.points import Point

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from device.config import DeviceConfig
-from device.panel.settings import PanelSettings
+from device.web_settings import PanelSettings
 from tests.device.panel.helpers import SyntheticRuntime
 
 PASSWORD = "correct horse battery"
