@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from device.sources.synthetic_modes import (
+from device.sources.synthetic_base import (
     Canvas,
     ModalityConfig,
     ModalityScope,

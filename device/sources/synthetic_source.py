@@ -7,7 +7,8 @@ import time
 import numpy as np
 
 from device.sources.synthetic import SyntheticConfig, SyntheticMicroscope
-from device.sources.synthetic_modes import ModalityConfig, ModalityScope, create_scope
+from device.sources.synthetic_base import ModalityConfig, ModalityScope
+from device.sources.synthetic_modes import create_scope
 
 
 class SyntheticSource:

@@ -10,7 +10,8 @@ import pytest
 
 from device.sources.base import SourceError
 from device.sources.registry import open_source
-from device.sources.synthetic_modes import MIN_VISIBLE, create_scope, mode_classes, mode_config
+from device.sources.synthetic_base import MIN_VISIBLE
+from device.sources.synthetic_modes import create_scope, mode_classes, mode_config
 
 MODES = ("blood", "fluorescence", "phase")
 
