@@ -1,4 +1,4 @@
-"""`python -m trainer`: train, evaluate, export, build-engine, publish.
+"""`python -m trainer`: worker (the service the panel trains through), train, evaluate, export, build-engine, publish.
 
 Heavy imports (TensorFlow, tf2onnx, TensorRT) happen inside each command, after cheap checks, so
 a bad package or a typo is reported in a second. Known failures print one clear `error:` message
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,8 +23,10 @@ from trainer.dataset import DatasetError, load_dataset_package, split_dataset
 from trainer.engines import EngineError
 from trainer.errors import ExportError, OutputDirError, PretrainError, WeightsError
 from trainer.fleet import cli as fleet_cli
+from trainer.objectstore import StoreError
 from trainer.publish import PublishError, StoreConfig, publish_bundle
 from trainer.scoring import score_bundle
+from trainer.service import TokenError
 
 _TRAIN_FLAGS = ("epochs", "input_size", "width_multiplier", "weights", "seed", "batch_size", "crop",
                 "learning_rate", "val_fraction", "max_detections", "time_limit_min", "eval_every", "name", "version")
@@ -70,11 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--store", help="s3://bucket?endpoint=host:port&secure=0 instead of the flags")
     serve = sub.add_parser("serve", help="serve bundles to devices on Triton (KServe v2), or write a Triton model repository")
     serve.add_argument("bundles", type=Path, nargs="+", help="bundle folders to serve")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 or the LAN address "
+                            "to serve devices: see docs/hive.md)")
     serve.add_argument("--http-port", type=int, default=8000, help="KServe v2 HTTP port (devices' hive.endpoints)")
     serve.add_argument("--grpc-port", type=int, default=8001)
     serve.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics port")
     serve.add_argument("--repository", type=Path, help="write a model repository for the stock tritonserver here and exit")
     serve.add_argument("--tensorrt", action="store_true", help="with --repository: run the ONNX models through TensorRT (FP16)")
+    worker = sub.add_parser("worker", help="the trainer service: take training jobs from devices over HTTP (token, durable queue)")
+    worker.add_argument("--store", default=os.environ.get("SCOPEHIVE_STORE", ""),
+                        help="object store shared with the devices: file:///folder or s3://bucket?endpoint=host:port&secure=0 "
+                        "(default SCOPEHIVE_STORE); the devices' panel.storage must name the same")
+    worker.add_argument("--work", type=Path, default=Path("var/trainer"), help="job queue (SQLite) and training folders")
+    worker.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    worker.add_argument("--port", type=int, default=8700, help="port devices reach (their trainer.url)")
     fleet_cli.register(sub)  # rollout, rollback: trainer/fleet/cli.py
     return parser
 
@@ -205,13 +218,27 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from trainer.hive.serve import Ports, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(args.bundles, Ports(args.http_port, args.grpc_port, args.metrics_port))
+    serve(args.bundles, Ports(args.http_port, args.grpc_port, args.metrics_port, args.host))
 
 
-_COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "pretrain": cmd_pretrain, "export": cmd_export,
+def cmd_worker(args: argparse.Namespace) -> None:
+    import logging
+
+    from trainer.objectstore import open_store
+    from trainer.service import Tokens, serve
+
+    if not args.store:
+        raise StoreError("give --store (or SCOPEHIVE_STORE): the object store the devices export their packages to, "
+                         "e.g. --store file:///srv/scopehive/store")
+    tokens = Tokens.from_env()  # before anything listens: no token, no service
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(args.host, args.port, args.work, open_store(args.store), tokens)
+
+
+_COMMANDS = {"train": cmd_train, "worker": cmd_worker, "evaluate": cmd_evaluate, "pretrain": cmd_pretrain, "export": cmd_export,
              "build-engine": cmd_build_engine, "publish": cmd_publish, "serve": cmd_serve}
 _KNOWN_ERRORS = (DatasetError, BundleError, EngineError, PublishError, ValidationError, ExportError, OutputDirError,
-                 PretrainError, WeightsError)
+                 PretrainError, WeightsError, StoreError, TokenError)
 
 
 def main(argv: list[str] | None = None) -> int:

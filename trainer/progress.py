@@ -1,7 +1,7 @@
 """Progress a person (console bar, TensorBoard) and a web page (progress.json) can follow.
 
 progress.json is replaced atomically each epoch, so a poller never reads half a file:
-{state, epoch, epochs, loss, val, eta_s, elapsed_s, updated, message}.
+{state, epoch, epochs, loss, val, eta_s, elapsed_s, updated, message, notes, history}.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class ProgressReporter:
         self.state.update(state="training", epoch=epoch, loss=losses["total"], eta_s=round(eta, 1))
         if val is not None:
             self.state["val"] = val
+        # the curves a web page draws (loss every epoch, validation where it was scored)
+        self.state.setdefault("history", []).append({"epoch": epoch, "loss": losses["total"], **(val or {})})
         with self.writer.as_default(step=epoch):
             for key, value in losses.items():
                 _scalar(f"loss/{key}", value)

@@ -1,8 +1,8 @@
 """Score a bundle's exported model on labelled frames exactly as the device runs it.
 
-One path for `trainer evaluate` and every benchmark: ONNX Runtime (no TensorFlow), the card's
-resize rule (tiles for `resize: tile` bundles, stretch for older ones) and, unless re-fitting is
-asked for, the bundle's own per-class thresholds.
+One path for `trainer evaluate`, the trainer service's held-out comparison and every benchmark:
+ONNX Runtime (no TensorFlow), the card's resize rule (tiles for `resize: tile` bundles, stretch
+for older ones) and, unless re-fitting is asked for, the bundle's own per-class thresholds.
 """
 
 from __future__ import annotations
@@ -14,14 +14,26 @@ from trainer.bundle import read_card
 from trainer.dataset import Sample
 
 
-def score_bundle(bundle: Path, samples: list[Sample], refit_thresholds: bool = False) -> dict[str, Any]:
-    """evaluate_predictions' figures for `samples`, predicted by the bundle's model.onnx."""
+def score_bundle(bundle: Path, samples: list[Sample], refit_thresholds: bool = False, counts: bool = False) -> dict[str, Any]:
+    """evaluate_predictions' figures for `samples`, predicted by the bundle's model.onnx.
+
+    With `counts`, also `image_counts`: per class, the (true, found) count of every image at the
+    thresholds used (what a Bland-Altman plot of counts draws)."""
+    from trainer.counts import count_pairs, keep_above, threshold_vector
     from trainer.export import onnx_runner
-    from trainer.predict import evaluate_predictions, frame_max_detections, predict
+    from trainer.predict import evaluate_predictions, frame_max_detections, predict, truth_of
 
     card = read_card(bundle)
     runner = onnx_runner((bundle / "model.onnx").read_bytes())
     rule = card.input.resize_rule()
     preds = predict(runner, samples, rule)
     thresholds = None if refit_thresholds else card.thresholds_by_class()
-    return evaluate_predictions(samples, preds, card.classes, frame_max_detections(rule, card.output.max_detections), thresholds)
+    result = evaluate_predictions(samples, preds, card.classes, frame_max_detections(rule, card.output.max_detections), thresholds)
+    if counts:
+        used: dict[str, float] = result["class_thresholds"]  # type: ignore[assignment]
+        kept = keep_above(preds, threshold_vector(card.classes, used, card.score_threshold))
+        truth = truth_of(samples)
+        result["image_counts"] = {
+            name: [[int(t), int(f)] for t, f in zip(*count_pairs(truth, kept, c), strict=True)] for c, name in enumerate(card.classes)
+        }
+    return result
