@@ -99,10 +99,27 @@ def check_image(data: bytes, name: str, max_pixels: int) -> ImageInfo:
 
 
 def decode(data: bytes, name: str = "image") -> np.ndarray:
-    """The pixels at their original bit depth (16-bit stays 16-bit)."""
+    """The pixels at their original bit depth (16-bit stays 16-bit); a TIFF stack gives its first
+    plane. TIFFs go through tifffile: OpenCV's libtiff prints a warning for every private tag a
+    microscope vendor adds (9 per image from some phase-contrast cameras)."""
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return _decode_tiff(data, name)
     import cv2
 
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise DatasetError(f"{name}: the image data is corrupt and cannot be decoded")
     return np.asarray(image)
+
+
+def _decode_tiff(data: bytes, name: str) -> np.ndarray:
+    import tifffile
+
+    from device.sources.tiffstack import to_frame_layout
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            return to_frame_layout(np.asarray(page.asarray()), str(page.axes))  # type: ignore[union-attr]
+    except Exception as exc:  # tifffile raises many types for broken files
+        raise DatasetError(f"{name}: the image data is corrupt and cannot be decoded ({exc})") from exc

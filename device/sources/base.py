@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import cv2
@@ -16,6 +17,29 @@ class SourceError(RuntimeError):
         self.permanent = permanent
 
 
+Field = str | int | float
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """What a file or camera says about an image beyond its pixels: a lab's files already carry
+    the pixel size, the acquisition time and where the plane sits in its stack."""
+
+    um_per_pixel: float | None = None  # from the file (OME PhysicalSizeX/Y, ImageJ calibration)
+    calibration: str = ""  # where um_per_pixel came from, for the report ("OME PhysicalSizeX/Y of run.ome.tif")
+    acquired_at: float | None = None  # epoch seconds, from the file's own metadata
+    fields: dict[str, Field] = field(default_factory=dict)  # for the frame's points: file, plane_t/z/c, stage_x_um...
+    receipt: str = ""  # what the source journals once the frame is done (acquisition folders)
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """An image with its metadata, as a source's `read()` may return it instead of a bare array."""
+
+    image: np.ndarray
+    meta: ImageMeta
+
+
 class FrameSource(Protocol):
     """One camera, file, stream or folder. `live` sources run on their own clock (the capture
     thread keeps only the newest frame and counts drops); the others are read one frame ahead of
@@ -27,8 +51,9 @@ class FrameSource(Protocol):
     def open(self) -> None:
         """Connect; raises SourceError when the source is not there (the capture thread retries)."""
 
-    def read(self) -> np.ndarray | None:
-        """The next image (original bit depth), None at the end of a finite source; SourceError when broken."""
+    def read(self) -> np.ndarray | SourceImage | None:
+        """The next image (original bit depth), with its metadata where the source has some; None
+        at the end of a finite source; SourceError when broken."""
 
     def close(self) -> None:
         """Release the device or file handle; safe to call twice."""

@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from device.metrics.stats import FpsMonitor
 from device.redact import redact
-from device.sources.base import FrameSource, SourceError
+from device.sources.base import FrameSource, ImageMeta, SourceError, SourceImage
 
 log = logging.getLogger(__name__)
 EventSink = Callable[[str, str], None]
@@ -29,13 +29,30 @@ class Frame:
     index: int
     captured_at: float  # time.time(): the metric timestamp
     captured_mono: float  # time.perf_counter(): for latency
+    meta: ImageMeta = field(default_factory=ImageMeta)  # what the file or camera says: calibration, plane, file
+
+    @property
+    def um_per_pixel(self) -> float | None:
+        """The pixel size the image's own metadata gives (OME, ImageJ), None when it gives none."""
+        return self.meta.um_per_pixel
+
+    @property
+    def acquired_at(self) -> float | None:
+        """When the acquisition software took the image (epoch s), None when the file does not say."""
+        return self.meta.acquired_at
 
 
 class Capture:
     """Runs `source` on a daemon thread; `get()` hands the consumer the newest unseen frame."""
 
-    def __init__(self, source: FrameSource, backoff: tuple[float, float] = (0.5, 30.0), events: EventSink | None = None) -> None:
+    def __init__(
+        self, source: FrameSource, backoff: tuple[float, float] = (0.5, 30.0), events: EventSink | None = None, auto_done: bool = True
+    ) -> None:
+        """`auto_done`: a frame counts as done (journaled by an acquisition folder) when `get()` hands
+        it over; with False the consumer calls `done(frame)` once its results are stored, so a
+        crash in between repeats the frame instead of losing it."""
         self.source = source
+        self.auto_done = auto_done
         self.state = "starting"  # starting | ok | reconnecting | ended | failed
         self.error = ""
         self.frames = 0
@@ -55,6 +72,9 @@ class Capture:
 
     def stop(self) -> None:
         self._stop.set()
+        interrupt = getattr(self.source, "interrupt", None)  # a folder waiting for its next file
+        if interrupt is not None:
+            interrupt()
         with self._cond:
             self._cond.notify_all()
         self._thread.join(timeout=5)
@@ -67,7 +87,16 @@ class Capture:
                 self._cond.wait_for(lambda: self._slot is not None or self._stop.is_set() or self.state in ("ended", "failed"), timeout)
             frame, self._slot = self._slot, None
             self._cond.notify_all()
-            return frame
+        if frame is not None and self.auto_done:
+            self.done(frame)
+        return frame
+
+    def done(self, frame: Frame) -> None:
+        """Tell the source that `frame` is dealt with (an acquisition folder journals it, so a
+        restart neither repeats nor skips it); nothing for sources without a journal."""
+        acknowledge = getattr(self.source, "acknowledge", None)
+        if acknowledge is not None and frame.meta.receipt:
+            acknowledge(frame.meta)
 
     @property
     def period_s(self) -> float | None:
@@ -83,13 +112,14 @@ class Capture:
         """True when a finite source has ended (or failed for good) and its last frame was taken."""
         return self.state in ("ended", "failed") and self._slot is None
 
-    def _publish(self, image: np.ndarray) -> None:
+    def _publish(self, item: np.ndarray | SourceImage) -> None:
+        image, meta = (item.image, item.meta) if isinstance(item, SourceImage) else (item, ImageMeta())
         with self._cond:
             if not self.source.live:  # hand over (and time-stamp) when the detector is ready for it
                 self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
             elif self._slot is not None:
                 self.dropped += 1
-            self._slot = Frame(image, self.frames, time.time(), time.perf_counter())
+            self._slot = Frame(image, self.frames, time.time(), time.perf_counter(), meta)
             self._rate.tick()
             self.frames += 1
             self._cond.notify_all()

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 from pydantic import ValidationError
 
+from device.sources.acquisition import AcquisitionFolderSource
 from device.sources.base import FrameSource, SourceError
 from device.sources.images import IMAGE_SUFFIXES, ImageFolderSource
 from device.sources.synthetic_modes import mode_config
@@ -49,9 +50,42 @@ def _split_options(uri: str) -> tuple[str, dict[str, str]]:
     return path, {k: v[-1] for k, v in parse_qs(query).items()}
 
 
+FOLDER_OPTIONS = frozenset({"loop", "mode", "channel", "journal", "settle_s", "give_up_s"})
+
+
+def _number(uri: str, options: dict[str, str], name: str, default: float) -> float:
+    text = options.get(name, str(default))
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise SourceError(f"{uri}: bad option {name}={text!r}: give seconds as a number >= 0", permanent=True)
+    return value
+
+
+def _folder(uri: str, path_text: str, options: dict[str, str]) -> FrameSource:
+    """`folder?mode=acquisition&journal=...&settle_s=1` (each new file once) or the cycling slide
+    show (`mode=cycle`, the default; `loop=0` for one pass); `channel=1` or `channel=GFP` keeps one
+    channel of multi-channel stacks."""
+    unknown = sorted(set(options) - FOLDER_OPTIONS)
+    if unknown:
+        raise SourceError(f"{uri}: unknown folder option {', '.join(unknown)}: known are {', '.join(sorted(FOLDER_OPTIONS))}", permanent=True)
+    channel_text = options.get("channel")
+    channel: int | str | None = int(channel_text) if channel_text and channel_text.isdigit() else channel_text
+    mode = options.get("mode", "cycle")
+    if mode == "acquisition":
+        if any(c in path_text for c in "*?["):
+            raise SourceError(f"{uri}: mode=acquisition watches a folder: give the folder, not a glob", permanent=True)
+        settle = _number(uri, options, "settle_s", 1.0)
+        return AcquisitionFolderSource(path_text, options.get("journal", ""), settle, _number(uri, options, "give_up_s", 30.0), channel)
+    if mode != "cycle":
+        raise SourceError(f"{uri}: unknown folder mode {mode!r}: use mode=cycle (a slide show) or mode=acquisition (each new file once)", permanent=True)
+    return ImageFolderSource(path_text, loop=options.get("loop", "1").lower() in _TRUE, channel=channel)
+
+
 def _local(uri: str) -> FrameSource:
     path_text, options = _split_options(uri.removeprefix("file://"))
-    loop = options.get("loop", "1").lower() in _TRUE
     path = Path(path_text)
     suffix = path.suffix.lower()
     if re.fullmatch(r"/dev/video\d+", path_text):
@@ -59,7 +93,7 @@ def _local(uri: str) -> FrameSource:
     if suffix in VIDEO_SUFFIXES:
         return VideoSource(path_text, live=False, loop=options.get("loop", "0").lower() in _TRUE)
     if path.is_dir() or any(c in path_text for c in "*?[") or suffix in IMAGE_SUFFIXES or not suffix:
-        return ImageFolderSource(path_text, loop=loop)
+        return _folder(uri, path_text, options)
     raise SourceError(f"{uri}: unknown kind of file '{suffix}': give a video ({', '.join(sorted(VIDEO_SUFFIXES))}), "
                       "an image folder or glob, a camera (/dev/video0) or a stream URL", permanent=True)
 

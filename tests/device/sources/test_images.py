@@ -45,7 +45,7 @@ def test_folder_cycles_in_name_order_and_skips_damaged_files(tmp_path: Path) -> 
     for _ in range(6):
         image = source.read()
         assert image is not None
-        values.append(int(image.flat[0]))
+        values.append(int(image.image.flat[0]))
     assert values == [10, 20, 30, 10, 20, 30]
     assert source.bad_files == 6  # three damaged files, seen on each of two passes
 
@@ -56,7 +56,7 @@ def test_glob_and_no_loop(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "other.png"), np.zeros((4, 4), np.uint8))
     source = ImageFolderSource(str(tmp_path / "s*.png"), loop=False)
     source.open()
-    assert [int(source.read().flat[0]) for _ in range(3)] == [0, 1, 2]  # type: ignore[union-attr]
+    assert [int(source.read().image.flat[0]) for _ in range(3)] == [0, 1, 2]  # type: ignore[union-attr]
     assert source.read() is None
 
 
@@ -67,7 +67,7 @@ def test_file_that_vanishes_before_it_is_read_is_skipped(tmp_path: Path) -> None
     source.open()
     (tmp_path / "v0.png").unlink()
     image = source.read()
-    assert image is not None and int(image.flat[0]) == 8
+    assert image is not None and int(image.image.flat[0]) == 8
 
 
 def test_empty_or_missing_folder_is_a_retryable_error(tmp_path: Path) -> None:
