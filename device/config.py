@@ -12,17 +12,17 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from device.experiments.annotate import GrafanaMarkSettings
+from device.experiments.grafana_marks import GrafanaMarkSettings
 from device.experiments.quality import QualitySettings
 from device.fleet.settings import FleetSettings
+from device.hive.settings import ExtraModel, HiveSettings, parse_models
+from device.inference.backend import BackendKey, check_backend_key, check_local_backend_key
+from device.metrics.points import name_problem
 from device.metrics.settings import InfluxSettings, OutboxSettings
-from device.hive.settings import BackendKey, ExtraModel, HiveSettings, parse_models
-from device.redact import redact
 from device.sources.settings import CaptureSettings
 from device.tracking.settings import TrackingSettings
 from device.web_settings import PanelSettings, WebSettings
@@ -68,10 +68,34 @@ class DeviceConfig(BaseModel):
     models: list[ExtraModel] = Field(default_factory=list, description="More models on the same feed, beside `model` (JSON list in the environment)")
     hive: HiveSettings = Field(default_factory=HiveSettings, description="Remote inference on hive GPU servers (backend: triton)")  # type: ignore[arg-type]
 
+    @field_validator("device_name", "project")
+    @classmethod
+    def _tag_value(cls, value: str, info: Any) -> str:
+        """Tags of every point: a control character (a newline) would stop every InfluxDB write."""
+        text = value.strip()
+        problem = name_problem(text)
+        if problem or not text:
+            raise ValueError(f"{info.field_name} {text[:40]!r} {problem or 'is empty'}")
+        return text
+
     @field_validator("models", mode="before")
     @classmethod
     def _models_text(cls, value: object) -> object:
         return parse_models(value)
+
+    @model_validator(mode="after")
+    def _backend_keys(self) -> DeviceConfig:
+        """`models[].backend` and `hive.local_backend` name backends of the registry, as `backend` does."""
+        for model in self.models:
+            try:
+                check_backend_key(model.backend)
+            except ValueError as exc:
+                raise ValueError(f"models[{model.name}].backend: {exc}") from None
+        try:
+            check_local_backend_key(self.hive.local_backend)
+        except ValueError as exc:
+            raise ValueError(f"hive.local_backend: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> DeviceConfig:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from device.fleet.engines import GpuSignature, card_engine_spec, matching_engines
+from device.metrics.points import name_problem
 from device.storage import Storage, StorageError
 
 
@@ -22,9 +23,18 @@ class FetchError(RuntimeError):
 
 
 def split_ref(ref: str) -> tuple[str, str]:
+    """`name:version` of a balena tag or `fleet.model_ref`. Both parts become folder names and the
+    model's tags, so control characters (a newline stops every InfluxDB write) and path parts
+    are refused before anything is fetched."""
     name, _, version = ref.partition(":")
     if not name or not version or ":" in version:
-        raise FetchError(f"model assignment '{ref}' is not name:version (e.g. synthetic-cells:2026.11.21-1)")
+        raise FetchError(f"model assignment {ref!r} is not name:version (e.g. synthetic-cells:2026.11.21-1)")
+    for part in (name, version):
+        problem = name_problem(part)
+        if problem:
+            raise FetchError(f"model assignment {ref[:80]!r} {problem}")
+        if "/" in part or "\\" in part or part in (".", ".."):
+            raise FetchError(f"model assignment {ref[:80]!r} contains a path ('/', '\\', '..'): give name:version")
     return name, version
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from device.metrics.points import name_problem
 
 
 class FleetSettings(BaseModel):
@@ -27,6 +29,16 @@ class FleetSettings(BaseModel):
     poll_interval_s: float = Field(30.0, gt=0, le=3600, description="How often the balena API is asked for this device's tags")
     api_url: str = Field("", description="balena API URL; empty = BALENA_API_URL (set by balena)")
     upload_engines: bool = Field(True, description="Upload TensorRT engines built here so devices of the same type reuse them")
+
+    @field_validator("model_ref")
+    @classmethod
+    def _printable_ref(cls, value: str) -> str:
+        """The fleet default becomes the model's folder and tags: no control characters (a newline
+        would stop every InfluxDB write); the name:version form is checked when it is fetched."""
+        problem = name_problem(value)
+        if problem:
+            raise ValueError(f"fleet.model_ref {value[:60]!r} {problem}")
+        return value
 
     def resolved_device_type(self, environ: Mapping[str, str] | None = None) -> str:
         env = os.environ if environ is None else environ

@@ -5,8 +5,11 @@ hour-long outage loses nothing; replays are harmless because a point's identity 
 measurement + tags + timestamp. Sent `frame`/`class_stats` points stay a while as the panel's
 recent history; with no InfluxDB configured every point is stored as already sent (history only).
 A disk budget (database + WAL + shared-memory index, see device/metrics/disk.py) evicts the
-oldest points first, counting unsent ones as dropped. Every multi-statement write runs in a
-`BEGIN IMMEDIATE` transaction that rolls back on error, so no failure leaves a connection wedged.
+oldest points first, counting unsent ones as dropped and naming the hole in one `device_event`
+(kind `outbox_evicted`: from, to, points). A point InfluxDB refuses as malformed, or one that
+cannot be encoded, moves to the `dead_letters` table with the reason, so no single point can hold
+up the queue (see OutboxSender). Every multi-statement write runs in a `BEGIN IMMEDIATE`
+transaction that rolls back on error, so no failure leaves a connection wedged.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from device.metrics.disk import DiskBudget, footprint, write_transaction
+from device.metrics.eviction import Hole, evict_oldest, name_hole
 from device.metrics.points import Point, encode_line, series_key
 
 log = logging.getLogger(__name__)
@@ -38,10 +43,31 @@ CREATE TABLE IF NOT EXISTS points (
 CREATE INDEX IF NOT EXISTS points_queue ON points(sent, id);
 CREATE INDEX IF NOT EXISTS points_history ON points(measurement, ts_us);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    ts_us INTEGER NOT NULL,
+    measurement TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    line TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
 """
+_COUNT = ("INSERT INTO counters (name, value) VALUES (?, ?) "
+          "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@dataclass(frozen=True)
+class Refused:
+    """One point InfluxDB will never take: its row id, the line sent and why it was refused."""
+
+    id: int
+    line: str
+    reason: str
 
 
 class Outbox:
@@ -53,6 +79,8 @@ class Outbox:
         self.budget = DiskBudget(max_bytes)
         self.history_s = history_s
         self.sending = sending
+        self._hole_event: int | None = None  # row of the unsent event naming the current hole
+        self.dead_letter_keep = max(10, min(1000, self.budget.rows_bytes // 8192))  # rows kept to inspect; all counted
         self.upkeep_due = threading.Event()  # set by writers near the budget; the sender's upkeep thread waits on it
         self._upkeep_lock = threading.Lock()  # one upkeep at a time: a writer past the budget waits for it
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,13 +164,20 @@ class Outbox:
             (after_id, limit),
         ).fetchall()
         keys: dict[tuple[str, str], str] = {}
-        lines = []
-        for _, ts_us, measurement, tags, fields in rows:
-            key = keys.get((measurement, tags))
-            if key is None:
-                key = keys[(measurement, tags)] = series_key(measurement, json.loads(tags))
-            lines.append(encode_line(key, json.loads(fields), ts_us))
-        return [row[0] for row in rows], lines
+        ids, lines, broken = [], [], []
+        for row_id, ts_us, measurement, tags, fields in rows:
+            try:
+                key = keys.get((measurement, tags))
+                if key is None:
+                    key = keys[(measurement, tags)] = series_key(measurement, json.loads(tags))
+                lines.append(encode_line(key, json.loads(fields), ts_us))
+            except (ValueError, TypeError, AttributeError) as exc:  # never sendable: out of the queue
+                broken.append(Refused(row_id, "", f"cannot encode as line protocol: {exc}"[:500]))
+                continue
+            ids.append(row_id)
+        if broken:
+            self.dead_letter(broken)
+        return ids, lines
 
     def mark_sent(self, ids: list[int]) -> None:
         """InfluxDB accepted these: keep history measurements as history, delete the rest."""
@@ -156,6 +191,37 @@ class Outbox:
             db.execute(f"DELETE FROM points WHERE id IN (SELECT id FROM acked) AND measurement NOT IN ({marks})", HISTORY_MEASUREMENTS)
             db.execute("UPDATE points SET sent = 1 WHERE id IN (SELECT id FROM acked)")
             db.execute("DELETE FROM acked")
+
+    def dead_letter(self, refused: Sequence[Refused]) -> None:
+        """Move points InfluxDB will never take out of the queue into `dead_letters` (with the line
+        sent and the reason), in one transaction; only the newest `dead_letter_keep` rows are kept,
+        every one is counted."""
+        if not refused:
+            return
+        refused = sorted(refused, key=lambda r: r.id)  # in queue order: the newest rows are the ones kept
+        now = time.time()
+        with write_transaction(self._db()) as db:
+            moved = db.executemany(
+                "INSERT INTO dead_letters (at, ts_us, measurement, tags, fields, line, reason) "
+                "SELECT ?, ts_us, measurement, tags, fields, ?, ? FROM points WHERE id = ? AND sent = 0",
+                ((now, r.line, r.reason, r.id) for r in refused)).rowcount
+            db.executemany("DELETE FROM points WHERE id = ? AND sent = 0", ((r.id,) for r in refused))
+            db.execute("DELETE FROM dead_letters WHERE id <= (SELECT MAX(id) FROM dead_letters) - ?",
+                       (self.dead_letter_keep,))
+            db.execute(_COUNT, ("dead_letters", max(moved, 0)))
+
+    def dead_letters(self) -> int:
+        """How many points were ever moved to the dead-letter table (/healthz, device_status)."""
+        row = self._db().execute("SELECT value FROM counters WHERE name = 'dead_letters'").fetchone()
+        return int(row[0]) if row else 0
+
+    def dead_letter_rows(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest dead letters, newest first: what was refused, when and why."""
+        rows = self._db().execute(
+            "SELECT at, ts_us, measurement, tags, fields, line, reason FROM dead_letters ORDER BY id DESC LIMIT ?",
+            (limit,)).fetchall()
+        return [{"at": at, "ts_us": ts_us, "measurement": m, "tags": json.loads(tags), "fields": json.loads(fields),
+                 "line": line, "reason": reason} for at, ts_us, m, tags, fields, line, reason in rows]
 
     def depth(self) -> int:
         return int(self._db().execute("SELECT COUNT(*) FROM points WHERE sent = 0").fetchone()[0])
@@ -187,18 +253,20 @@ class Outbox:
         self._checkpoint(db)  # evict into an empty WAL: its deletes then fit the WAL's share
         with write_transaction(db):
             db.execute("DELETE FROM points WHERE sent = 1 AND ts_us < ?", (cutoff,))
-        dropped = 0
+        hole: Hole | None = None
         for _ in range(100):
             evicted = self._evict_once(db)
             if evicted is None:
                 break
-            dropped += evicted
+            hole = evicted.joined(hole)
+        if hole is not None and hole.points:
+            self._name_hole(db, hole)
         self._shrink(db)
-        return dropped
+        return hole.dropped if hole else 0
 
-    def _evict_once(self, db: sqlite3.Connection) -> int | None:
+    def _evict_once(self, db: sqlite3.Connection) -> Hole | None:
         """Delete the oldest rows in one transaction if the rows are over their share; returns the
-        unsent ones among them, or None when nothing had to go."""
+        unsent ones among them (points 0: only sent history went), or None when nothing had to go."""
         target = self.budget.rows_bytes
         with write_transaction(db):
             used = self.used_bytes()
@@ -206,14 +274,17 @@ class Outbox:
             if used <= target or not total:
                 return None
             excess = used - int(target * 0.95)  # small steps: each one's deletes must fit the WAL share
-            n = max(1, min(total, int(total * excess / used) + 1))
-            unsent = int(db.execute(
-                "SELECT COUNT(*) FROM (SELECT sent FROM points ORDER BY id LIMIT ?) WHERE sent = 0", (n,)
-            ).fetchone()[0])
-            db.execute("DELETE FROM points WHERE id IN (SELECT id FROM points ORDER BY id LIMIT ?)", (n,))
-            db.execute("INSERT INTO counters (name, value) VALUES ('dropped', ?) "
-                       "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (unsent,))
-        return unsent
+            hole = evict_oldest(db, max(1, min(total, int(total * excess / used) + 1)))
+            db.execute(_COUNT, ("dropped", hole.dropped))
+        return hole
+
+    def _name_hole(self, db: sqlite3.Connection, hole: Hole) -> None:
+        """Name the interval lost in a `device_event` (one per contiguous hole, see eviction.py)."""
+        with write_transaction(db):
+            self._hole_event, named, new = name_hole(db, hole, self._hole_event, 0 if self.sending else 1,
+                                                     int(time.time() * 1e6))
+        # a new hole is a warning; widening it (every upkeep of a long outage) is not news
+        log.log(logging.WARNING if new else logging.DEBUG, "outbox over its disk budget: %s", named.describe())
 
     def _shrink(self, db: sqlite3.Connection) -> None:
         """Give free pages back to the disk only when the file is well over its share (a smaller
@@ -242,10 +313,11 @@ class Outbox:
         frames: dict[tuple[int, str], dict[str, Any]] = {}  # several models write the same frame: one entry each
         for ts_us, measurement, tags_text, fields_text in rows:
             tags, fields = json.loads(tags_text), json.loads(fields_text)
-            entry = frames.setdefault((ts_us, tags.get("model", "")), {"time": ts_us / 1e6, "classes": {}})
+            slot = tags.get("slot", tags.get("model", ""))  # two slots may run one bundle: one entry each
+            entry = frames.setdefault((ts_us, slot), {"time": ts_us / 1e6, "classes": {}})
             if measurement == "frame":
                 entry.update(fields)
-                entry["model"] = tags.get("model", "")
+                entry["model"], entry["slot"] = tags.get("model", ""), slot
             else:
                 entry["classes"][tags.get("class", "")] = fields
         ordered = [frames[k] for k in sorted(frames)]

@@ -1,15 +1,40 @@
-"""One metric point and its InfluxDB line-protocol encoding (written here: fast, no client objects)."""
+"""One metric point and its InfluxDB line-protocol encoding (written here: fast, no client objects).
+
+Line protocol has no escape for a line break in a measurement, tag key or tag value: one there
+ends the line, InfluxDB refuses the batch and reads the rest as a point of another measurement.
+Names are refused where they enter (`name_problem`: bundle card, config, fleet reference); the
+encoder still replaces any control character in a key or tag by U+FFFD, so no value that slipped
+past can break a line.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
 FieldValue: TypeAlias = "int | float | str | bool"
+_UNSAFE_IN_KEY = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
+def name_problem(text: str) -> str | None:
+    """Why `text` cannot be a name that ends up in a tag, a CSV cell or a page (None: it can):
+    control characters (a line break ends a line-protocol line), line separators and
+    bidirectional overrides (make one name look like another)."""
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS:
+            return f"contains the control character U+{ord(ch):04X}: use printable characters only"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)  # keys and tag values repeat: escaped once, not once per point
 def _escape_key(text: str) -> str:
+    if _UNSAFE_IN_KEY.search(text):
+        text = _UNSAFE_IN_KEY.sub("\ufffd", text)
     return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 

@@ -4,10 +4,18 @@ The frame loop only ever calls `Outbox.add`; this thread is the only thing that 
 network. A batch is marked sent only after the write returned success. A second thread keeps the
 outbox inside its disk budget, so eviction never waits behind a network timeout. `state` is what
 InfluxDB did (ok/down); a failing local store is `store_error`, never reported as InfluxDB down.
+
+A batch InfluxDB refuses as malformed (400, 422; 413 too large) is split in halves until every
+refused part is a single point: those go to the outbox's dead letters with InfluxDB's reason, the
+rest is delivered, and InfluxDB counts as up (it answered). Auth (401/403), a missing bucket (404),
+throttling (429) and 5xx are InfluxDB's state, not the points': the batch stays and is retried.
+Replaying the accepted part is harmless: InfluxDB 1.x writes the good lines of a refused batch,
+and the same point written twice is one point.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -15,12 +23,30 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from device.metrics.outbox import Outbox, Refused
 from device.metrics.settings import InfluxSettings
-from device.metrics.outbox import Outbox
 
 log = logging.getLogger(__name__)
 MAINTAIN_EVERY_S = 2.0
 MAX_RETRY_DELAY_S = 8.0  # while InfluxDB is down: retry often enough to catch its return quickly
+MALFORMED_STATUS = frozenset({400, 413, 422})  # the points' fault: split the batch, dead-letter what stays refused
+
+
+def refusal(exc: BaseException) -> str | None:
+    """InfluxDB's reason when `exc` says the points themselves are unacceptable, else None (down,
+    auth, throttled: retry the whole batch later)."""
+    status = getattr(exc, "status", None)
+    if status not in MALFORMED_STATUS:
+        return None
+    body = getattr(exc, "body", None)
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    detail = (document.get("error") or document.get("message")) if isinstance(document, dict) else None
+    detail = detail or text
+    return f"HTTP {status}: {str(detail or getattr(exc, 'reason', '') or exc).strip()}"[:500]
 
 
 class InfluxWriter:
@@ -57,6 +83,8 @@ class OutboxSender:
         self.error = ""
         self.store_error = ""
         self.sent = 0
+        self.dead_lettered = 0  # points this run moved to the dead letters (the outbox counts all runs)
+        self.last_refusal = ""  # InfluxDB's reason for the latest one
         self._writer = writer
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -92,17 +120,17 @@ class OutboxSender:
         return self.outbox.depth() == 0
 
     def send_once(self) -> int:
-        """Send one batch; returns how many points InfluxDB accepted (raises when it refused)."""
+        """Send one batch; returns how many points InfluxDB accepted (raises when it is down)."""
         ids, lines = self.outbox.pending_lines(self.settings.batch_size)
         if not ids:
             return 0
         if self._writer is None:
             self._writer = InfluxWriter(self.settings)
-        self._writer.write(lines)
-        self._accepted()
-        self.outbox.mark_sent(ids)
-        self.sent += len(ids)
-        return len(ids)
+        try:
+            self._writer.write(lines)
+        except Exception as exc:
+            return self._split_refused(ids, lines, exc)
+        return self._delivered(ids)
 
     def drain(self) -> int:
         """Send everything pending, overlapping the encoding of batch k+1 with the write of batch k
@@ -114,13 +142,62 @@ class OutboxSender:
         while ids:
             future = self._pool.submit(writer.write, lines)
             following = self.outbox.pending_lines(limit, after_id=ids[-1]) if len(ids) == limit else ([], [])
-            future.result()  # raises when InfluxDB refused: these ids stay in the outbox
-            self._accepted()
-            self.outbox.mark_sent(ids)
-            self.sent += len(ids)
-            total += len(ids)
+            try:
+                future.result()
+            except Exception as exc:  # down: raises again, these ids stay; malformed: split
+                total += self._split_refused(ids, lines, exc)
+            else:
+                total += self._delivered(ids)
             ids, lines = following
         return total
+
+    def _delivered(self, ids: list[int]) -> int:
+        self._accepted()
+        self.outbox.mark_sent(ids)
+        self.sent += len(ids)
+        return len(ids)
+
+    def _split_refused(self, ids: list[int], lines: list[str], exc: Exception) -> int:
+        """InfluxDB refused the batch: re-raise unless the points are at fault; then halve the
+        refused parts until each is one point, deliver the rest, dead-letter the single refused
+        points. Returns the points delivered. Raises (keeping what is left) if InfluxDB goes down
+        half-way; the dead letters found so far are kept."""
+        reason = refusal(exc)
+        if reason is None:
+            raise exc
+        self._accepted()  # it answered: up, whatever it thought of the points
+        assert self._writer is not None
+        delivered, refused = 0, []
+        parts = [(ids, lines, reason)]
+        try:
+            while parts:
+                part_ids, part_lines, why = parts.pop()
+                if len(part_ids) == 1:
+                    refused.append(Refused(part_ids[0], part_lines[0], why))
+                    continue
+                half = len(part_ids) // 2
+                for sub_ids, sub_lines in ((part_ids[:half], part_lines[:half]), (part_ids[half:], part_lines[half:])):
+                    try:
+                        self._writer.write(sub_lines)
+                    except Exception as sub_exc:
+                        sub_reason = refusal(sub_exc)
+                        if sub_reason is None:
+                            raise
+                        parts.append((sub_ids, sub_lines, sub_reason))
+                    else:
+                        delivered += self._delivered(sub_ids)
+        finally:
+            self._dead_letter(refused)
+        return delivered
+
+    def _dead_letter(self, refused: list[Refused]) -> None:
+        if not refused:
+            return
+        self.outbox.dead_letter(refused)
+        self.dead_lettered += len(refused)
+        self.last_refusal = refused[-1].reason
+        log.error("InfluxDB refused %d point(s) as malformed; moved to the outbox's dead letters: %s (first: %s)",
+                  len(refused), refused[-1].reason, refused[0].line[:200])
 
     def _run(self) -> None:
         delay = 1.0
@@ -182,5 +259,5 @@ class OutboxSender:
             else:
                 log.error("outbox maintenance failed: %s", exc)
             return
-        if dropped:
-            log.warning("outbox over its disk budget: dropped the %d oldest unsent points", dropped)
+        if dropped:  # the outbox logged the interval and wrote its device_event
+            log.debug("outbox upkeep dropped %d unsent points", dropped)

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from device import safezip
+from device.metrics.points import name_problem
 from device.safezip import UnzipLimits
 
 MODEL_FORMAT = "scopehive-model"
@@ -116,6 +117,33 @@ class ModelCard(_Strict):
                 f"({MODEL_FORMAT_VERSION}): update the device software"
             )
         return data
+
+    @field_validator("name", "version")
+    @classmethod
+    def _printable(cls, value: str, info: Any) -> str:
+        """Name and version are tags of every point, the panel's labels and the fleet's reference:
+        a trailing newline (a version read from a file) is stripped, any other control character
+        refused. A line break in a tag would stop every InfluxDB write (docs/security.md)."""
+        text = value.strip()
+        problem = name_problem(text)
+        if problem:
+            raise ValueError(f"model {info.field_name} {text[:40]!r} {problem}")
+        if not text:
+            raise ValueError(f"model {info.field_name} is empty")
+        return text
+
+    @field_validator("classes")
+    @classmethod
+    def _class_names(cls, value: list[str]) -> list[str]:
+        """Class names become `class` tags and CSV cells: stripped, printable, not empty."""
+        names = [name.strip() for name in value]
+        for i, name in enumerate(names):
+            problem = name_problem(name)
+            if problem:
+                raise ValueError(f"class {i} {name[:40]!r} {problem}")
+            if not name:
+                raise ValueError(f"class {i} has an empty name")
+        return names
 
     @model_validator(mode="after")
     def _check(self) -> ModelCard:
