@@ -1,6 +1,7 @@
 """Image uploads (the panel's import): a 16-bit microscope TIFF with vendor tags imports silently and keeps its depth."""
 
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from device.datasets.imageinfo import check_image, decode
 from device.datasets.package import DatasetError
 
 
-def _tiff(image: np.ndarray, **kwargs: object) -> bytes:
+def _tiff(image: np.ndarray, **kwargs: Any) -> bytes:
     out = io.BytesIO()
     tifffile.imwrite(out, image, **kwargs)
     return out.getvalue()
