@@ -156,7 +156,7 @@ class AcquisitionFolderSource:
         planes = file_planes(head.path, self._channel, skip=done)
         try:
             first = next(planes, None)
-        except (ValueError, OSError) as exc:
+        except Exception as exc:  # decoders fail in many ways on a damaged file: never retry it forever
             if time.monotonic() - head.since < self.give_up_s:
                 return False  # maybe a writer pausing mid-file: wait for it to change or to give up
             self._pending.pop(0)
@@ -188,7 +188,7 @@ class AcquisitionFolderSource:
         reading = self._current
         try:
             plane = next(reading.planes, None)
-        except (ValueError, OSError) as exc:  # a damaged plane: the rest of the file is lost
+        except Exception as exc:  # a damaged plane: the rest of the file is lost
             self._current = None
             self._give_up(reading.name, f"plane {reading.next_index}: {exc}")
             return None

@@ -245,8 +245,15 @@ def tiff_planes(path: Path, channel: int | str | None = None, skip: int = 0) -> 
     except Exception as exc:  # tifffile raises many types for damaged files
         raise ValueError(f"{path}: not a readable TIFF ({exc})") from exc
     with tif:
-        series_list = list(tif.series)
-        _check_complete(tif, path, len(series_list))
+        try:
+            series_list = list(tif.series)
+            _check_complete(tif, path, len(series_list))
+        except ValueError:
+            raise
+        except Exception as exc:  # a damaged file breaks tifffile in many ways (no pages, bad offsets)
+            raise ValueError(f"{path}: not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+        if not series_list:
+            raise ValueError(f"{path}: a TIFF without images")
         count = 0
         for series_index, series in enumerate(series_list):
             axes = str(series.axes)

@@ -41,7 +41,7 @@ def test_synthetic_options_reach_the_microscope() -> None:
     source = open_source("synthetic://?seed=5&width=160&height=120")
     source.open()
     image = source.read()
-    assert image is not None and image.shape == (120, 160, 3)
+    assert isinstance(image, np.ndarray) and image.shape == (120, 160, 3)
 
 
 def test_video_file_plays_then_ends_or_loops(tmp_path: Path) -> None:

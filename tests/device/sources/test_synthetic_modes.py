@@ -90,7 +90,7 @@ def test_phase_contrast_has_halos_around_cells() -> None:
 def test_modes_are_chosen_by_the_source_uri() -> None:
     source = open_source("synthetic://?mode=fluorescence&seed=2&width=320&height=240&density=1500")
     frame = source.read()
-    assert frame is not None and frame.shape == (240, 320, 3) and "fluorescence" in source.name
+    assert isinstance(frame, np.ndarray) and frame.shape == (240, 320, 3) and "fluorescence" in source.name
     with pytest.raises(SourceError, match="choose one of brightfield, blood"):
         open_source("synthetic://?mode=confocal")
     with pytest.raises(SourceError, match="red_cells"):
