@@ -6,13 +6,13 @@ It only talks to the DeviceRuntime protocol, and encodes JPEGs only while a clie
 from __future__ import annotations
 
 import hmac
-import json
 import os
 import time
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request, session
 
+from device import jsonsafe
 from device.api import DeviceRuntime
 from device.client_limits import capped
 
@@ -67,7 +67,7 @@ def snapshot() -> Response:
 def sse_events(rt: DeviceRuntime, interval: float, limit: int | None = None) -> Iterator[str]:
     sent = 0
     while limit is None or sent < limit:
-        yield f"data: {json.dumps(rt.live_stats(), default=str)}\n\n"
+        yield f"data: {jsonsafe.dumps(rt.live_stats(), default=str)}\n\n"  # no NaN/Infinity for JSON.parse
         sent += 1
         if limit is None or sent < limit:
             time.sleep(interval)

@@ -9,14 +9,34 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]+@")
 _SECRET_OPTION = re.compile(r"(?i)\b(user-pw|password|passwd|pwd|token)=([^\s&!\"']+)")
+SECRET_PARAMETERS = frozenset({"user-pw", "password", "passwd", "pwd", "token"})
 
 
 def redact(text: str) -> str:
     """The text with URL user-info and password options replaced by ***."""
     return _SECRET_OPTION.sub(r"\1=***", _USERINFO.sub(r"\1***@", text))
+
+
+def redact_query(query: str) -> str:
+    """A raw query string with the value of every secret parameter replaced by ***.
+
+    The name is compared as the web framework will read it, percent- and plus-decoded: `tok%65n=`
+    and `TOKEN=` are both `token`. Matching the raw text (what `redact` does) missed them."""
+    parts = []
+    for part in query.split("&"):
+        name, sep, _value = part.partition("=")
+        secret = sep and unquote_plus(name).strip().lower() in SECRET_PARAMETERS
+        parts.append(f"{name}=***" if secret else part)
+    return redact("&".join(parts))
+
+
+def redact_request_target(path: str, query: str) -> str:
+    """`path?query` for a log line: the query's secrets redacted (see redact_query), the path as redact."""
+    return redact(path) + (f"?{redact_query(query)}" if query else "")
 
 
 class RedactingFilter(logging.Filter):

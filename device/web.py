@@ -16,10 +16,11 @@ from typing import Any
 
 from flask import Flask
 
+from device import web_json
 from device.api import DeviceRuntime
 from device.client_limits import EXTENSION_KEY, ClientLimit
 from device.config import DeviceConfig
-from device.redact import redact
+from device.redact import redact_request_target
 from device.web_settings import WebSettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def create_app(config: DeviceConfig, runtime: DeviceRuntime, with_panel: bool = 
     from device.live import bp as live_bp
 
     app = Flask("device")
+    web_json.install(app)  # standard JSON only: no NaN/Infinity out, no 500 for hostile JSON in
     app.config["SCOPEHIVE"] = app.config["SCOPEHIVE_CONFIG"] = config
     app.config["SCOPEHIVE_JPEG_QUALITY"] = config.jpeg_quality
     app.extensions["scopehive.runtime"] = runtime
@@ -50,17 +52,17 @@ def create_app(config: DeviceConfig, runtime: DeviceRuntime, with_panel: bool = 
 
 class AccessLog:
     """WSGI middleware: one line per request on the `device.access` logger, query redacted (a stream
-    token in `?token=` shows as `token=***`); headers, cookies and bodies are never logged."""
+    token in `?token=` shows as `token=***`, however its name is percent-encoded: `?tok%65n=` is the
+    same parameter to Flask); headers, cookies and bodies are never logged."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def logging_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            query = environ.get("QUERY_STRING", "")
-            path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+            target = redact_request_target(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
             access_log.info("%s %s %s %s", environ.get("REMOTE_ADDR", "-"), environ.get("REQUEST_METHOD", "-"),
-                            redact(path), status.split(" ", 1)[0])
+                            target, status.split(" ", 1)[0])
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         return self._app(environ, logging_start_response)

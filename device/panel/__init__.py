@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, redirect, send_from_directory, url_for
 from werkzeug.wrappers import Response
 
 from device import storage as storage_ext
+from device import web_json
 from device.panel import security, workspace
 from device.panel.modelstore import ModelStore
 from device.panel.sessions import SessionRegistry
@@ -58,6 +59,7 @@ def _blueprints() -> list:  # type: ignore[type-arg]
 
 def init_app(app: Flask) -> None:
     """Wire storage, stores, security and the blueprints into `app` (in that order)."""
+    web_json.install(app)  # the panel's JSON in and out is standard JSON (device/jsonsafe.py)
     config = app.config.get("SCOPEHIVE") or app.config.get("SCOPEHIVE_CONFIG")
     settings: PanelSettings = getattr(config, "panel", None) or PanelSettings()
     data_dir = Path(getattr(config, "data_dir", "var/device")) / "panel"

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, abort, current_app, redirect, request, session, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STREAM_PATHS = ("/stream.mjpg", "/snapshot.jpg", "/api/live")
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.static", "panel.static"})
+# Bodies that are parsed whole in memory: url-encoded forms (werkzeug reads them at once, no
+# MAX_FORM_MEMORY_SIZE for them) and JSON. Multipart files are spooled to disk and capped by
+# panel.max_upload_mb; these get a small cap of their own, checked before a byte is read.
+FORM_BODY_MAX = 1024 * 1024  # the panel's forms send a few KB
+JSON_BODY_MAX = 4 * 1024 * 1024  # an annotation of 10,000 boxes is about 1 MB
 
 
 def password_file(settings: PanelSettings, data_dir: Path) -> Path:
@@ -160,6 +166,41 @@ def _end_dead_session() -> None:
         session.clear()
 
 
+def parsed_body_cap() -> int | None:
+    """The cap on this request's body when it is one parsed whole in memory (form or JSON), else None."""
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return FORM_BODY_MAX
+    if request.is_json:
+        return JSON_BODY_MAX
+    return None
+
+
+def too_large_message(max_upload_mb: int) -> str:
+    """What a 413 says: the form/JSON cap for such bodies, the upload limit for the rest."""
+    cap = parsed_body_cap()
+    if cap is not None:
+        kind = "JSON" if request.is_json else "form"
+        return f"the {kind} body is larger than the {cap // 1024} KB limit for {kind} requests: nothing was changed"
+    return f"the upload is larger than the {max_upload_mb} MB limit: send fewer or smaller files (panel.max_upload_mb)"
+
+
+def _cap_parsed_body() -> None:
+    """A form or JSON body past its cap is refused from its Content-Length, unread. One sent without
+    a length (chunked) is read here, at most one byte past the cap, and refused past it: werkzeug's
+    own limit would cut it at the cap without a word (a half password, half a JSON document). 413
+    either way; a body within the cap is parsed from what was read."""
+    cap = parsed_body_cap()
+    if cap is None:
+        return
+    if request.content_length is not None:
+        if request.content_length > cap:
+            raise RequestEntityTooLarge()
+        return
+    request.max_content_length = cap + 1
+    if len(request.get_data(cache=True)) > cap:
+        raise RequestEntityTooLarge()
+
+
 def init_app(app: Flask, settings: PanelSettings, data_dir: Path, panel_blueprints: set[str]) -> None:
     """Cookie flags, upload limit, login gate and CSRF check for the panel's blueprints.
 
@@ -178,6 +219,8 @@ def init_app(app: Flask, settings: PanelSettings, data_dir: Path, panel_blueprin
     app.jinja_env.globals["csrf_token"] = csrf_token
 
     app.after_request(_security_headers)
+    # First of all before-request hooks: the CSRF check below reads the form.
+    app.before_request_funcs.setdefault(None, []).insert(0, _cap_parsed_body)
 
     @app.before_request
     def _gate() -> Response | None:

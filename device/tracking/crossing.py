@@ -36,10 +36,12 @@ class CrossingLine:
         outside the frame (when the frame size is known)."""
         if not isinstance(coords, list | tuple) or len(coords) != 4:
             raise LineError("a crossing line is four numbers: x1, y1, x2, y2 in frame pixels")
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in coords):  # strict: no "640", no true
+            raise LineError("a crossing line is four numbers: x1, y1, x2, y2 in frame pixels")
         try:
             x1, y1, x2, y2 = (float(v) for v in coords)
-        except (TypeError, ValueError) as exc:
-            raise LineError("a crossing line is four numbers: x1, y1, x2, y2 in frame pixels") from exc
+        except OverflowError as exc:  # an integer of 400 digits has no float
+            raise LineError("the crossing line's coordinates must be finite numbers within the frame") from exc
         if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
             raise LineError("the crossing line's coordinates must be finite numbers")
         if math.hypot(x2 - x1, y2 - y1) < 2.0:

@@ -231,7 +231,8 @@ class TrackingStage:
         if unknown:
             raise ValueError(f"cannot change {', '.join(sorted(unknown))} while running; live settings: {', '.join(sorted(LIVE_SETTINGS))}")
         with self._lock:
-            updated = TrackingSettings.model_validate({**self.settings.model_dump(), **changes})
+            # strict: the panel's JSON must send true/false and numbers, not "yes" or "2.5"
+            updated = TrackingSettings.model_validate({**self.settings.model_dump(), **changes}, strict=True)
             self.settings = updated
             self.tracker.settings = updated
             return updated

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, render_template, request
 from pydantic import ValidationError
 
 from device.panel.base import project_for_api, require_project, runtime, state
+from device.panel.jsonbody import json_object
 from device.panel.records import MAX_BOXES
 from device.panel.store import AnnotationDoc, Box, ConflictError, ImageMeta, PanelError
 
@@ -81,12 +82,15 @@ def put_annotation(slug: str, image_id: str) -> tuple[dict[str, Any], int]:
     """Body: {revision: the one the client edited, boxes: [{x1,y1,x2,y2,class_id}], negative}."""
     project_for_api(slug)
     _image(slug, image_id)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("revision"), int):
-        abort(400, description="send JSON {revision, boxes, negative}")
+    body = json_object("send JSON {revision, boxes, negative}")
+    revision, negative = body.get("revision"), body.get("negative", False)
+    if type(revision) is not int:  # strict: true, 1.0 and "3" are not revisions
+        abort(400, description="send JSON {revision, boxes, negative}: 'revision' must be a whole number")
+    if not isinstance(negative, bool):  # strict: "no" would be truthy
+        abort(400, description="'negative' must be true or false: nothing was saved")
     boxes = _boxes(body.get("boxes"))
     try:
-        doc = state().projects.save_annotation(slug, image_id, body["revision"], boxes, bool(body.get("negative")))
+        doc = state().projects.save_annotation(slug, image_id, revision, boxes, negative)
     except ConflictError as exc:
         return {"error": str(exc), "current": exc.current.model_dump(mode="json")}, 409
     except PanelError as exc:

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from device.panel import workspace
+from device.panel.security import too_large_message
 from device.panel.store import PanelError, Project
 from device.panel.text import plural
 from device.storage import StorageError
@@ -88,8 +89,7 @@ def _storage_error(exc: StorageError) -> Any:
 def _http_error(exc: HTTPException) -> Any:
     """Panel API calls get JSON errors the page can show; other pages keep Flask's default."""
     if exc.code == 413:
-        limit = state().settings.max_upload_mb
-        exc.description = f"the upload is larger than the {limit} MB limit: send fewer or smaller files (panel.max_upload_mb)"
+        exc.description = too_large_message(state().settings.max_upload_mb)
     if request.path.startswith("/panel/api/") or exc.code == 413:
         return jsonify(error=exc.description), exc.code
     return exc

@@ -1,6 +1,7 @@
 """Experiments page and HTTP API (blueprint `experiments`): start/stop, calibration profiles,
 summaries and downloads. Login and CSRF as for every panel blueprint; bad input is a 400 with
-a message and changes nothing (device/experiments/calibration.ExperimentError)."""
+a message and changes nothing (device/experiments/calibration.ExperimentError). JSON bodies are
+validated strictly: "0.5" is not a number and "yes" is not a boolean here."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def overview() -> dict[str, Any]:
 @bp.post("/api/experiments/start")
 def start() -> tuple[dict[str, Any], int]:
     try:
-        wanted = ExperimentRequest.model_validate(_json_body())
+        wanted = ExperimentRequest.model_validate(_json_body(), strict=True)
     except ValidationError as exc:
         raise invalid(exc) from exc
     return recorder().start(wanted, provenance()).public(), 201
@@ -144,8 +145,8 @@ def save_profile() -> tuple[dict[str, Any], int]:
     try:
         if "line" in body:
             line = body.pop("line")
-            body["um_per_pixel"] = MicrometerLine.model_validate(line).um_per_pixel()
-        profile = CalibrationProfile.model_validate(body)
+            body["um_per_pixel"] = MicrometerLine.model_validate(line, strict=True).um_per_pixel()
+        profile = CalibrationProfile.model_validate(body, strict=True)
     except ValidationError as exc:
         raise invalid(exc) from exc
     return recorder().store.save_profile(profile).model_dump(), 201

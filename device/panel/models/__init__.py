@@ -124,7 +124,7 @@ def beside(model_id: str) -> Response:
         flash("No device runs in this process, so there is nothing to add a model to.", "error")
         return back("models.index")
     every = request.form.get("every", "1").strip() or "1"
-    if not every.isdigit() or not 1 <= int(every) <= 1000:
+    if not (every.isascii() and every.isdigit()) or not 1 <= int(every) <= 1000:  # "٣" is a digit to Python
         flash(f"'Every' must be a whole number of frames from 1 to 1000, not '{every[:20]}': nothing was added.", "error")
         return back("models.index")
     try:

@@ -108,9 +108,11 @@ def _raw_put(auth: Auth, url: str, body: str) -> object:
 @pytest.mark.parametrize(
     ("boxes", "message"),
     [
-        ('[{"x1": NaN, "y1": 1, "x2": 5, "y2": 5, "class_id": 0}]', "x1: Input should be a finite number"),
-        ('[{"x1": 1, "y1": -Infinity, "x2": 5, "y2": 5, "class_id": 0}]', "y1: Input should be a finite number"),
-        ('[{"x1": 1, "y1": 1, "x2": Infinity, "y2": 5, "class_id": 0}]', "x2: Input should be a finite number"),
+        # NaN/Infinity are not JSON: refused by the parser (device/jsonsafe.py) before any box is read
+        ('[{"x1": NaN, "y1": 1, "x2": 5, "y2": 5, "class_id": 0}]', "'NaN' is not a JSON value"),
+        ('[{"x1": 1, "y1": -Infinity, "x2": 5, "y2": 5, "class_id": 0}]', "'-Infinity' is not a JSON value"),
+        ('[{"x1": 1, "y1": 1, "x2": Infinity, "y2": 5, "class_id": 0}]', "'Infinity' is not a JSON value"),
+        ('[{"x1": 1, "y1": 1, "x2": 1e309, "y2": 5, "class_id": 0}]', "too large for a 64-bit float"),
         ('[{"x1": "1", "y1": 1, "x2": 5, "y2": 5, "class_id": 0}]', "x1: Input should be a valid number"),
         ('[{"x1": 1, "y1": 1, "x2": 5, "y2": 5, "class_id": true}]', "class_id: Input should be a valid integer"),
         ('[{"x1": 1, "y1": 1, "x2": 5, "y2": 5}]', "class_id: Field required"),
