@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 from device_common import ReplaySource, bench_bundle, synthetic_frames
 
+from device.app import build_device
 from device.config import DeviceConfig
 from device.inference.detector import load_detector
 from device.metrics.outbox import Outbox
@@ -28,12 +29,7 @@ from device.sources.capture import Capture
 def runtime_for(bundle: Path, source: ReplaySource) -> Runtime:
     config = DeviceConfig.model_validate({"model": str(bundle), "data_dir": tempfile.mkdtemp(prefix="bench-loop-"),
                                           "port": 0, "um_per_pixel": 0.65})
-    runtime = Runtime(config)
-    runtime.init_outbox()
-    runtime.capture = Capture(source)
-    runtime.init_model()
-    runtime.start_sender()
-    runtime.start_capture()
+    runtime = build_device(config, Capture(source)).start()
     return runtime
 
 
@@ -71,7 +67,7 @@ def latency_p95(bundle: Path, frames: list[np.ndarray], fps: float, seconds: flo
     runtime = runtime_for(bundle, ReplaySource(frames, fps))
     runtime.run(max_frames=int(fps * seconds))
     runtime.shutdown()
-    latencies = [h["latency_ms"] for h in runtime.history(3600)]
+    latencies = [h["latency_ms"] for h in runtime.parts.outbox.history(3600)]
     return float(np.percentile(latencies[5:], 95)), 1000.0 / fps
 
 

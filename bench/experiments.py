@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 from device_common import ReplaySource, bench_bundle, synthetic_frames
 
+from device.app import build_device
 from device.config import DeviceConfig
 from device.experiments.quality import QualityGate, QualitySettings
 from device.experiments.recorder import ExperimentRecorder, FrameContext
 from device.experiments.store import ExperimentRequest, ExperimentStore
 from device.inference.detector import load_detector
 from device.metrics.stats import FrameExtra, FrameMeasure, frame_points
-from device.runtime import Runtime
 from device.sources.capture import Capture
 
 
@@ -86,15 +86,9 @@ def loop_fps_with_experiment(bundle: Path, frames: list[np.ndarray], n: int) -> 
     """(frames/s, CPU ms per frame, all threads) of the whole loop with a running experiment."""
     config = DeviceConfig.model_validate({"model": str(bundle), "data_dir": tempfile.mkdtemp(prefix="bench-exp-"),
                                           "port": 0, "um_per_pixel": 0.65})
-    runtime = Runtime(config)
-    runtime.init_outbox()
-    runtime.init_experiments()
-    runtime.capture = Capture(ReplaySource(frames))
-    runtime.init_model()
-    runtime.start_sender()
-    runtime.start_capture()
-    assert runtime.experiments is not None
-    runtime.experiments.start(ExperimentRequest(name="bench"), {})
+    runtime = build_device(config, Capture(ReplaySource(frames))).start()
+    assert runtime.parts.experiments is not None
+    runtime.parts.experiments.start(ExperimentRequest(name="bench"), {})
     runtime.run(max_frames=5)
     start, cpu = time.perf_counter(), time.process_time()
     runtime.run(max_frames=5 + n)

@@ -31,11 +31,12 @@ def measure(detector: Detector, frames: list[np.ndarray], n: int) -> tuple[float
     start = time.perf_counter()
     for i in range(n):
         t0 = time.perf_counter()
-        found = detector.detect(frames[i % len(frames)])
+        run = detector.analyse(frames[i % len(frames)])
+        found = run.detections
         latencies.append((time.perf_counter() - t0) * 1000)
         if i < len(frames):
             counts.append(len(found))
-        sent.append(float(detector.last_fields.get("bytes_sent", 0)))
+        sent.append(float(run.fields.get("bytes_sent", 0)))
     fps = n / (time.perf_counter() - start)
     return fps, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 95)), counts, float(np.mean(sent))
 
@@ -59,7 +60,7 @@ def main() -> None:
             settings = HiveSettings(endpoints=[server.url], transport=transport, jpeg_quality=quality, deadline_ms=10_000)  # type: ignore[call-arg]
             remote = load_detector(bundle, "triton", cache, None, BackendContext(settings))
             fps, p50, p95, counts, sent = measure(remote, frames, args.frames)
-            route = remote.last_route
+            route = remote.analyse(frames[0]).route
             same = sum(a == b for a, b in zip(counts, reference, strict=True))
             worst = max(abs(a - b) for a, b in zip(counts, reference, strict=True))
             label = f"remote ({transport}{'' if transport == 'tensor' else f' q{quality}'})"

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from device_common import ReplaySource, bench_bundle, synthetic_frames
 
+from device.app import build_device
 from device.config import DeviceConfig
 from device.inference.detector import load_detector
-from device.runtime import Runtime
 from device.sources.capture import Capture
 
 
@@ -25,12 +25,7 @@ def loop_ms(bundle: Path, frames: list[np.ndarray], models: int, n: int) -> floa
     extra = [{"name": f"m{i}", "bundle": str(bundle)} for i in range(1, models)]
     config = DeviceConfig.model_validate({"model": str(bundle), "models": extra, "data_dir": tempfile.mkdtemp(prefix="bench-mm-"),
                                           "port": 0, "backend": "onnx"})
-    runtime = Runtime(config)
-    runtime.init_outbox()
-    runtime.capture = Capture(ReplaySource(frames))
-    runtime.init_model()
-    runtime.start_sender()
-    runtime.start_capture()
+    runtime = build_device(config, Capture(ReplaySource(frames))).start()
     runtime.run(max_frames=5)
     start = time.perf_counter()
     runtime.run(max_frames=5 + n)

@@ -19,8 +19,8 @@ import numpy as np
 from device_common import ReplaySource, bench_bundle
 from device_loop import bare_fps
 
+from device.app import build_device
 from device.config import DeviceConfig
-from device.runtime import Runtime
 from device.sources.capture import Capture
 from device.sources.synthetic import SyntheticConfig, SyntheticMicroscope
 from device.tracking.settings import TrackingSettings
@@ -53,17 +53,12 @@ def loop_fps(bundle: Path, frames: list[np.ndarray], n: int, tracking: bool) -> 
     """Loop FPS over `n` frames and the main model's mean objects per frame."""
     config = DeviceConfig.model_validate({"model": str(bundle), "data_dir": tempfile.mkdtemp(prefix="bench-track-"),
                                           "port": 0, "um_per_pixel": 0.65, "tracking": {"enabled": tracking}})
-    runtime = Runtime(config)
-    runtime.init_outbox()
-    runtime.capture = Capture(ReplaySource(frames))
-    runtime.init_model()
-    runtime.start_sender()
-    runtime.start_capture()
+    runtime = build_device(config, Capture(ReplaySource(frames))).start()
     runtime.run(max_frames=5)
     start = time.perf_counter()
     runtime.run(max_frames=5 + n)
     elapsed = time.perf_counter() - start
-    objects = np.mean([h.get("count") or 0 for h in runtime.history(3600)[-n:]])
+    objects = np.mean([h.get("count") or 0 for h in runtime.parts.outbox.history(3600)[-n:]])
     runtime.shutdown()
     return n / elapsed, float(objects)
 

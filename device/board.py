@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from device.api import LatestFrame
+from device.analysis import Analysis
 from device.colours import default_colour
 from device.detections import Detections
 from device.metrics.stats import FpsMonitor
-from device.pipeline import Analysis
 from device.render import annotate, encode_jpeg
 from device.tracking.overlay import draw_track_overlays
+from device.web_protocol import LatestFrame
 
 
 def overlay_detections(analyses: tuple[Analysis, ...], shown: set[str] | None) -> tuple[Detections, tuple[str, ...]]:
@@ -70,7 +70,7 @@ class LiveBoard:
         with self._jpeg_lock:
             if self._jpeg is not None and self._jpeg[0] == latest.index:
                 return self._jpeg[1]
-            detections, classes = latest.detections, latest.classes
+            detections, classes = latest.detections if latest.detections is not None else Detections.empty(), latest.classes
             if latest.analyses:
                 detections, classes = overlay_detections(latest.analyses, self.overlays)
             image = annotate(latest.image, detections, classes, self.fps.fps, self.colours(classes))
@@ -83,7 +83,7 @@ class LiveBoard:
         latest = self._latest
         counts: dict[str, int] = {}
         stats = dict(latest.stats) if latest else {}
-        if latest is not None and "count" in stats:
+        if latest is not None and latest.detections is not None and "count" in stats:
             per_class = np.bincount(latest.detections.class_ids, minlength=len(latest.classes))
             counts = {name: int(per_class[i]) for i, name in enumerate(latest.classes)}
         models = {a.pipeline: {"inference": a.inference, "count": None if a.detections is None else len(a.detections),

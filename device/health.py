@@ -1,55 +1,98 @@
-"""What /healthz reports: camera, models (one entry per pipeline), outbox; `ok` decides 200/503."""
+"""What the device reports of its state, built from its parts (never from the loop): /healthz
+(camera, models, remote backends, outbox; `ok` decides 200/503) and the device_status fields."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
-from device.hive.status import hive_health
+from device.metrics.points import FieldValue
 from device.redact import redact
 
 if TYPE_CHECKING:
+    from device.parts import DeviceParts
     from device.pipeline import Pipeline
-    from device.runtime import Runtime
 
 
-def _camera(rt: Runtime) -> dict[str, Any]:
-    cap = rt.capture
-    return {"state": cap.state if cap else "failed", "source": redact(cap.source.name if cap else rt.config.source),
+def _camera(parts: DeviceParts) -> dict[str, Any]:
+    cap = parts.capture
+    return {"state": cap.state if cap else "failed", "source": redact(cap.source.name if cap else parts.config.source),
             "error": redact(cap.error) if cap else "", "frames": cap.frames if cap else 0,
-            "dropped": cap.dropped if cap else 0, "bad_frames": rt.bad_frames, "reconnects": cap.reconnects if cap else 0}
+            "dropped": cap.dropped if cap else 0, "bad_frames": parts.feed.bad_frames, "reconnects": cap.reconnects if cap else 0}
+
+
+def _backend_state(pipeline: Pipeline) -> dict[str, Any] | None:
+    """A backend with a state of its own (a remote one: endpoints, why not remote) reports it."""
+    detector = pipeline.slot.detector
+    state = getattr(detector.backend, "health", None) if detector else None
+    return dict(state()) if callable(state) else None
 
 
 def pipeline_health(pipeline: Pipeline) -> dict[str, Any]:
-    """One model's state; a backend with its own state (a remote one) adds it under `backend_state`."""
+    """One model's state; a backend with its own state adds it under `backend_state`."""
     detector = pipeline.slot.detector
     out: dict[str, Any] = {"pipeline": pipeline.name, "loaded": detector is not None,
                            "name": detector.card.name if detector else None,
                            "version": detector.card.version if detector else None,
                            "backend": detector.backend_name if detector else None, "error": pipeline.slot.error,
                            "every": pipeline.options.every, "overlay": pipeline.options.overlay, "failures": pipeline.failures}
-    tiling = getattr(detector, "tiling_info", None)  # how frames are fitted: scale, tiles per frame
-    out["tiling"] = tiling() if callable(tiling) else None
-    state = getattr(detector.backend, "health", None) if detector else None
-    if callable(state):
-        out["backend_state"] = state()
+    out["tiling"] = detector.tiling_info() if detector is not None else None  # how frames are fitted: scale, tiles
+    state = _backend_state(pipeline)
+    if state is not None:
+        out["backend_state"] = state
     return out
 
 
-def _outbox(rt: Runtime) -> dict[str, Any]:
-    return {"state": rt.sender.state if rt.sender else "disabled", "error": rt.sender.error if rt.sender else "",
-            "store_error": rt.sender.store_error if rt.sender else "",
-            "depth": rt.outbox.depth() if rt.outbox else 0, "dropped": rt.outbox.dropped() if rt.outbox else 0,
-            "sent": rt.sender.sent if rt.sender else 0, "write_errors": rt.store_errors}
+def _outbox(parts: DeviceParts) -> dict[str, Any]:
+    sender = parts.sender
+    return {"state": sender.state if sender else "disabled", "error": sender.error if sender else "",
+            "store_error": sender.store_error if sender else "",
+            "depth": parts.outbox.depth(), "dropped": parts.outbox.dropped(),
+            "sent": sender.sent if sender else 0, "write_errors": parts.store.errors}
 
 
-def health_report(rt: Runtime) -> dict[str, Any]:
-    """{'ok', 'camera', 'model' (the main one, as before), 'models' (every pipeline), 'outbox'}."""
-    pipelines = rt.pipelines
+def health_report(parts: DeviceParts) -> dict[str, Any]:
+    """{'ok', 'camera', 'model' (the main one), 'models' (every pipeline), 'hive', 'outbox'}."""
+    pipelines = parts.feed.pipelines
     models = [pipeline_health(p) for p in pipelines]
     main = dict(models[0]) if models else {"loaded": False, "name": None, "version": None, "backend": None, "error": ""}
-    main.pop("pipeline", None)
-    model = {"loaded": main["loaded"], "configured": bool(rt.config.model), "name": main["name"],
+    model = {"loaded": main["loaded"], "configured": bool(parts.config.model), "name": main["name"],
              "version": main["version"], "backend": main["backend"], "error": main["error"], "tiling": main.get("tiling")}
-    camera = _camera(rt)
-    ok = camera["state"] in ("ok", "ended") and (model["loaded"] or not rt.config.model)
-    return {"ok": ok, "camera": camera, "model": model, "models": models, "hive": hive_health(pipelines), "outbox": _outbox(rt)}
+    remote = {m["pipeline"]: m["backend_state"] for m in models if "backend_state" in m}
+    camera = _camera(parts)
+    ok = camera["state"] in ("ok", "ended") and (model["loaded"] or not parts.config.model)
+    return {"ok": ok, "camera": camera, "model": model, "models": models,
+            "hive": {"configured": bool(remote), "models": remote}, "outbox": _outbox(parts)}
+
+
+def source_state(parts: DeviceParts) -> str:
+    state = parts.capture.state if parts.capture else "failed"
+    return {"starting": "reconnecting", "ended": "ok"}.get(state, state)
+
+
+def backend_fields(parts: DeviceParts) -> dict[str, FieldValue]:
+    """The main model's backend's own heartbeat fields (a remote backend: where it runs, how fast,
+    how often it fell back): any backend may fill `status_fields()`."""
+    detector = parts.feed.detector
+    hook = getattr(detector.backend, "status_fields", None) if detector is not None else None
+    return dict(hook()) if callable(hook) else {}
+
+
+def status_fields(parts: DeviceParts) -> dict[str, FieldValue]:
+    """The device_status point's fields."""
+    detector, feed = parts.feed.detector, parts.feed
+    tracking = parts.tracking()
+    return {
+        "model": detector.card.name if detector else "",
+        "model_version": detector.card.version if detector else "",
+        "backend": detector.backend_name if detector else "",
+        "models": len([p for p in feed.pipelines if p.slot.detector is not None]),
+        "source_state": source_state(parts),
+        "fps": round(parts.board.fps.fps, 3),
+        "outbox_depth": parts.outbox.depth(),
+        "outbox_dropped": parts.outbox.dropped(),
+        "uptime_s": round(time.time() - parts.started, 3),
+        "run_id": parts.run_id,
+        **(tracking.heartbeat_fields() if tracking is not None else {}),
+        **backend_fields(parts),
+    }

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, jsonify, request, session
 
 from device import jsonsafe
-from device.api import DeviceRuntime
 from device.client_limits import capped
+from device.web_protocol import DeviceRuntime
 
 bp = Blueprint("live", __name__)
 BOUNDARY = "scopehiveframe"

@@ -1,78 +1,27 @@
-"""One model's path through a frame: detector -> stages (tracker, ...) -> measures.
+"""One model's path through a frame: detector -> stages (tracker, ...) -> Analysis.
 
-The device runs a list of these (device/app.py builds them). What a frame's analysis *was*
-travels with its boxes in `Analysis`: a frame the model did not look at (skipped, out of
-focus, failed, no model) carries `detections=None`, never an empty `Detections`, so no later
-stage can turn "not analysed" into "zero objects".
+The device runs a list of these (device/feed.py holds them). What a frame's analysis *was*
+travels with its boxes in `Analysis` (device/analysis.py): a frame the model did not look at
+(skipped, gated, failed, no model) carries `detections=None` and the word that says why, so no
+later stage can turn "not analysed" into "zero objects".
 
-Extension points (issues 12 and 14 hook in here, not into the loop):
-- `Pipeline.stages`: callables `(frame, analysis) -> analysis` run after detection, in order
-  (a tracker adds ids, a filter drops boxes). A stage gets every frame, analysed or not, and
-  must keep `detections is None` for a frame that was not analysed.
-- `FrameGate` (see device/runtime.py `Runtime.gates`): decides for the whole frame, before any
-  model runs, that it is not worth analysing (e.g. `out_of_focus`); every pipeline then
-  records that reason as its `inference`.
+Extension point: `Pipeline.stages`, callables `(frame, analysis) -> analysis` run after detection,
+in order (a tracker adds ids, a filter drops boxes); see device/analysis.Stage.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from device.detections import Detections
+from device.analysis import FAILED, NO_MODEL, SKIPPED, Analysis, Stage
 from device.inference.detector import Detector
-from device.metrics.points import FieldValue, Point
-from device.metrics.stats import FrameExtra, FrameMeasure, frame_points
-from device.models.bundle import BundleError, ModelCard
+from device.models.bundle import BundleError
 from device.sources.capture import Frame
 
 log = logging.getLogger(__name__)
-
-# `inference` values that mean "the model looked at this frame" (remote ones are `remote:<endpoint>`).
-LOCAL, FALLBACK = "local", "fallback"
-# ...and ones that mean it did not: the frame writes no count at all for this model.
-SKIPPED, FAILED, NO_MODEL = "skipped", "failed", "none"
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """What one model made of one frame, and how. `detections is None` = not analysed."""
-
-    pipeline: str
-    inference: str
-    detections: Detections | None
-    card: ModelCard | None = None
-    inference_ms: float = 0.0
-    reason: str = ""
-    fields: dict[str, FieldValue] = field(default_factory=dict)  # extra fields of this frame's point (bytes_sent, remote_ms, ...)
-    extra: dict[str, object] = field(default_factory=dict)  # stage outputs (e.g. track ids), by stage name
-
-    @property
-    def analysed(self) -> bool:
-        return self.detections is not None
-
-    def with_detections(self, detections: Detections) -> Analysis:
-        """The same analysis with changed boxes (for stages); refuses to invent boxes for a frame
-        that was never analysed."""
-        if self.detections is None:
-            raise ValueError(f"pipeline {self.pipeline}: frame was not analysed ({self.inference}); a stage cannot give it boxes")
-        return replace(self, detections=detections)
-
-
-class Stage(Protocol):
-    """A step after detection: tracker, filter, measure helper. Runs on every frame in order."""
-
-    def __call__(self, frame: Frame, analysis: Analysis) -> Analysis: ...
-
-
-class FrameGate(Protocol):
-    """Decides before any model runs whether a frame is worth analysing: '' = yes, else the reason
-    (it becomes every pipeline's `inference`, e.g. 'out_of_focus')."""
-
-    def __call__(self, frame: Frame) -> str: ...
 
 
 class ModelSlot:
@@ -145,26 +94,14 @@ class Pipeline:
         detector = self.slot.detector  # one read: a hot swap takes effect on the next frame
         card = detector.card if detector else None
         if detector is None:
-            return Analysis(self.name, NO_MODEL, None, card)
+            return Analysis(self.name, NO_MODEL, None, card, reason=self.slot.error)
         if gate_reason:
             return Analysis(self.name, gate_reason, None, card)
         if frame.index % max(1, self.options.every):
             return Analysis(self.name, SKIPPED, None, card)
         try:
-            detections = detector.detect(frame.image)
+            run = detector.analyse(frame.image)
         except Exception as exc:  # one bad frame must never stop the instrument
             self.failures += 1
             return Analysis(self.name, FAILED, None, card, reason=f"{type(exc).__name__}: {exc}")
-        return Analysis(self.name, detector.last_route, detections, card, detector.last_inference_ms,
-                        fields=dict(detector.last_fields))
-
-    def points(self, analysis: Analysis, measure: FrameMeasure, base_tags: dict[str, str],
-               um_per_pixel: float | None, extra: FrameExtra | None = None) -> list[Point]:
-        """The frame's points for this model: counts only when it was analysed."""
-        tags = dict(base_tags)
-        if analysis.card is not None:
-            tags.update(model=analysis.card.name, model_version=analysis.card.version)
-        classes = analysis.card.classes if analysis.card else []
-        points = frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference, extra)
-        points[0].fields.update(analysis.fields)
-        return points + list(analysis.extra.get("points", ()))  # type: ignore[call-overload]  # stages' own (e.g. `track`)
+        return Analysis.ran(self.name, run, card)

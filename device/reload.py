@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from device.config import ConfigError, DeviceConfig
-from device.feed import sync_models
+from device.feed import Feed, sync_models
 from device.models.bundle import BundleError
-from device.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +26,16 @@ def _mtime(path: Path | None) -> float:
 class ModelReloader:
     """Polls (cheap stat calls) every `interval` seconds on a daemon thread."""
 
-    def __init__(self, runtime: Runtime, reload_config: Callable[[], DeviceConfig], config_file: Path | None,
-                 interval: float = 2.0) -> None:
-        self.runtime = runtime
+    def __init__(self, feed: Feed, reload_config: Callable[[], DeviceConfig], running: DeviceConfig,
+                 config_file: Path | None, interval: float = 2.0) -> None:
+        self.feed = feed
         self._reload_config = reload_config
         self._config_file = config_file
         self._interval = interval
         try:
             self._model = reload_config().model or ""
         except ConfigError:
-            self._model = runtime.config.model or ""
+            self._model = running.model or ""
         self._stamps = self._current_stamps()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="model-reloader", daemon=True)
@@ -59,7 +58,7 @@ class ModelReloader:
             log.error("config file changed but is invalid, keeping the running model: %s", exc)
             return False
         wanted = config.model or ""
-        changes = sync_models(self.runtime, config.models)  # the models beside the main one
+        changes = sync_models(self.feed, config.models)  # the models beside the main one
         if changes:
             log.info("models beside the main one, from configuration: %s", ", ".join(changes))
         if not wanted:
@@ -67,7 +66,7 @@ class ModelReloader:
         self._model = wanted
         self._stamps = self._current_stamps()
         try:
-            card = self.runtime.switch_model(Path(wanted))
+            card = self.feed.switch_model(Path(wanted))
         except BundleError as exc:
             log.error("model change rejected, the previous model keeps running: %s", exc)
             return False

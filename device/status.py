@@ -1,13 +1,17 @@
-"""The device_status heartbeat: what runs, how healthy it is, and the temperatures where readable."""
+"""What the device says about itself over time: the event log (device_event) and the device_status
+heartbeat (its fields come from device/health.py `status_fields`; temperatures where readable)."""
 
 from __future__ import annotations
 
 import glob
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from device.metrics.points import FieldValue, Point
+from device.redact import redact
 
 
 def _read_milli_celsius(path: str) -> float | None:
@@ -40,7 +44,7 @@ class Heartbeat:
     """Writes a `device_status` point every `interval_s` from whatever `snapshot` reports.
 
     Kept apart from the frame loop so the loop only asks `beat_if_due()`; what a heartbeat
-    holds is decided by the wiring (device/runtime.py), what it is for here."""
+    holds is device/health.py `status_fields`, wired in device/app.py."""
 
     def __init__(self, interval_s: float, snapshot: Callable[[], dict[str, FieldValue]],
                  store: Callable[[list[Point]], None], tags: dict[str, str] | Callable[[], dict[str, str]]) -> None:
@@ -63,3 +67,20 @@ class Heartbeat:
         fields.update(temperatures())
         tags = self._tags() if callable(self._tags) else self._tags  # a callable: tags that change (experiment)
         self._store([Point("device_status", tags, fields, int(time.time() * 1e6))])
+
+
+class EventLog:
+    """device_event points (and the last 50 for /healthz); safe from any thread. Redacted: an
+    event may quote a camera URI."""
+
+    def __init__(self, store: Callable[[list[Point]], None] | None, tags: Callable[[], dict[str, str]]) -> None:
+        self.recent: deque[dict[str, Any]] = deque(maxlen=50)
+        self._store = store
+        self._tags = tags
+
+    def __call__(self, kind: str, message: str, tags: dict[str, str] | None = None, when: float | None = None) -> None:
+        message = redact(message)
+        when = time.time() if when is None else when
+        self.recent.append({"time": when, "kind": kind, "message": message})
+        if self._store is not None:
+            self._store([Point("device_event", {**self._tags(), **(tags or {}), "kind": kind}, {"message": message}, int(when * 1e6))])

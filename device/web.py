@@ -17,10 +17,10 @@ from typing import Any
 from flask import Flask
 
 from device import web_json
-from device.api import DeviceRuntime
 from device.client_limits import EXTENSION_KEY, ClientLimit
 from device.config import DeviceConfig
 from device.redact import redact_request_target
+from device.web_protocol import DeviceRuntime
 from device.web_settings import WebSettings
 
 log = logging.getLogger(__name__)

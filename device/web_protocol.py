@@ -1,8 +1,8 @@
 """What the web side (live stream, panel) may ask of the running device: one small protocol.
 
-The runtime (device/runtime) implements it; the panel and stream blueprints only ever see this,
-through `current_app.extensions["scopehive.runtime"]`, so they can be tested with any object
-that honours it and never reach into the frame loop's internals.
+The device's facade (device/facade.py) implements it completely; the panel and stream blueprints
+only ever see this, through `current_app.extensions["scopehive.runtime"]`, so they can be tested
+with any object that honours it and never reach into the frame loop's internals.
 """
 
 from __future__ import annotations
@@ -17,18 +17,27 @@ from device.detections import Detections
 from device.models.bundle import ModelCard
 
 if TYPE_CHECKING:
-    from device.pipeline import Analysis
+    from device.analysis import Analysis
+    from device.experiments.recorder import ExperimentRecorder
+    from device.tracking.experiment import TrackLog
+    from device.tracking.settings import TrackingSettings
+    from device.tracking.stage import TrackingStage
+
+
+class NoModel(LookupError):
+    """No model is loaded: there is nothing to detect with (never an empty result)."""
 
 
 @dataclass(frozen=True)
 class LatestFrame:
     """The newest processed frame: the original pixels (full resolution, original bit depth).
 
-    `detections`/`classes`/`stats` are the main model's (the first pipeline); `analyses` holds
+    `detections`/`classes`/`stats` are the main model's (the first pipeline), and `detections` is
+    None when the main model did not analyse this frame (never an empty "zero"); `analyses` holds
     every model's result, including the ones that did not analyse this frame."""
 
     image: np.ndarray
-    detections: Detections
+    detections: Detections | None
     captured_at: float  # time.time() when the frame was captured
     index: int
     classes: tuple[str, ...] = ()
@@ -76,4 +85,21 @@ class DeviceRuntime(Protocol):
         """Draw classes (by name) in these #rrggbb colours on the stream and snapshot."""
 
     def detect(self, image: np.ndarray) -> Detections:
-        """Run the current model on one image (pre-annotation); boxes in that image's pixels."""
+        """Run the current model on one image (pre-annotation); boxes in that image's pixels.
+        Raises NoModel when none is loaded."""
+
+    def experiments(self) -> ExperimentRecorder | None:
+        """The experiment recorder, or None on a device without an experiment store."""
+
+    def tracking(self) -> TrackingStage | None:
+        """The main model's tracking stage (counting line, flow settings), or None when off."""
+
+    def track_log(self) -> TrackLog | None:
+        """Tracks and crossings of experiments (for their summary), or None when tracking is off."""
+
+    def tracking_settings(self) -> TrackingSettings:
+        """The configured tracking settings (the summary's motile threshold)."""
+
+    def provenance(self) -> dict[str, Any]:
+        """What produces the numbers now: model (name, version, sha256, metrics, threshold,
+        classes), quality gates, source; fixed into an experiment when it starts."""

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from device.sources.capture import Frame
 
-Analysed = Literal["ok", "out_of_focus", "overexposed", "underexposed", "no_model", "skipped"]
-ANALYSED: tuple[str, ...] = ("ok", "out_of_focus", "overexposed", "underexposed", "no_model", "skipped")
+Analysed = Literal["ok", "out_of_focus", "overexposed", "underexposed", "no_model", "skipped", "failed"]
+ANALYSED: tuple[str, ...] = ("ok", "out_of_focus", "overexposed", "underexposed", "no_model", "skipped", "failed")
 _SATURATED = 250  # grey levels at or above: clipped highlights
 _DARK = 5
 _REFERENCE_EVERY = 15  # frames between recomputations of the sharp-frame reference
@@ -57,6 +57,12 @@ class FrameQuality:
     @property
     def usable(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def reason(self) -> str:
+        """The gate's verdict: '' (analyse it) or why not. `skipped` (too odd to score) passes:
+        the model decides."""
+        return "" if self.status in ("ok", "skipped") else self.status
 
 
 def _grey_small(image: np.ndarray) -> np.ndarray:
@@ -133,25 +139,12 @@ class QualityGate:
 
 
 class QualityFrameGate:
-    """The device loop's frame gate (device/pipeline.FrameGate): '' or the reason a frame is not
-    worth analysing. Keeps the newest scores for the frame's points. A frame too broken to score
-    passes: the model then fails on it and the loop counts it as a bad frame."""
+    """The device loop's frame gate (device/analysis.FrameGate): its verdict is the frame's
+    `FrameQuality`, whose `reason` is '' or why the frame is not worth analysing. A frame too
+    broken to score passes: the model then fails on it and the frame is recorded as `failed`."""
 
     def __init__(self, settings: QualitySettings) -> None:
         self.gate = QualityGate(settings)
-        self.last = FrameQuality(float("nan"), float("nan"), float("nan"), "ok")
 
-    def __call__(self, frame: Frame) -> str:
-        quality = self.gate.assess(frame.image)
-        self.last = quality
-        return "" if quality.status in ("ok", "skipped") else quality.status
-
-
-def analysed_status(detections_present: bool, inference: str) -> str:
-    """`analysed` of a frame from what its model did (device/pipeline `inference`): one rule for
-    both, so `ok` always means counts were written and anything else means none were."""
-    if detections_present:
-        return "ok"
-    if inference in ANALYSED:
-        return inference
-    return "no_model" if inference == "none" else "skipped"
+    def __call__(self, frame: Frame) -> FrameQuality:
+        return self.gate.assess(frame.image)

@@ -14,7 +14,6 @@ import logging
 import threading
 from pathlib import Path
 
-from device.api import DeviceRuntime
 from device.fleet.balena_device import (
     ASSIGN_TAG,
     ERROR_TAG,
@@ -27,6 +26,7 @@ from device.fleet.fetch import FetchError, bundle_prefix, fetch_bundle
 from device.fleet.settings import FleetSettings
 from device.models.bundle import BundleError, load_bundle
 from device.storage import Storage, StorageError, open_storage
+from device.web_protocol import DeviceRuntime
 
 log = logging.getLogger(__name__)
 

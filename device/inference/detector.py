@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from device.analysis import LOCAL, ModelRun, combine_routes
 from device.detections import Detections
+from device.metrics.points import FieldValue
 from device.inference.backend import Backend, BackendContext, create_backend
 from device.inference.decode import DecodeError, decode, keep_class_thresholds
 from device.inference.preprocess import normalize, preprocess
@@ -47,44 +49,57 @@ class Detector:
         # An operator's override applies to every class; otherwise each class has the bundle's own.
         self.thresholds = np.asarray([threshold] * len(self.card.classes) if threshold is not None else self.card.thresholds(), np.float32)
         self.threshold = float(self.thresholds.min())
-        self.last_inference_ms = 0.0
-        self.last_route = "local"  # or remote:<endpoint> / fallback, from a backend that routes
-        self.last_fields: dict[str, float | int] = {}  # extra frame-point fields from the backend (bytes_sent, ...)
         self._lock = threading.Lock()  # the frame loop and the panel's pre-annotation share one model
         self.tile_policy = TilePolicy.of(bundle.card.input)
         self._layouts: dict[tuple[int, int], TileLayout] = {}
-        self.last_layout: TileLayout | None = None
+        self.last_layout: TileLayout | None = None  # for tiling_info (/healthz) only; results are returned
+        self._last_ms = 0.0
 
     @property
     def backend_name(self) -> str:
         return self.backend.name
 
     def detect(self, image: np.ndarray) -> Detections:
-        """Any frame (8/16-bit, grey or colour) -> boxes in that frame's pixels."""
+        """Any frame (8/16-bit, grey or colour) -> boxes in that frame's pixels (the panel's call)."""
+        return self.analyse(image).detections
+
+    def analyse(self, image: np.ndarray) -> ModelRun:
+        """Any frame -> its boxes with where they were computed and how long it took, as one value:
+        two callers (the loop and a panel thread) never read each other's route or timing."""
         frame = to_bgr8(image)
         if self.tile_policy is not None:
-            return self._detect_tiled(frame, self.tile_policy)
+            return self._analyse_tiled(frame, self.tile_policy)
         tensor, transform = preprocess(frame, self.card.input, self.card.normalization)
         with self._lock:
             start = time.perf_counter()
             outputs = self.backend.run(tensor)
-            self.last_inference_ms = (time.perf_counter() - start) * 1000.0
-            self.last_route = str(getattr(self.backend, "last_route", "local"))
-            self.last_fields = dict(getattr(self.backend, "last_fields", {}))
+            elapsed_ms = (time.perf_counter() - start) * 1000.0
+            route, fields = _route_of(self.backend)
         detections = keep_class_thresholds(decode(outputs, self.card.output, self.threshold), self.thresholds)
-        return transform.to_frame(detections)
+        self._last_ms = elapsed_ms
+        return ModelRun(transform.to_frame(detections), route, elapsed_ms, fields)
 
-    def _detect_tiled(self, frame: np.ndarray, policy: TilePolicy) -> Detections:
-        """`resize: tile`: one scale, padded or cut into tiles, one pass per tile, merged."""
+    def _analyse_tiled(self, frame: np.ndarray, policy: TilePolicy) -> ModelRun:
+        """`resize: tile`: one scale, padded or cut into tiles, one pass per tile, merged. The
+        frame's route is every tile's: one tile that fell back makes the frame `fallback`."""
         layout = self._layout(frame.shape[:2], policy)
         tensors = [normalize(tile, self.card.input, self.card.normalization) for tile in cut_tiles(frame, layout, policy)]
+        outputs: list[dict[str, np.ndarray]] = []
+        routes: list[str] = []
+        fields: dict[str, FieldValue] = {}
         with self._lock:
             start = time.perf_counter()
-            outputs = [self.backend.run(tensor) for tensor in tensors]
-            self.last_inference_ms = (time.perf_counter() - start) * 1000.0
-        self.last_layout = layout
+            for tensor in tensors:
+                outputs.append(self.backend.run(tensor))
+                route, extra = _route_of(self.backend)
+                routes.append(route)
+                for key, value in extra.items():
+                    fields[key] = round(float(fields.get(key, 0)) + float(value), 3)
+            elapsed_ms = (time.perf_counter() - start) * 1000.0
+        self.last_layout, self._last_ms = layout, elapsed_ms
         parts = [decode(out, self.card.output, self.threshold) for out in outputs]
-        return keep_class_thresholds(merge_tiles(parts, layout, policy), self.thresholds)
+        merged = keep_class_thresholds(merge_tiles(parts, layout, policy), self.thresholds)
+        return ModelRun(merged, combine_routes(routes), elapsed_ms, fields)
 
     def _layout(self, frame_hw: tuple[int, int], policy: TilePolicy) -> TileLayout:
         """Tiles for this frame size, planned once and said in the log (shrunk frames as a warning)."""
@@ -111,7 +126,7 @@ class Detector:
         if policy is not None and layout is not None:
             info.update(frame=f"{layout.frame_hw[1]}x{layout.frame_hw[0]}", tiles=len(layout.origins),
                         frame_scale=round(layout.scale, 4), shrunk=layout.scale < policy.scale,
-                        inference_ms=round(self.last_inference_ms, 2))
+                        inference_ms=round(self._last_ms, 2))
         return info
 
     def warm_up(self) -> None:
@@ -135,6 +150,14 @@ class Detector:
         if len(detections) and int(detections.class_ids.max()) >= n_classes:
             raise BundleError(f"{self.bundle.root}: the model predicts class {int(detections.class_ids.max())} "
                               f"but model.json lists only {n_classes} classes")
+
+
+def _route_of(backend: Backend) -> tuple[str, dict[str, FieldValue]]:
+    """Where the backend's last run went (a routing backend says; the others ran locally) and its
+    extra fields. Read under the detector's lock, right after that run."""
+    route = str(getattr(backend, "last_route", LOCAL) or LOCAL)
+    fields = getattr(backend, "last_fields", None) or {}
+    return route, {k: v for k, v in dict(fields).items() if isinstance(v, int | float)}
 
 
 def load_detector(path: str | Path, backend: str, cache_dir: Path, threshold: float | None = None,

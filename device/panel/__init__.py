@@ -2,7 +2,7 @@
 
 `init_app(app)` is called by the device's app factory (device/web.py) to add the panel's
 blueprints, login and CSRF protection. Settings come from `app.config["SCOPEHIVE"].panel`; the
-running device is reached only through `app.extensions["scopehive.runtime"]` (device/api.py).
+running device is reached only through `app.extensions["scopehive.runtime"]` (device/web_protocol.py).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from pathlib import Path
 from flask import Blueprint, Flask, redirect, send_from_directory, url_for
 from werkzeug.wrappers import Response
 
+import device.panel.security as security
+import device.panel.workspace as workspace
 from device import storage as storage_ext
 from device import web_json
-from device.panel import security, workspace
 from device.panel.modelstore import ModelStore
 from device.panel.sessions import SessionRegistry
-from device.web_settings import PanelSettings
 from device.panel.store import ProjectStore
 from device.panel.throttle import Throttle
+from device.web_settings import PanelSettings
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "scopehive.panel"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from device.panel import names
+import device.panel.names as names
 from device.panel.records import PALETTE, ClassSpec, PanelError, Project
 
 

@@ -26,9 +26,9 @@ from pathlib import PurePosixPath
 import numpy as np
 from pydantic import ValidationError
 
+import device.panel.names as names
 from device.datasets.imageinfo import ImageInfo, check_image, decode
 from device.datasets.package import DatasetError
-from device.panel import names
 from device.panel.classes import ClassEdit, apply_edits, new_project_classes, refuse_if_used
 from device.panel.imaging import camera_channels, display_copies, encode_original
 from device.panel.names import repair_project

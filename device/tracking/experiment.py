@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from device.metrics.disk import open_wal
 from device.metrics.points import Point
+from device.tracking.settings import TrackingSettings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracks (experiment TEXT NOT NULL, ts_us INTEGER NOT NULL, class TEXT NOT NULL,
@@ -48,9 +50,7 @@ class TrackLog:
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
+            db = self._local.db = open_wal(self.path)  # the same pragmas as the experiment store in this file
         return db
 
     def add(self, points: Iterable[Point]) -> None:
@@ -119,17 +119,11 @@ def tracking_summary(log: TrackLog, experiment: str, motile_speed: float) -> dic
     return {"classes": classes, "crossings": counted, "unique_total": sum(c["unique"] for c in classes.values())}
 
 
-def experiment_tracking(path: Path, experiment: str, runtime: object | None) -> dict[str, Any]:
-    """The tracking part of an experiment's summary. With the running device (panel), its log is
-    flushed first and its motile threshold used; without (CLI on the data folder), the store is
-    read as it is, with the default threshold."""
-    from device.tracking.settings import TrackingSettings
-
-    log = getattr(runtime, "track_log", None)
-    if isinstance(log, TrackLog):
+def experiment_tracking(path: Path, experiment: str, log: TrackLog | None = None,
+                        settings: TrackingSettings | None = None) -> dict[str, Any]:
+    """The tracking part of an experiment's summary. With the running device's log (panel), it is
+    flushed first and the device's motile threshold used; without (CLI on the data folder), the
+    store is read as it is, with the default threshold."""
+    if log is not None:
         log.flush()
-    else:
-        log = TrackLog(path)
-    config = getattr(runtime, "config", None)
-    settings = getattr(config, "tracking", None) or TrackingSettings()
-    return tracking_summary(log, experiment, settings.motile_speed)
+    return tracking_summary(log or TrackLog(path), experiment, (settings or TrackingSettings()).motile_speed)

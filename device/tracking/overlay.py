@@ -11,7 +11,7 @@ import numpy as np
 from device.detections import Detections
 
 if TYPE_CHECKING:
-    from device.pipeline import Analysis
+    from device.analysis import Analysis
 
 _LINE_COLOUR = (0, 220, 255)  # BGR amber: visible on grey backgrounds, unlike any class colour
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from device.analysis import Analysis
 from device.detections import Detections
 from device.metrics.points import FieldValue, Point
-from device.pipeline import Analysis
 from device.sources.capture import Frame
 from device.tracking.concentration import (
     Concentration,

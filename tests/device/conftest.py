@@ -31,7 +31,7 @@ def running(peak_bundle: Path, tmp_path: Path) -> Iterator[Runtime]:
         "source": "synthetic://?seed=4&width=320&height=240&fps=30", "model": str(peak_bundle),
         "data_dir": str(tmp_path), "port": 0, "device_name": "bench-1", "status_interval_s": 0.2})
     runtime, thread = start_runtime(config)
-    assert wait_for(lambda: runtime.processed >= 3)
+    assert wait_for(lambda: runtime.parts.publisher.processed >= 3)
     yield runtime
     runtime.stop()
     thread.join(timeout=5)

@@ -1,4 +1,4 @@
-"""Helpers to run a Runtime in-process on a background thread (tests only)."""
+"""Helpers to run a device in-process on a background thread (tests only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from device.app import build_device
 from device.config import DeviceConfig
+from device.facade import DeviceFacade
 from device.runtime import Runtime
 from device.sources.capture import Capture
 
@@ -21,17 +23,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 def ready_runtime(config: DeviceConfig, capture: Capture | None = None) -> Runtime:
-    """A runtime wired the way device/app.py wires it (no web server), ready for run()."""
-    runtime = Runtime(config)
-    runtime.init_outbox()
-    runtime.init_experiments()
-    runtime.init_source()
-    if capture is not None:
-        runtime.capture = capture
-    runtime.init_model()
-    runtime.start_sender()
-    runtime.start_capture()
-    return runtime
+    """A device wired the way device/app.py wires it (no web server), its threads started, ready for run()."""
+    return build_device(config, capture).start()
 
 
 def start_runtime(config: DeviceConfig, capture: Capture | None = None) -> tuple[Runtime, threading.Thread]:
@@ -39,3 +32,8 @@ def start_runtime(config: DeviceConfig, capture: Capture | None = None) -> tuple
     thread = threading.Thread(target=runtime.run, daemon=True)
     thread.start()
     return runtime, thread
+
+
+def facade(runtime: Runtime) -> DeviceFacade:
+    """The web side's view of the running device (what create_app gets)."""
+    return DeviceFacade(runtime.parts)

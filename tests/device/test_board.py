@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from device.analysis import Analysis
 from device.board import overlay_detections
 from device.models.bundle import ModelCard
-from device.pipeline import Analysis
 from tests.conftest import dets
 
 

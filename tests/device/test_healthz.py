@@ -16,7 +16,7 @@ from device.redact import redact, redact_logging
 from device.sources.base import SourceError
 from device.sources.capture import Capture
 from device.web import create_app
-from tests.device.runtime_helpers import start_runtime, wait_for
+from tests.device.runtime_helpers import facade, start_runtime, wait_for
 
 SECRET = "s3cret-pa55"
 CAMERA = f"rtsp://operator:{SECRET}@127.0.0.1:9/live"  # port 9: nothing listens, the camera stays lost
@@ -28,8 +28,8 @@ def lost_camera(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignor
     config = DeviceConfig.model_validate({"source": CAMERA, "data_dir": str(tmp_path), "port": 0,
                                           "capture": {"reconnect_min_s": 0.05, "reconnect_max_s": 0.1}})
     runtime, thread = start_runtime(config)
-    assert wait_for(lambda: runtime.health()["camera"]["state"] == "reconnecting", timeout=30)
-    yield runtime, create_app(config, runtime, with_panel=False).test_client()
+    assert wait_for(lambda: facade(runtime).health()["camera"]["state"] == "reconnecting", timeout=30)
+    yield runtime, create_app(config, facade(runtime), with_panel=False).test_client()
     runtime.stop()
     thread.join(timeout=5)
     runtime.shutdown()
@@ -51,7 +51,7 @@ def test_details_need_the_token_and_never_show_the_password(lost_camera) -> None
         assert response.status_code == 503 and SECRET not in body
         camera = response.get_json()["camera"]
         assert camera["source"] == "rtsp://***@127.0.0.1:9/live" and camera["error"]
-    assert runtime.events and all(SECRET not in e["message"] for e in runtime.events)
+    assert runtime.parts.events.recent and all(SECRET not in e["message"] for e in runtime.parts.events.recent)
     # the capture thread's event may commit a moment after the state it reports: wait for it
     assert wait_for(lambda: any("***@127.0.0.1:9" in m for m in _event_messages(runtime)), timeout=30)
     assert not any(SECRET in m for m in _event_messages(runtime))
@@ -59,7 +59,7 @@ def test_details_need_the_token_and_never_show_the_password(lost_camera) -> None
 
 def _event_messages(runtime) -> list[str]:  # type: ignore[no-untyped-def]
     """The device_event messages committed to the outbox, read as another process would."""
-    db = sqlite3.connect(runtime.config.data_dir / "outbox.sqlite")
+    db = sqlite3.connect(runtime.parts.config.data_dir / "outbox.sqlite")
     try:
         rows = db.execute("SELECT fields FROM points WHERE measurement = 'device_event'").fetchall()
     finally:

@@ -15,12 +15,12 @@ import device.board as board_module
 from device.config import DeviceConfig
 from device.runtime import Runtime
 from device.web import create_app
-from tests.device.runtime_helpers import start_runtime, wait_for
+from tests.device.runtime_helpers import facade, start_runtime, wait_for
 
 
 @pytest.fixture
 def client(running: Runtime) -> Iterator[FlaskClient]:
-    app = create_app(running.config, running, with_panel=False)
+    app = create_app(running.parts.config, facade(running), with_panel=False)
     yield app.test_client()
 
 
@@ -53,7 +53,7 @@ def test_live_stats_are_server_sent_events(client: FlaskClient) -> None:
 
 
 def test_history_and_healthz(client: FlaskClient, running: Runtime) -> None:
-    history = running.history(60)  # the panel serves it (behind its login) at /panel/api/live/history
+    history = running.parts.outbox.history(60)  # the panel serves it (behind its login) at /panel/api/live/history
     assert history and {"time", "count", "fps", "classes"} <= set(history[-1])
     health = client.get("/healthz")
     assert health.status_code == 200 and health.get_json()["ok"] is True
@@ -65,8 +65,8 @@ def test_healthz_is_503_while_the_camera_is_missing(tmp_path: Path, monkeypatch:
                                           "capture": {"reconnect_min_s": 0.05, "reconnect_max_s": 0.1}})
     runtime, thread = start_runtime(config)
     try:
-        client = create_app(config, runtime, with_panel=False).test_client()
-        assert wait_for(lambda: runtime.health()["camera"]["state"] == "reconnecting")
+        client = create_app(config, facade(runtime), with_panel=False).test_client()
+        assert wait_for(lambda: facade(runtime).health()["camera"]["state"] == "reconnecting")
         response = client.get("/healthz", headers={"Authorization": "Bearer t0ken"})
         assert response.status_code == 503
         assert "no images" in response.get_json()["camera"]["error"]
@@ -81,7 +81,7 @@ def test_no_viewer_no_jpeg_encoding(running: Runtime, monkeypatch: pytest.Monkey
     calls: list[int] = []
     real = board_module.encode_jpeg
     monkeypatch.setattr(board_module, "encode_jpeg", lambda image, quality=80: calls.append(1) or real(image, quality))
-    start = running.processed
-    assert wait_for(lambda: running.processed >= start + 10)
+    start = running.parts.publisher.processed
+    assert wait_for(lambda: running.parts.publisher.processed >= start + 10)
     assert calls == []  # frames processed, nobody watching, nothing encoded
-    assert running.annotated_jpeg() is not None and calls == [1]
+    assert facade(running).annotated_jpeg() is not None and calls == [1]

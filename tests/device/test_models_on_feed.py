@@ -7,7 +7,7 @@ from pathlib import Path
 
 from device.config import DeviceConfig
 from tests.conftest import Influx
-from tests.device.runtime_helpers import ready_runtime
+from tests.device.runtime_helpers import facade, ready_runtime
 
 
 def test_two_models_on_one_feed_each_write_their_own_points(influx: Influx, peak_bundle: Path, peak_bundle_v2: Path,
@@ -29,5 +29,5 @@ def test_two_models_on_one_feed_each_write_their_own_points(influx: Influx, peak
     assert [c for i, _, c in main if i % 2 == 0] == [c for i, _, c in second if i % 2 == 0]
     stats = influx.rows('SELECT count("count") AS n FROM "class_stats" WHERE "class" = \'cell\' GROUP BY "model"')
     assert {(r["model"], r["n"]) for r in stats} == {("peaks", 12), ("peaks-b", 6)}  # no zeros for skipped frames
-    health = runtime.health()
+    health = facade(runtime).health()
     assert [(m["pipeline"], m["every"], m["overlay"]) for m in health["models"]] == [("main", 1, True), ("second", 2, False)]

@@ -14,7 +14,7 @@ def _start_and_run(config: DeviceConfig, frames: int) -> str:
     runtime = ready_runtime(config)
     assert runtime.run(max_frames=frames) == frames
     runtime.shutdown()
-    return runtime.run_id
+    return runtime.parts.run_id
 
 
 def test_two_starts_write_two_run_ids_and_no_ambiguous_frame(peak_bundle: Path, tmp_path: Path) -> None:

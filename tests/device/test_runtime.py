@@ -12,20 +12,21 @@ from device.config import DeviceConfig
 from device.models.bundle import BundleError
 from device.runtime import Runtime
 from device.sources.capture import Capture
-from tests.device.runtime_helpers import start_runtime, wait_for
+from tests.device.runtime_helpers import facade, start_runtime, wait_for
 
 
 def test_hot_swap_keeps_the_loop_running(running: Runtime, peak_bundle_v2: Path) -> None:
-    before = running.processed
-    card = running.switch_model(peak_bundle_v2)
-    assert card.version == "2.0.0" and running.model_card().version == "2.0.0"  # type: ignore[union-attr]
-    assert wait_for(lambda: running.processed >= before + 10)
-    latest = running.latest()
-    assert latest is not None and latest.stats["count"] >= 0
-    history = running.history(60)
+    before = running.parts.publisher.processed
+    card = running.parts.feed.switch_model(peak_bundle_v2)
+    assert card.version == "2.0.0" and facade(running).model_card().version == "2.0.0"  # type: ignore[union-attr]
+    assert wait_for(lambda: running.parts.publisher.processed >= before + 10)
+    latest = facade(running).latest()
+    assert latest is not None and latest.detections is not None and latest.analyses[0].card is not None
+    assert latest.analyses[0].card.version == "2.0.0" and latest.stats["count"] == len(latest.detections) > 0
+    history = running.parts.outbox.history(60)
     models = [h["model"] for h in history]
     assert "peaks" in models and models[-1] == "peaks-b"  # frames before and after, no restart
-    assert [e["kind"] for e in running.events][-1] == "model_switched"
+    assert [e["kind"] for e in running.parts.events.recent][-1] == "model_switched"
 
 
 def test_bad_bundle_is_rejected_and_the_old_model_keeps_running(running: Runtime, peak_bundle: Path, tmp_path: Path) -> None:
@@ -33,14 +34,14 @@ def test_bad_bundle_is_rejected_and_the_old_model_keeps_running(running: Runtime
     shutil.copytree(peak_bundle, broken)
     (broken / "model.onnx").write_bytes(b"not an onnx file")
     with pytest.raises(BundleError, match="cannot load"):
-        running.switch_model(broken)
+        running.parts.feed.switch_model(broken)
     with pytest.raises(BundleError, match="no such model bundle"):
-        running.switch_model(tmp_path / "missing")
-    assert running.model_card().name == "peaks"  # type: ignore[union-attr]
-    count = running.processed
-    assert wait_for(lambda: running.processed > count + 5)
-    assert running.health()["model"]["error"].endswith("(give a folder or .zip with model.json and model.onnx)")
-    assert [e["kind"] for e in running.events].count("model_rejected") == 2
+        running.parts.feed.switch_model(tmp_path / "missing")
+    assert facade(running).model_card().name == "peaks"  # type: ignore[union-attr]
+    count = running.parts.publisher.processed
+    assert wait_for(lambda: running.parts.publisher.processed > count + 5)
+    assert facade(running).health()["model"]["error"].endswith("(give a folder or .zip with model.json and model.onnx)")
+    assert [e["kind"] for e in running.parts.events.recent].count("model_rejected") == 2
 
 
 class GarbageEveryOther:
@@ -65,26 +66,33 @@ class GarbageEveryOther:
         pass
 
 
-def test_corrupt_frames_are_skipped_and_counted(peak_bundle: Path, tmp_path: Path) -> None:
+def test_corrupt_frames_are_recorded_as_failed_and_counted(peak_bundle: Path, tmp_path: Path) -> None:
+    """Every captured frame writes its frame point: a broken one with `failed` and no count (not
+    dropped: Grafana shows "not analysed", never a gap or a zero), and the loop goes on."""
     config = DeviceConfig.model_validate({"model": str(peak_bundle), "data_dir": str(tmp_path), "port": 0})
     runtime, thread = start_runtime(config, Capture(GarbageEveryOther()))
     try:
-        assert wait_for(lambda: runtime.processed >= 10)
-        assert runtime.bad_frames >= 9
-        assert runtime.health()["camera"]["bad_frames"] == runtime.bad_frames
+        assert wait_for(lambda: runtime.parts.publisher.processed >= 20)
+        assert runtime.parts.feed.bad_frames >= 9
+        assert facade(runtime).health()["camera"]["bad_frames"] == runtime.parts.feed.bad_frames
     finally:
         runtime.stop()
         thread.join(timeout=5)
         runtime.shutdown()
+    history = runtime.parts.outbox.history(3600)
+    failed = [h for h in history if h["inference"] == "failed"]
+    good = [h for h in history if h["inference"] == "local"]
+    assert len(failed) >= 9 and len(good) >= 9 and len(failed) + len(good) == len(history)
+    assert all("count" not in h for h in failed) and all("count" in h for h in good)
 
 
 def test_heartbeat_and_health_without_influx(running: Runtime) -> None:
-    health = running.health()
+    health = facade(running).health()
     assert health["ok"] and health["camera"]["state"] == "ok" and health["model"]["backend"].startswith("onnx")
     assert health["outbox"]["state"] == "disabled" and health["outbox"]["depth"] == 0
-    stats = running.live_stats()
+    stats = facade(running).live_stats()
     assert set(stats["counts"]) == {"cell", "crystal", "debris"} and stats["fps"] > 0
-    found = running.detect(np.full((240, 320, 3), 128, np.uint8))
+    found = facade(running).detect(np.full((240, 320, 3), 128, np.uint8))
     assert len(found) == 0  # a blank field has no objects
 
 
@@ -94,9 +102,9 @@ def test_a_failing_outbox_disk_is_reported_and_the_stream_goes_on(running: Runti
     def disk_full(points: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    assert running.outbox is not None
-    monkeypatch.setattr(running.outbox, "add", disk_full)
-    start = running.processed
-    assert wait_for(lambda: running.processed >= start + 5)
-    assert running.health()["outbox"]["write_errors"] >= 5
-    assert running.latest() is not None and running.latest().index > start  # type: ignore[union-attr]
+    assert running.parts.outbox is not None
+    monkeypatch.setattr(running.parts.outbox, "add", disk_full)
+    start = running.parts.publisher.processed
+    assert wait_for(lambda: running.parts.publisher.processed >= start + 5)
+    assert facade(running).health()["outbox"]["write_errors"] >= 5
+    assert facade(running).latest() is not None and facade(running).latest().index > start  # type: ignore[union-attr]

@@ -16,14 +16,14 @@ import requests
 from device.runtime import Runtime
 from device.web import WebServer, create_app
 from device.web_settings import WebSettings
-from tests.device.runtime_helpers import wait_for
+from tests.device.runtime_helpers import facade, wait_for
 
 TOKEN = "grafana-stream-token-123"
 
 
 def _serve(running: Runtime, settings: WebSettings) -> WebServer:
-    config = running.config.model_copy(update={"web": settings})
-    return WebServer(create_app(config, running, with_panel=False), "127.0.0.1", 0, settings).start()
+    config = running.parts.config.model_copy(update={"web": settings})
+    return WebServer(create_app(config, facade(running), with_panel=False), "127.0.0.1", 0, settings).start()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from device.panel.base import project_for_api, require_project, runtime, state
 from device.panel.jsonbody import json_object
 from device.panel.records import MAX_BOXES
 from device.panel.store import AnnotationDoc, Box, ConflictError, ImageMeta, PanelError
+from device.web_protocol import NoModel
 
 bp = Blueprint(
     "annotate", __name__, template_folder="templates", static_folder="static",
@@ -139,7 +140,10 @@ def preannotate(slug: str, image_id: str) -> dict[str, Any]:
     from device.datasets.imageinfo import decode
 
     pixels = decode(state().projects.read(meta.original), meta.file_name)
-    detections = device.detect(pixels).clipped(meta.width, meta.height)
+    try:
+        detections = device.detect(pixels).clipped(meta.width, meta.height)
+    except NoModel as exc:  # the model was removed between the two calls
+        abort(503, description=str(exc))
     ids = {c.name: c.id for c in project.classes}  # the model speaks names; boxes use stable ids
     proposals = []
     for record in detections.to_records(card.classes):

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from device.panel import security
+import device.panel.security as security
 from device.panel.base import state
 from device.panel.security import check_password
 

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, reque
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from device.panel import workspace
+import device.panel.workspace as workspace
 from device.panel.security import too_large_message
 from device.panel.store import PanelError, Project
 from device.panel.text import plural
@@ -23,7 +23,7 @@ def state() -> Any:
 
 
 def runtime() -> Any:
-    """The running device (device.api.DeviceRuntime), or None when the panel runs without one."""
+    """The running device (device.web_protocol.DeviceRuntime), or None when the panel runs without one."""
     return current_app.extensions.get("scopehive.runtime")
 
 

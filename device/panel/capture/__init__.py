@@ -8,10 +8,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, abort, current_app, render_template, request
 
-from device.api import LatestFrame
 from device.panel.base import project_for_api, require_project, runtime, state
 from device.panel.records import Acquisition
 from device.panel.store import PanelError
+from device.web_protocol import LatestFrame
 
 bp = Blueprint(
     "capture", __name__, template_folder="templates", static_folder="static",

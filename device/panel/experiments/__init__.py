@@ -5,6 +5,7 @@ validated strictly: "0.5" is not a number and "yes" is not a boolean here."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, render_template, request
@@ -27,7 +28,7 @@ bp = Blueprint("experiments", __name__, template_folder="templates", static_fold
 
 def recorder() -> ExperimentRecorder:
     device = runtime()
-    found = getattr(device, "experiments", None) if device is not None else None
+    found = device.experiments() if device is not None else None
     if found is None:
         abort(503, description="no device with an experiment store runs in this process")
     return found  # type: ignore[no-any-return]
@@ -42,19 +43,18 @@ def _refused(exc: ExperimentError) -> tuple[Response, int]:
     return jsonify(error=str(exc)), 400
 
 
+def _tracking(path: Path, experiment: str) -> dict[str, Any]:
+    device = runtime()
+    if device is None:
+        return experiment_tracking(path, experiment)
+    return experiment_tracking(path, experiment, device.track_log(), device.tracking_settings())
+
+
 def provenance() -> dict[str, Any]:
     """What produced the numbers: model (name, version, sha256, validation metrics, threshold),
     gates, source and software version, fixed when the experiment starts."""
     device = runtime()
-    config = getattr(device, "config", None)
-    detector = getattr(device, "detector", None)
-    out: dict[str, Any] = {"software": __version__, "source": getattr(config, "source", ""),
-                           "quality": config.quality.model_dump() if config is not None else {}}
-    if detector is not None:
-        card = detector.card
-        out["model"] = {"name": card.name, "version": card.version, "sha256": detector.bundle.fingerprint(),
-                        "metrics": card.metrics, "score_threshold": detector.threshold, "classes": card.classes}
-    return out
+    return device.provenance() if device is not None else {"software": __version__, "source": "", "quality": {}}
 
 
 @bp.get("/experiments")
@@ -96,7 +96,7 @@ def _summary(experiment: Experiment) -> dict[str, Any]:
     store = recorder().store
     recorder().flush()  # rows of the last second (or of frames in flight at the stop) first
     summary = summarise(experiment, store.frames(experiment.id), store.objects(experiment.id))
-    return {**summary, "tracking": experiment_tracking(store.path, experiment.id, runtime())}
+    return {**summary, "tracking": _tracking(store.path, experiment.id)}
 
 
 @bp.get("/api/experiments/<experiment_id>/summary")

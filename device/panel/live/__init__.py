@@ -41,7 +41,7 @@ def history() -> dict[str, Any]:
 def sizes() -> dict[str, Any]:
     """Histogram of the sizes of recently detected objects (µm when calibrated), per class."""
     device = runtime()
-    recorder = getattr(device, "experiments", None) if device is not None else None
+    recorder = device.experiments() if device is not None else None
     if recorder is None:
         abort(503, description="no device runs in this process")
     return dict(recorder.live_histogram())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, render_template, request, session
 from werkzeug.wrappers import Response
 
-from device.panel import workspace
+import device.panel.workspace as workspace
 from device.panel.base import back, choose_project, current_project, runtime, state
 from device.panel.classes import ClassEdit
 from device.panel.store import PanelError, Project

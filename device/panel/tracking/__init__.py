@@ -26,7 +26,7 @@ def _stage() -> TrackingStage:
     device = runtime()
     if device is None:
         abort(503, description="no device runs in this process")
-    stage = getattr(device, "tracking", None)
+    stage = device.tracking()
     if stage is None:
         abort(409, description="tracking is switched off on this device (tracking.enabled)")
     return stage  # type: ignore[no-any-return]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from device.experiments.annotate import (
+from device.experiments.grafana_marks import (
     TAG_APP,
     TAG_EXPERIMENT,
     GrafanaMarkSettings,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device.experiments.quality import QualityGate, QualitySettings, analysed_status, score
+from device.analysis import Analysis
+from device.detections import Detections
+from device.experiments.quality import QualityGate, QualitySettings, score
 from device.sources.synthetic import SyntheticMicroscope
 
 DEMO = {"seed": 1, "density": 60, "width": 640, "height": 480}
@@ -55,7 +57,19 @@ def test_scores_of_literal_frames() -> None:
 @pytest.mark.parametrize(("present", "inference", "analysed"), [
     (True, "local", "ok"), (True, "remote:triton", "ok"), (True, "fallback", "ok"),
     (False, "out_of_focus", "out_of_focus"), (False, "overexposed", "overexposed"),
-    (False, "none", "no_model"), (False, "skipped", "skipped"), (False, "failed", "skipped"),
+    (False, "no_model", "no_model"), (False, "skipped", "skipped"), (False, "failed", "failed"),
 ])
 def test_analysed_follows_inference(present: bool, inference: str, analysed: str) -> None:
-    assert analysed_status(present, inference) == analysed
+    """One vocabulary: the `analysed` tag is `ok` or the very word `inference` says (failed stays failed)."""
+    analysis = Analysis("main", inference, Detections.empty() if present else None)
+    assert analysis.status == analysed
+
+
+@pytest.mark.parametrize(("inference", "detections"), [
+    ("local", None), ("remote:x", None), ("none", None), ("skipped", Detections.empty()), ("failed", Detections.empty()),
+    ("remote:", Detections.empty()), ("anything", Detections.empty()),
+])
+def test_not_analysed_cannot_be_zero(inference: str, detections: Detections | None) -> None:
+    """A route without boxes, or a not-analysed word with (empty) boxes, is refused on construction."""
+    with pytest.raises(ValueError, match="pipeline main"):
+        Analysis("main", inference, detections)

@@ -12,7 +12,7 @@ from device.config import DeviceConfig
 from device.experiments.calibration import CalibrationProfile
 from device.experiments.store import ExperimentRequest
 from device.runtime import Runtime
-from tests.device.runtime_helpers import start_runtime, wait_for
+from tests.device.runtime_helpers import facade, start_runtime, wait_for
 
 
 def _config(bundle: Path, data: Path) -> DeviceConfig:
@@ -28,14 +28,14 @@ def _points(data: Path, measurement: str) -> list[tuple[int, dict[str, str], dic
 
 
 def _run_until(runtime: Runtime, frames: int) -> None:
-    start = runtime.processed
-    assert wait_for(lambda: runtime.processed >= start + frames, timeout=60)
+    start = runtime.parts.publisher.processed
+    assert wait_for(lambda: runtime.parts.publisher.processed >= start + frames, timeout=60)
 
 
 def test_experiment_record_matches_the_outbox(peak_bundle: Path, tmp_path: Path) -> None:
     runtime, thread = start_runtime(_config(peak_bundle, tmp_path))
     try:
-        recorder = runtime.experiments
+        recorder = runtime.parts.experiments
         assert recorder is not None
         recorder.store.save_profile(CalibrationProfile(name="20x", um_per_pixel=0.325))
         experiment = recorder.start(ExperimentRequest(name="drift run", profile="20x"), {})
@@ -65,8 +65,8 @@ def test_experiment_record_matches_the_outbox(peak_bundle: Path, tmp_path: Path)
 def test_restart_continues_the_same_experiment(peak_bundle: Path, tmp_path: Path) -> None:
     runtime, thread = start_runtime(_config(peak_bundle, tmp_path))
     try:
-        assert runtime.experiments is not None
-        experiment = runtime.experiments.start(ExperimentRequest(name="long run"), {})
+        assert runtime.parts.experiments is not None
+        experiment = runtime.parts.experiments.start(ExperimentRequest(name="long run"), {})
         _run_until(runtime, 5)
     finally:
         runtime.stop()
@@ -74,9 +74,9 @@ def test_restart_continues_the_same_experiment(peak_bundle: Path, tmp_path: Path
         runtime.shutdown()
     runtime, thread = start_runtime(_config(peak_bundle, tmp_path))  # the device comes back
     try:
-        assert runtime.experiments is not None and runtime.experiments.active is not None
-        assert runtime.experiments.active.id == experiment.id
-        assert runtime.live_stats()["experiment"]["id"] == experiment.id
+        assert runtime.parts.experiments is not None and runtime.parts.experiments.active is not None
+        assert runtime.parts.experiments.active.id == experiment.id
+        assert facade(runtime).live_stats()["experiment"]["id"] == experiment.id
         _run_until(runtime, 5)
     finally:
         runtime.stop()

@@ -17,7 +17,7 @@ from device.runtime import Runtime
 from device.sources.capture import Capture
 from tests.device.hive.frames import PacedFrames, scope_frames
 from tests.device.hive.server import HiveServer
-from tests.device.runtime_helpers import start_runtime, wait_for
+from tests.device.runtime_helpers import facade, start_runtime, wait_for
 
 
 def remote(peak_bundle: Path, tmp_path: Path, url: str, **hive: object) -> Detector:
@@ -35,11 +35,12 @@ def test_remote_boxes_equal_the_local_backend_on_the_same_frames(hive: HiveServe
     local = load_detector(peak_bundle, "onnx", tmp_path)
     far = remote(peak_bundle, tmp_path, hive.url)
     for frame in scope_frames(12):
-        mine, theirs = local.detect(frame), far.detect(frame)
-        assert far.last_route == f"remote:{hive.url}"
+        mine, run = local.detect(frame), far.analyse(frame)
+        theirs = run.detections
+        assert run.route == f"remote:{hive.url}"
         assert len(theirs) == len(mine) > 0
         np.testing.assert_allclose(theirs.xyxy, mine.xyxy, atol=1e-3)
-        assert far.last_fields["bytes_sent"] == 240 * 320 * 3 * 4  # the float32 tensor
+        assert run.fields["bytes_sent"] == 240 * 320 * 3 * 4  # the float32 tensor
     far.backend.close()  # type: ignore[attr-defined]
 
 
@@ -48,9 +49,10 @@ def test_jpeg_transport_sends_far_fewer_bytes_and_finds_the_same_objects(hive: H
     far = remote(peak_bundle, tmp_path, hive.url, transport="jpeg", jpeg_quality=95)
     counts = []
     for frame in scope_frames(12):
-        theirs = far.detect(frame)
-        assert far.last_route == f"remote:{hive.url}", far.backend.health()  # type: ignore[attr-defined]
-        assert 0 < int(far.last_fields["bytes_sent"]) < 240 * 320 * 3 * 4 / 5
+        run = far.analyse(frame)
+        theirs = run.detections
+        assert run.route == f"remote:{hive.url}", far.backend.health()  # type: ignore[attr-defined]
+        assert 0 < int(run.fields["bytes_sent"]) < 240 * 320 * 3 * 4 / 5
         counts.append((len(theirs), len(local.detect(frame))))
     # lossy JPEG: this test detector reacts to single-pixel contrast, so a few specks come and go
     # (the trained demo model differs by at most one object a frame: bench/hive_remote.py)
@@ -74,11 +76,11 @@ def test_the_device_loop_counts_on_the_hive_what_it_counts_locally(hive: HiveSer
     expected = [len(local.detect(f)) for f in frames]
     runtime, thread = _hive_runtime(peak_bundle, tmp_path, hive.url, PacedFrames(frames, period=0.3, cycles=1))
     thread.join(timeout=60)  # type: ignore[attr-defined]
-    hive_state = runtime.health()["hive"]
+    hive_state = facade(runtime).health()["hive"]
     runtime.shutdown()
     assert hive_state["configured"] and hive_state["models"]["main"]["endpoints"][0]["ready"]
     assert hive_state["models"]["main"]["route"] == f"remote:{hive.url}" and hive_state["models"]["main"]["local"].startswith("onnx")
-    history = runtime.history(600)
+    history = runtime.parts.outbox.history(600)
     assert [h["frame_index"] for h in history] == list(range(20))
     assert all(h["inference"] == f"remote:{hive.url}" for h in history), [h["inference"] for h in history]
     assert [h["count"] for h in history] == expected
@@ -92,7 +94,8 @@ def test_bad_endpoints_keep_the_device_on_its_local_model_and_say_why(peak_bundl
     assert "unreachable" in _reason(far) or "Connection" in _reason(far), _reason(far)
     local = load_detector(peak_bundle, "onnx", tmp_path)
     frame = scope_frames(1)[0]
-    assert len(far.detect(frame)) == len(local.detect(frame)) and far.last_route == "fallback"
+    run = far.analyse(frame)
+    assert len(run.detections) == len(local.detect(frame)) and run.route == "fallback"
     far.backend.close()  # type: ignore[attr-defined]
 
 
@@ -103,8 +106,7 @@ def test_another_model_version_on_the_server_is_not_used(hive: HiveServer, tmp_p
     far = remote(newer, tmp_path, hive.url)
     time.sleep(0.5)
     assert "peaks.2.0.0" in _reason(far) and not far.backend.router.states[hive.url].ready  # type: ignore[attr-defined]
-    far.detect(scope_frames(1)[0])
-    assert far.last_route == "fallback"
+    assert far.analyse(scope_frames(1)[0]).route == "fallback"
     far.backend.close()  # type: ignore[attr-defined]
 
 
@@ -120,7 +122,7 @@ def test_server_killed_mid_run_falls_back_at_once_and_returns(peak_bundle: Path,
     local = load_detector(peak_bundle, "onnx", tmp_path)
     expected = [len(local.detect(f)) for f in frames]
     runtime, thread = _hive_runtime(peak_bundle, tmp_path, server.url, PacedFrames(frames, period=0.03, cycles=1000))
-    backend = runtime.detector.backend  # type: ignore[union-attr]
+    backend = runtime.parts.feed.detector.backend  # type: ignore[union-attr]
     try:
         assert wait_for(lambda: backend.remote_frames >= 20, 30)  # type: ignore[attr-defined]
         server.kill()
@@ -133,7 +135,7 @@ def test_server_killed_mid_run_falls_back_at_once_and_returns(peak_bundle: Path,
         thread.join(timeout=10)  # type: ignore[attr-defined]
         runtime.shutdown()
         server.kill()
-    history = runtime.history(3600)
+    history = runtime.parts.outbox.history(3600)
     indices = [h["frame_index"] for h in history]
     assert indices == list(range(len(history)))  # no frame lost
     assert [h["count"] for h in history] == [expected[i % 20] for i in indices]  # none zero-counted
@@ -158,8 +160,9 @@ def test_a_server_answering_malformed_tensors_is_not_believed(peak_bundle: Path,
         far = remote(peak_bundle, tmp_path, server.url)
         local = load_detector(peak_bundle, "onnx", tmp_path)
         for frame in scope_frames(3):
-            assert len(far.detect(frame)) == len(local.detect(frame)) > 0  # the local model's answer, not the server's
-            assert far.last_route == "fallback"
+            run = far.analyse(frame)
+            assert len(run.detections) == len(local.detect(frame)) > 0  # the local model's answer, not the server's
+            assert run.route == "fallback"
         assert "malformed outputs" in _reason(far), _reason(far)
         far.backend.close()  # type: ignore[attr-defined]
     finally:
@@ -171,13 +174,13 @@ def test_a_server_that_is_not_kserve_v2_is_not_used(peak_bundle: Path, tmp_path:
 
     far = remote(peak_bundle, tmp_path, INFLUX_V1)  # an HTTP server, but InfluxDB, not an inference server
     assert not far.backend.router.states[INFLUX_V1].ready and _reason(far) != "not probed yet"  # type: ignore[attr-defined]
-    far.detect(scope_frames(1)[0])
-    assert far.last_route == "fallback"
+    assert far.analyse(scope_frames(1)[0]).route == "fallback"
     far.backend.close()  # type: ignore[attr-defined]
 
 
 def test_without_a_local_model_a_frame_the_hive_did_not_answer_is_not_analysed(peak_bundle: Path, tmp_path: Path) -> None:
-    from device.pipeline import FAILED, ModelSlot, Pipeline, PipelineOptions
+    from device.analysis import NO_MODEL
+    from device.pipeline import ModelSlot, Pipeline, PipelineOptions
     from device.sources.capture import Frame
     from tests.device.hive.server import free_port
 
@@ -187,13 +190,14 @@ def test_without_a_local_model_a_frame_the_hive_did_not_answer_is_not_analysed(p
         slot.load(peak_bundle)
     assert slot.detector is None and "hive" in slot.error
     analysis = Pipeline(PipelineOptions(), slot).analyse(Frame(scope_frames(1)[0], 0, 0.0, 0.0))
-    assert analysis.detections is None and analysis.inference != FAILED  # no model: `none`, never a count of 0
+    assert analysis.detections is None and analysis.inference == NO_MODEL  # no model, never a count of 0
 
 
 def test_a_server_slower_than_the_deadline_is_left_for_the_local_model(hive: HiveServer, peak_bundle: Path, tmp_path: Path) -> None:
     far = remote(peak_bundle, tmp_path, hive.url, deadline_ms=1)  # no server answers in 1 ms
     local = load_detector(peak_bundle, "onnx", tmp_path)
     frame = scope_frames(1)[0]
-    assert len(far.detect(frame)) == len(local.detect(frame)) and far.last_route == "fallback"
+    run = far.analyse(frame)
+    assert len(run.detections) == len(local.detect(frame)) and run.route == "fallback"
     assert "too slow" in _reason(far) or "deadline" in _reason(far), _reason(far)
     far.backend.close()  # type: ignore[attr-defined]

@@ -23,11 +23,13 @@ def _centres_found(truth_xyxy: np.ndarray, found_xyxy: np.ndarray) -> float:
 def test_peak_bundle_finds_synthetic_objects_in_frame_pixels(peak_bundle: Path, tmp_path: Path) -> None:
     detector = load_detector(peak_bundle, "onnx", tmp_path)
     frame = SyntheticMicroscope(seed=11, density=25, width=640, height=480).read()
-    found = detector.detect(frame.image)
+    run = detector.analyse(frame.image)
+    found = run.detections
     assert 0.5 * len(frame.truth) <= len(found) <= 3 * len(frame.truth)
     assert _centres_found(frame.truth.xyxy, found.xyxy) >= 0.6
     assert found.xyxy[:, 2].max() <= 640 and found.xyxy[:, 3].max() <= 480
-    assert detector.last_inference_ms > 0 and detector.backend_name.startswith("onnx/")
+    assert run.inference_ms > 0 and run.route == "local" and detector.backend_name.startswith("onnx/")
+    assert len(detector.detect(frame.image)) == len(found)  # the panel's call: the same boxes
 
 
 def test_16bit_grey_frame_is_accepted(peak_bundle: Path, tmp_path: Path) -> None:

@@ -12,9 +12,11 @@ import pytest
 
 from device.app import create_app
 from device.config import DeviceConfig
-from device.inference.detector import load_detector
+from device.inference.detector import Detector, load_detector
+from device.pipeline import ModelSlot, Pipeline, PipelineOptions
+from device.sources.capture import Frame
 from tests.device.bundles import card, peak_graph, write_bundle
-from tests.device.runtime_helpers import start_runtime, wait_for
+from tests.device.runtime_helpers import facade, start_runtime, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "device" / "models" / "demo"
@@ -90,8 +92,8 @@ def test_healthz_tells_how_frames_are_tiled(tmp_path: Path, monkeypatch: pytest.
                                           "data_dir": str(tmp_path), "port": 0})
     runtime, thread = start_runtime(config)
     try:
-        assert wait_for(lambda: runtime.processed >= 2)
-        tiling = create_app(config, runtime, with_panel=False).test_client().get("/healthz", headers={"Authorization": "Bearer t0ken"}).get_json()["model"]["tiling"]
+        assert wait_for(lambda: runtime.parts.publisher.processed >= 2)
+        tiling = create_app(config, facade(runtime), with_panel=False).test_client().get("/healthz", headers={"Authorization": "Bearer t0ken"}).get_json()["model"]["tiling"]
     finally:
         runtime.stop()
         thread.join(timeout=5)
@@ -130,3 +132,68 @@ def test_an_old_stretch_bundle_detects_exactly_as_before(tmp_path: Path) -> None
     assert len(found) == len(boxes) > 0
     np.testing.assert_allclose(found.scores, scores[order], atol=1e-5)
     np.testing.assert_allclose(found.xyxy, np.clip(boxes[order], 0, [640, 480, 640, 480]), atol=1e-2)
+
+
+class RoutingBackend:
+    """A real local backend that says, like the hive's, where each run went: `remote:<caller's
+    thread>` except for the runs listed in `fallback_runs`."""
+
+    def __init__(self, inner: object, fallback_runs: set[int] | None = None) -> None:
+        self.inner, self.fallback_runs, self.runs = inner, fallback_runs or set(), 0
+        self.name = "triton"
+        self.last_route = "local"
+        self.last_fields: dict[str, float | int] = {}
+
+    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        import threading
+
+        self.runs += 1
+        self.last_route = "fallback" if self.runs in self.fallback_runs else f"remote:{threading.current_thread().name}"
+        self.last_fields = {"bytes_sent": 10}
+        return self.inner.run(tensor)  # type: ignore[attr-defined,no-any-return]
+
+
+def _routed(tmp_path: Path, fallback_runs: set[int] | None = None) -> Detector:
+    bundle = _tiled_peaks(tmp_path / "routed", (256, 256), 64)
+    local = load_detector(bundle, "onnx", tmp_path)
+    return Detector(local.bundle, RoutingBackend(local.backend, fallback_runs))  # type: ignore[arg-type]
+
+
+def test_a_tiled_frame_reports_where_its_tiles_ran(tmp_path: Path) -> None:
+    """Defect: the tiled path never set the route, so a tiled bundle on the hive was recorded as `local`."""
+    frame, _ = _discs(640, 480, 12, seed=3)
+    remote = _routed(tmp_path)
+    run = remote.analyse(frame)
+    tiles = remote.tiling_info()["tiles"]
+    assert isinstance(tiles, int) and tiles > 1
+    assert run.route == "remote:MainThread" and run.fields["bytes_sent"] == 10 * tiles
+    one_fell_back = _routed(tmp_path, fallback_runs={2})
+    analysis = Pipeline(PipelineOptions(), _slot(one_fell_back)).analyse(Frame(frame, 0, 0.0, 0.0))
+    assert analysis.inference == "fallback" and analysis.detections is not None and len(analysis.detections) == len(run.detections)
+
+
+def test_a_panel_thread_never_changes_what_the_loop_records(tmp_path: Path) -> None:
+    """Defect: a web thread's detect() (pre-annotation) overwrote the route and timing the loop read
+    back after its own call. Now each call returns its own."""
+    import threading
+
+    frame, _ = _discs(640, 480, 6, seed=4)
+    detector = _routed(tmp_path)
+    seen: dict[str, set[str]] = {}
+
+    def caller() -> None:
+        name = threading.current_thread().name
+        seen[name] = {detector.analyse(frame).route for _ in range(15)}
+
+    threads = [threading.Thread(target=caller, name=f"t{i}") for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert seen == {f"t{i}": {f"remote:t{i}"} for i in range(3)}
+
+
+def _slot(detector: Detector) -> ModelSlot:
+    slot = ModelSlot(lambda path: detector)
+    slot.load(Path("unused"))
+    return slot

@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from device.metrics.settings import InfluxSettings
 from device.metrics import sender as sender_module
 from device.metrics.outbox import Outbox
 from device.metrics.points import Point
 from device.metrics.sender import OutboxSender
+from device.metrics.settings import InfluxSettings
 from tests.conftest import Influx
 from tests.device.metrics.tcp_gate import TcpGate
 

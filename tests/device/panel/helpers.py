@@ -11,10 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from device.api import LatestFrame
+from device import __version__
+from device.config import DeviceConfig
 from device.detections import Detections
+from device.experiments.recorder import ExperimentRecorder
 from device.models.bundle import ModelCard
 from device.sources.synthetic import CLASSES, SyntheticMicroscope
+from device.tracking.experiment import TrackLog
+from device.tracking.settings import TrackingSettings
+from device.tracking.stage import TrackingStage
+from device.web_protocol import LatestFrame
 
 
 def tiny_onnx(path: Path, size: int = 32) -> None:
@@ -126,3 +132,29 @@ class SyntheticRuntime:
 
     def set_overlay(self, name: str, shown: bool) -> None:
         raise KeyError(name)
+
+    # experiments and tracking: none unless a test gives them (the attributes below)
+    recorder: ExperimentRecorder | None = None
+    stage: TrackingStage | None = None
+    config: DeviceConfig | None = None
+
+    def experiments(self) -> ExperimentRecorder | None:
+        return self.recorder
+
+    def tracking(self) -> TrackingStage | None:
+        return self.stage
+
+    def track_log(self) -> TrackLog | None:
+        return None
+
+    def tracking_settings(self) -> TrackingSettings:
+        return TrackingSettings()
+
+    def provenance(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"software": __version__, "source": self.config.source if self.config else "",
+                               "quality": self.config.quality.model_dump() if self.config else {}}
+        if self.detector is not None:
+            card = self.detector.card
+            out["model"] = {"name": card.name, "version": card.version, "sha256": self.detector.bundle.fingerprint(),
+                            "metrics": card.metrics, "score_threshold": self.detector.threshold, "classes": card.classes}
+        return out

@@ -30,7 +30,7 @@ class ExperimentRuntime(SyntheticRuntime):
         self.config = DeviceConfig(data_dir=data_dir)
         self.detector = None
         self.events: list[tuple[str, dict[str, str]]] = []
-        self.experiments = ExperimentRecorder(ExperimentStore(data_dir / "experiments.sqlite"), "scope-1", "lab",
+        self.recorder = ExperimentRecorder(ExperimentStore(data_dir / "experiments.sqlite"), "scope-1", "lab",
                                               lambda kind, message, tags, when: self.events.append((kind, tags)))
 
 
@@ -53,7 +53,7 @@ def auth(client: FlaskClient) -> Auth:
 
 
 def _state(device: ExperimentRuntime) -> tuple[Any, ...]:
-    store = device.experiments.store
+    store = device.recorder.store
     return ([e.model_dump() for e in store.recent()], [p.model_dump() for p in store.profiles()], len(device.events))
 
 
@@ -65,7 +65,7 @@ def test_calibrate_start_record_stop_download(auth: Auth, device: ExperimentRunt
     assert started.status_code == 201  # type: ignore[attr-defined]
     experiment = started.get_json()  # type: ignore[attr-defined]
     assert experiment["running"] and experiment["calibration"]["um_per_pixel"] == 0.5
-    recorder = device.experiments
+    recorder = device.recorder
     context = FrameContext(("cell", "debris"), "m", "1", 0.5, (200, 100, 3))
     boxes = Detections.from_lists([[0, 0, 20, 20], [5, 5, 15, 45], [50, 50, 54, 54]], [0.9, 0.8, 0.7], [0, 0, 1])
     sharp, blurred = FrameQuality(40.0, 0.0, 0.0, "ok"), FrameQuality(5.0, 0.0, 0.0, "out_of_focus")
@@ -116,7 +116,7 @@ def test_two_at_once_is_400_and_keeps_the_first(auth: Auth, device: ExperimentRu
     before = _state(device)
     answer = auth.json("POST", "/panel/api/experiments/start", {"name": "second"})
     assert answer.status_code == 400 and "is running: stop it first" in answer.get_json()["error"]  # type: ignore[attr-defined]
-    assert _state(device) == before and device.experiments.active is not None and device.experiments.active.id == first["id"]
+    assert _state(device) == before and device.recorder.active is not None and device.recorder.active.id == first["id"]
 
 
 def test_api_needs_login_and_csrf(client: FlaskClient, device: ExperimentRuntime) -> None:
@@ -124,5 +124,5 @@ def test_api_needs_login_and_csrf(client: FlaskClient, device: ExperimentRuntime
     helper = Auth(client)
     helper.login()
     assert client.post("/panel/api/experiments/start", json={"name": "x"}).status_code == 400  # no CSRF token
-    assert device.experiments.active is None
+    assert device.recorder.active is None
     assert client.get("/panel/api/experiments/nope/summary").status_code == 404

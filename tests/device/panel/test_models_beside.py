@@ -13,7 +13,7 @@ from flask import Flask
 
 from device.runtime import Runtime
 from tests.device.panel.conftest import PASSWORD, Auth, make_app
-from tests.device.runtime_helpers import wait_for
+from tests.device.runtime_helpers import facade, wait_for
 
 
 def _zip(bundle: Path) -> bytes:
@@ -27,7 +27,7 @@ def _zip(bundle: Path) -> bytes:
 @pytest.fixture
 def device_app(running: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Flask:
     monkeypatch.setenv("SCOPEHIVE_PANEL_PASSWORD", PASSWORD)
-    return make_app(tmp_path / "panel", running)
+    return make_app(tmp_path / "panel", facade(running))
 
 
 def _page(response: object) -> str:
@@ -46,16 +46,16 @@ def test_run_beside_hide_and_stop(device_app: Flask, running: Runtime, peak_bund
             device_app.extensions["scopehive.panel"].projects.project(slug))
         model_id = stored[0].id
         refused = _page(auth.post(f"/panel/models/{model_id}/beside", data={"every": "0"}, follow_redirects=True))
-        assert "'Every' must be a whole number" in refused and len(running.pipelines) == 1
+        assert "'Every' must be a whole number" in refused and len(running.parts.feed.pipelines) == 1
         page = _page(auth.post(f"/panel/models/{model_id}/beside", data={"every": "3"}, follow_redirects=True))
         assert "peaks-b:2.0.0 now runs beside as 'peaks-b', on every 3 frame(s)" in page
-        assert [p.name for p in running.pipelines] == ["main", "peaks-b"] and running.model_card().name == "peaks"  # type: ignore[union-attr]
-        start = running.processed
-        assert wait_for(lambda: running.processed >= start + 6)
-        assert {h["model"] for h in running.history(60)} >= {"peaks", "peaks-b"}
+        assert [p.name for p in running.parts.feed.pipelines] == ["main", "peaks-b"] and facade(running).model_card().name == "peaks"  # type: ignore[union-attr]
+        start = running.parts.publisher.processed
+        assert wait_for(lambda: running.parts.publisher.processed >= start + 6)
+        assert {h["model"] for h in running.parts.outbox.history(60)} >= {"peaks", "peaks-b"}
         page = _page(auth.post("/panel/models/feed/peaks-b/overlay", data={"shown": "0"}, follow_redirects=True))
-        assert "hidden on the stream" in page and running.pipeline("peaks-b").options.overlay is False
+        assert "hidden on the stream" in page and running.parts.feed.pipeline("peaks-b").options.overlay is False
         assert "Nothing changed" in _page(auth.post("/panel/models/feed/nope/overlay", data={"shown": "1"}, follow_redirects=True))
         assert "cannot be removed" in _page(auth.post("/panel/models/feed/main/remove", follow_redirects=True))
         page = _page(auth.post("/panel/models/feed/peaks-b/remove", follow_redirects=True))
-        assert "'peaks-b' stopped" in page and [p.name for p in running.pipelines] == ["main"]
+        assert "'peaks-b' stopped" in page and [p.name for p in running.parts.feed.pipelines] == ["main"]

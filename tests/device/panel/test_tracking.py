@@ -20,7 +20,7 @@ def stage(runtime: SyntheticRuntime) -> TrackingStage:
     for i in range(4):
         frame = runtime.scope.read()
         stage.update(frame.truth, i / 10, frame.image.shape[:2], "model", CLASSES, {})
-    runtime.tracking = stage  # type: ignore[attr-defined]
+    runtime.stage = stage
     return stage
 
 

@@ -1,0 +1,142 @@
+"""A frame's result, published: points into the durable outbox, the experiment's record, the
+track log and the live board. The loop calls `Publisher.publish(result)` once per frame."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from device.analysis import Analysis
+from device.board import LiveBoard
+from device.experiments.recorder import ExperimentRecorder, FrameContext
+from device.feed import FrameResult
+from device.metrics.outbox import Outbox
+from device.metrics.points import FieldValue, Point
+from device.metrics.stats import FrameExtra, FrameMeasure, frame_points
+from device.pipeline import Pipeline
+from device.tracking.experiment import TrackLog
+from device.web_protocol import LatestFrame
+
+log = logging.getLogger(__name__)
+
+
+class PointStore:
+    """Commits points to the outbox; a failing disk is reported and counted, the stream goes on."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.errors = 0
+
+    def __call__(self, points: list[Point]) -> None:
+        try:
+            self.outbox.add(points)
+        except sqlite3.Error as exc:
+            self.errors += 1
+            if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
+                log.error("cannot write the outbox (%d failures; disk full or read-only?): %s", self.errors, exc)
+
+
+class DeviceTags:
+    """device, project and, while one runs, experiment: the tags every point starts from."""
+
+    def __init__(self, device: str, project: str, experiments: ExperimentRecorder | None = None) -> None:
+        self.base = {"device": device, "project": project}
+        self.experiments = experiments
+
+    def __call__(self) -> dict[str, str]:
+        return {**self.base, **self.experiments.tags()} if self.experiments is not None else dict(self.base)
+
+
+class Calibration:
+    """µm per pixel now: the running experiment's calibration, else the configured default."""
+
+    def __init__(self, default: float | None, experiments: ExperimentRecorder | None = None) -> None:
+        self.default = default
+        self.experiments = experiments
+
+    def __call__(self) -> float | None:
+        return self.experiments.um_per_pixel(self.default) if self.experiments is not None else self.default
+
+
+@dataclass
+class PublishContext:
+    """What publishing needs beyond the result: where points go and what every point carries."""
+
+    store: Callable[[list[Point]], None]
+    tags: Callable[[], dict[str, str]]
+    calibration: Callable[[], float | None]
+    run_id: str
+    dropped: Callable[[], int] = lambda: 0  # frames the capture dropped so far (a running total)
+    experiments: ExperimentRecorder | None = None
+    track_log: TrackLog | None = None
+
+
+def model_points(pipeline: Pipeline, analysis: Analysis, measure: FrameMeasure, base_tags: dict[str, str],
+                 um_per_pixel: float | None, extra: FrameExtra | None = None) -> list[Point]:
+    """One model's points of a frame: counts only when it was analysed. `slot` (the pipeline's
+    name) is part of every series, so two slots running one bundle never overwrite each other."""
+    tags = {**base_tags, "slot": pipeline.name}
+    if analysis.card is not None:
+        tags.update(model=analysis.card.name, model_version=analysis.card.version)
+    classes = analysis.card.classes if analysis.card else []
+    points = frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference, extra)
+    points[0].fields.update(analysis.fields)
+    return points + list(analysis.extra.get("points", ()))  # type: ignore[call-overload]  # stages' own (e.g. `track`)
+
+
+class Publisher:
+    """result -> points -> outbox, experiment record, track log, live board."""
+
+    def __init__(self, context: PublishContext, board: LiveBoard) -> None:
+        self.context = context
+        self.board = board
+        self.processed = 0
+        self._dropped_reported = 0
+
+    def publish(self, result: FrameResult) -> None:
+        """Every captured frame writes its frame point per model: with counts when analysed,
+        else with the word that says why not (docs/metrics.md)."""
+        ctx, frame = self.context, result.frame
+        self.board.fps.tick()
+        total = ctx.dropped()
+        dropped, self._dropped_reported = total - self._dropped_reported, total
+        um, quality, tags = ctx.calibration(), result.quality, ctx.tags()
+        fov = frame.image.shape[0] * frame.image.shape[1] * um**2 / 1e6 if um else None
+        points: list[Point] = []
+        main_fields: dict[str, FieldValue] = {}
+        for pipeline, analysis in zip(result.pipelines, result.analyses, strict=True):
+            extra = FrameExtra(analysis.status, quality.focus, quality.saturated, quality.dark, fov)
+            measure = FrameMeasure(index=frame.index, captured_at=frame.captured_at, fps=self.board.fps.fps,
+                                   inference_ms=analysis.inference_ms,
+                                   latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0,
+                                   dropped_frames=dropped, run_id=ctx.run_id)
+            own = model_points(pipeline, analysis, measure, tags, um, extra)
+            main_fields = main_fields or {**own[0].fields, "analysed": extra.analysed}
+            points.extend(own)
+        if result.main is not None and ctx.experiments is not None:
+            points.extend(self._record(result, points[0].ts_us, um))
+        ctx.store(points)
+        if ctx.track_log is not None:
+            ctx.track_log.add(points)
+        self._post(result, main_fields)
+        self.processed += 1
+
+    def _record(self, result: FrameResult, ts_us: int, um: float | None) -> list[Point]:
+        """The main model's frame in the running experiment's record; its `object` points."""
+        main, frame = result.main, result.frame
+        assert main is not None and self.context.experiments is not None
+        card = main.card
+        context = FrameContext(card.classes if card else (), card.name if card else "", card.version if card else "",
+                               um, frame.image.shape)
+        return self.context.experiments.record(ts_us, frame.index, result.quality, main.status, main.detections, context)
+
+    def _post(self, result: FrameResult, main_fields: dict[str, FieldValue]) -> None:
+        main = result.main
+        classes = tuple(main.card.classes) if main is not None and main.card is not None else ()
+        detections = main.detections if main is not None else None
+        self.board.overlays = {p.name for p in result.pipelines if p.options.overlay}
+        frame = result.frame
+        self.board.post(LatestFrame(frame.image, detections, frame.captured_at, frame.index, classes, main_fields, result.analyses))
