@@ -1,25 +1,27 @@
-"""One hive endpoint spoken to with `tritonclient` (KServe v2 over HTTP): readiness and inference.
+"""One hive endpoint spoken to over KServe v2 HTTP: readiness and inference, each request within
+its own deadline and each reply within a size the caller knows the model's outputs can take.
 
-tritonclient's HTTP client runs on gevent and must stay on the thread that made it, so the
-frame loop and the prober each hold their own `EndpointClient`.
+The client sends what the backend hands it: the preprocessed float tensor (`tensor` transport),
+or the fitted 8-bit frame (`jpeg` transport), which it only encodes: how the model normalises its
+input is the backend's business, not the hive's.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
+import time
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 
+from device.hive import kserve
+from device.hive.kserve import HiveError
 from device.hive.names import JPEG_INPUT, served_versions, triton_model_name
+from device.hive.wire import Connection, Response, WireError
 from device.models.bundle import ModelCard
 
-
-class HiveError(RuntimeError):
-    """A hive endpoint that cannot serve this frame or this model; the message says why."""
+__all__ = ["EndpointClient", "HiveError", "Reply", "ServedModel"]
+PROBE_REPLY_BYTES = 1 << 20  # readiness, metadata and the repository index
 
 
 @dataclass(frozen=True)
@@ -29,96 +31,88 @@ class Reply:
     bytes_received: int
 
 
-def _host(url: str) -> tuple[str, bool]:
-    secure = url.startswith("https://")
-    return url.split("://", 1)[1], secure
+@dataclass(frozen=True)
+class ServedModel:
+    """What the device asks a server for: this bundle's model over one transport, with these
+    outputs, in replies of at most `max_reply_bytes`."""
 
+    card: ModelCard
+    transport: str
+    outputs: tuple[str, ...]
+    max_reply_bytes: int
 
-def _describe(exc: BaseException) -> str:
-    """Short reason for /healthz from whatever the client stack raised."""
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
-        return f"unreachable ({text})"
-    if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in text.lower() or "Timeout" in type(exc).__name__:
-        return "too slow (deadline passed)"
-    return f"{type(exc).__name__}: {text}"[:300]
+    @property
+    def name(self) -> str:
+        return triton_model_name(self.card, self.transport)
 
 
 class EndpointClient:
-    """A KServe v2 HTTP client for one endpoint and one bundle."""
+    """KServe v2 over one keep-alive connection to one endpoint; one thread at a time."""
 
-    def __init__(self, url: str, card: ModelCard, transport: str, timeout_s: float, expected_outputs: list[str]) -> None:
-        import tritonclient.http as httpclient
-
+    def __init__(self, url: str, model: ServedModel) -> None:
         self.url = url
-        self.expected_outputs = sorted(expected_outputs)
-        self.card = card
-        self.transport = transport
-        self.model = triton_model_name(card, transport)
-        self.timeout_s = timeout_s
-        host, secure = _host(url)
-        self._http = httpclient
-        self._client = httpclient.InferenceServerClient(host, connection_timeout=max(0.05, min(timeout_s, 2.0)),
-                                                        network_timeout=timeout_s, ssl=secure)
+        self.served = model
+        self.model = model.name
+        self._connection = Connection(url)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # closing a broken connection may raise; nothing is left to do
-            self._client.close()
+        self._connection.close()
 
-    def check(self) -> None:
-        """Raise HiveError unless the server is ready and serves exactly this model and version
-        with the bundle's outputs."""
+    def _call(self, method: str, path: str, deadline: float, body: bytes = b"", headers: dict[str, str] | None = None,
+              max_body: int = PROBE_REPLY_BYTES) -> Response:
         try:
-            if not self._client.is_server_ready():
-                raise HiveError("server not ready (/v2/health/ready)")
-            if not self._client.is_model_ready(self.model):
-                raise HiveError(self._missing_model())
-            metadata = self._client.get_model_metadata(self.model)
-        except HiveError:
-            raise
-        except Exception as exc:  # gevent, socket and tritonclient errors all mean "not usable now"
-            raise HiveError(_describe(exc)) from exc
-        outputs = sorted(o["name"] for o in metadata.get("outputs", []))
-        expected = self.expected_outputs or outputs
+            return self._connection.request(method, path, body, headers, deadline=deadline, max_body=max_body)
+        except WireError as exc:
+            raise HiveError(str(exc)) from None
+
+    def check(self, timeout_s: float) -> None:
+        """Raise HiveError unless the server is ready and serves exactly this model and version
+        with the bundle's outputs (all of it within `timeout_s`)."""
+        deadline = time.monotonic() + timeout_s
+        if self._call("GET", "/v2/health/ready", deadline).status != 200:
+            raise HiveError("server not ready (/v2/health/ready)")
+        if self._call("GET", f"/v2/models/{self.model}/ready", deadline).status != 200:
+            raise HiveError(self._missing_model(deadline))
+        response = self._call("GET", f"/v2/models/{self.model}", deadline)
+        if response.status != 200:
+            raise HiveError(f"model metadata: {kserve.error_text(response)}")
+        metadata = kserve.json_body(response)
+        entries = metadata.get("outputs") if isinstance(metadata, dict) else None
+        if not isinstance(entries, list):
+            raise HiveError("model metadata without outputs: not a KServe v2 server")
+        outputs = sorted(str(o.get("name")) for o in entries if isinstance(o, dict))
+        expected = sorted(self.served.outputs)
         if outputs != expected:
             raise HiveError(f"model {self.model} on the server has outputs {outputs}, the bundle expects {expected}")
 
-    def _missing_model(self) -> str:
-        try:
-            names = [m.get("name", "") for m in self._client.get_model_repository_index()]
-        except Exception:  # the index is Triton's extension; plain v2 servers may not have it
+    def _missing_model(self, deadline: float) -> str:
+        try:  # the index is Triton's extension; plain v2 servers may not have it
+            index = kserve.json_body(self._call("POST", "/v2/repository/index", deadline, b"{}"))
+            names = [str(m.get("name", "")) for m in index if isinstance(m, dict)] if isinstance(index, list) else []
+        except HiveError:
             names = []
-        others = served_versions(self.card, names)
+        others = served_versions(self.served.card, names)
         if others:
-            return f"server serves another version of {self.card.name}: {', '.join(others)}; this device runs {self.model}"
+            return f"server serves another version of {self.served.card.name}: {', '.join(others)}; this device runs {self.model}"
         return f"model {self.model} is not ready on the server (start it with `python -m trainer serve` or add it to the model repository)"
 
-    def infer(self, tensor: np.ndarray, input_name: str, jpeg_quality: int) -> Reply:
-        """One frame; raises HiveError (with the reason) for anything but a complete answer."""
-        if self.transport == "jpeg":
-            payload = _jpeg_payload(tensor, self.card, jpeg_quality)
-            item = self._http.InferInput(JPEG_INPUT, [1, 1], "BYTES")  # a batch of one frame
-            item.set_data_from_numpy(payload, binary_data=True)
-            sent = len(payload[0, 0]) + 4  # KServe v2 binary BYTES: 4-byte length prefix
+    def infer(self, data: np.ndarray, input_name: str, jpeg_quality: int, deadline: float) -> Reply:
+        """One frame (the float tensor, or for `jpeg` the fitted 8-bit BGR frame), answered by
+        `deadline` (time.monotonic()); HiveError with the reason for anything but a complete reply."""
+        if self.served.transport == "jpeg":
+            item = kserve.bytes_input(JPEG_INPUT, _jpeg(data, jpeg_quality))
         else:
-            item = self._http.InferInput(input_name, list(tensor.shape), "FP32")
-            item.set_data_from_numpy(tensor, binary_data=True)
-            sent = tensor.nbytes
-        try:
-            result = self._client.infer(self.model, [item])
-            response: dict[str, Any] = result.get_response()
-            outputs = {o["name"]: result.as_numpy(o["name"]) for o in response.get("outputs", [])}
-        except Exception as exc:  # gevent.Timeout, socket errors, InferenceServerException
-            raise HiveError(_describe(exc)) from exc
-        received = sum(int(np.asarray(v).nbytes) for v in outputs.values() if v is not None)
-        return Reply(outputs, sent, received)
+            item = kserve.float_input(input_name, data)
+        body, headers = kserve.infer_request([item], list(self.served.outputs))
+        response = self._call("POST", f"/v2/models/{self.model}/infer", deadline, body, headers, self.served.max_reply_bytes)
+        outputs = kserve.infer_outputs(response)
+        return Reply(outputs, len(item.data), sum(int(v.nbytes) for v in outputs.values()))
 
 
-def _jpeg_payload(tensor: np.ndarray, card: ModelCard, quality: int) -> np.ndarray:
-    from device.inference.preprocess import denormalize
-
-    image = denormalize(tensor, card.input, card.normalization)
+def _jpeg(image: np.ndarray, quality: int) -> bytes:
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise HiveError(f"the jpeg transport takes an 8-bit colour frame, got {image.dtype} {list(image.shape)}")
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise HiveError("OpenCV could not encode the frame as JPEG")
-    return np.array([[data.tobytes()]], dtype=np.object_)
+    return bytes(data.tobytes())

@@ -7,6 +7,7 @@ import logging
 import statistics
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,13 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from device.hive.client import EndpointClient, HiveError, Reply
+from device.hive.client import EndpointClient, HiveError, Reply, ServedModel
 from device.hive.settings import HiveSettings
-from device.models.bundle import ModelCard
 
 log = logging.getLogger(__name__)
 UNKNOWN_PERIOD_S = 1 / 3  # before the source's rate is known: a generous deadline
-PROBE_TIMEOUT_S = 2.0
+PROBE_TIMEOUT_S = 2.0  # for the whole readiness check of one endpoint
+
+
+class HiveUnavailable(RuntimeError):
+    """No endpoint answered this frame and there is no local model to fall back on."""
 
 
 @dataclass
@@ -49,16 +53,19 @@ class Routed:
 class HiveRouter:
     """Sends frames of one bundle to the best ready endpoint; None = use the local model."""
 
-    def __init__(self, settings: HiveSettings, card: ModelCard, expected_outputs: list[str],
-                 period_s: Callable[[], float | None]) -> None:
+    def __init__(self, settings: HiveSettings, served: ServedModel, period_s: Callable[[], float | None]) -> None:
         self.settings = settings
-        self.card = card
-        self._outputs = expected_outputs
+        self.served = served
+        self.card = served.card
         self._period_s = period_s
         self.states = {url: EndpointState(url) for url in settings.endpoints}
-        self._clients: dict[tuple[int, str], EndpointClient] = {}
+        self._clients: dict[tuple[int, str], EndpointClient] = {}  # one keep-alive connection per thread
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._probe_loop, name="hive-probe", daemon=True)
+        # The probe thread holds the router weakly: a router nobody holds any more (a model whose
+        # load failed after its backend was built) stops probing instead of living on.
+        self._thread = threading.Thread(target=_probe_loop, args=(weakref.ref(self), self._stop, settings.probe_interval_s),
+                                        name="hive-probe", daemon=True)
+        weakref.finalize(self, self._stop.set)
 
     def start(self) -> HiveRouter:
         """Probe once now (a model loads already knowing where it can run), then in the background."""
@@ -79,9 +86,9 @@ class HiveRouter:
     def probe_once(self) -> None:
         """Check every endpoint (server ready, this model and version ready, its outputs)."""
         for state in self.states.values():
-            client = EndpointClient(state.url, self.card, self.settings.transport, PROBE_TIMEOUT_S, self._outputs)
+            client = EndpointClient(state.url, self.served)
             try:
-                client.check()
+                client.check(PROBE_TIMEOUT_S)
             except HiveError as exc:
                 self._set(state, False, str(exc))
             else:
@@ -96,40 +103,30 @@ class HiveRouter:
             log.warning("hive endpoint %s not used for %s: %s", state.url, self.card.label, reason)
         state.ready, state.reason = ready, reason
 
-    def _probe_loop(self) -> None:
-        while not self._stop.wait(self.settings.probe_interval_s):
-            try:
-                self.probe_once()
-            except Exception:  # a probe bug must never take the device down
-                log.exception("hive probe failed")
-
     # ---- inference -----------------------------------------------------------------------------
     def best(self) -> EndpointState | None:
         """The ready endpoint with the lowest recent latency (an untried one goes first)."""
         ready = [s for s in self.states.values() if s.ready]
         return min(ready, key=lambda s: s.latency_ms or 0.0) if ready else None
 
-    def _client(self, url: str, deadline: float) -> EndpointClient:
-        """One client per thread and endpoint (gevent), rebuilt when the deadline moved by > 25 %."""
+    def _client(self, url: str) -> EndpointClient:
         key = (threading.get_ident(), url)
         client = self._clients.get(key)
-        if client is None or abs(client.timeout_s - deadline) > 0.25 * deadline:
-            if client is not None:
-                client.close()
-            client = EndpointClient(url, self.card, self.settings.transport, deadline, self._outputs)
-            self._clients[key] = client
+        if client is None:
+            client = self._clients[key] = EndpointClient(url, self.served)
         return client
 
-    def infer(self, tensor: np.ndarray, input_name: str) -> Routed | None:
-        """The remote answer within the deadline, or None (the endpoint is then marked unusable
-        until its next successful probe, and the caller runs the frame locally)."""
+    def infer(self, data: np.ndarray, input_name: str) -> Routed | None:
+        """The remote answer within the deadline (one deadline for the whole request), or None:
+        the endpoint is then marked unusable until its next successful probe, and the caller
+        runs the frame locally."""
         state = self.best()
         if state is None:
             return None
         deadline = self.deadline_s()
         start = time.perf_counter()
         try:
-            reply = self._client(state.url, deadline).infer(tensor, input_name, self.settings.jpeg_quality)
+            reply = self._client(state.url).infer(data, input_name, self.settings.jpeg_quality, time.monotonic() + deadline)
         except HiveError as exc:
             self.reject(state.url, str(exc))
             return None
@@ -150,8 +147,25 @@ class HiveRouter:
             client.close()  # a timed-out connection may still deliver the late answer: never reuse it
         self._set(state, False, reason)
 
+    def why_not(self) -> str:
+        """Why no endpoint takes frames now, per endpoint, for /healthz and the error of a frame
+        that could not run anywhere."""
+        return "; ".join(f"{s.url}: {s.reason}" for s in self.states.values() if not s.ready) or "no endpoint ready"
+
     def health(self) -> dict[str, Any]:
         return {"deadline_ms": round(self.deadline_s() * 1000.0, 1), "transport": self.settings.transport,
                 "endpoints": [{"url": s.url, "ready": s.ready, "reason": s.reason, "frames": s.frames, "failures": s.failures,
                                "latency_ms": None if s.latency_ms is None else round(s.latency_ms, 2)}
                               for s in self.states.values()]}
+
+
+def _probe_loop(ref: weakref.ref[HiveRouter], stop: threading.Event, interval_s: float) -> None:
+    while not stop.wait(interval_s):
+        router = ref()
+        if router is None:
+            return
+        try:
+            router.probe_once()
+        except Exception:  # a probe bug must never take the device down
+            log.exception("hive probe failed")
+        del router

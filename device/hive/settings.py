@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-BackendKey = Literal["auto", "onnx", "opencv", "tensorrt", "triton"]
+# Backend keys are the registry's (device/inference/backend.py), which imports this module: the
+# fields below that name one are checked against it by the device config (device/config.py).
 
 
 class HiveSettings(BaseModel):
@@ -21,7 +22,7 @@ class HiveSettings(BaseModel):
     deadline_periods: float = Field(1.5, gt=0, le=20, description="Per-frame deadline in frame periods of the source; past it the frame runs on the local model")
     deadline_ms: float | None = Field(None, gt=0, description="Fixed per-frame deadline in ms instead of deadline_periods")
     probe_interval_s: float = Field(2.0, gt=0, le=300, description="How often every endpoint's readiness is checked (/v2/health/ready, model ready)")
-    local_backend: Literal["auto", "onnx", "opencv", "tensorrt", "none"] = Field("auto", description="Local model used when the hive is slow or gone ('none': frames are then recorded as not analysed)")
+    local_backend: str = Field("auto", description="Local backend used when the hive is slow, gone or answers malformed outputs: auto or a backend that runs on the device ('none': frames are then recorded as not analysed)")
 
     @field_validator("endpoints", mode="before")
     @classmethod
@@ -46,7 +47,7 @@ class ExtraModel(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="Name of this slot (panel, /healthz); the points' `model` tag is the bundle's name")
     bundle: str = Field(min_length=1, description="Model bundle (folder or .zip)")
-    backend: BackendKey = Field("auto", description="Inference backend of this model")
+    backend: str = Field("auto", description="Inference backend of this model (a key of the backend registry, as `backend`)")
     score_threshold: float | None = Field(None, ge=0, le=1, description="Override the bundle's default score threshold")
     every: int = Field(1, ge=1, le=1000, description="Analyse every k-th frame; the others record inference=skipped (no count)")
     overlay: bool = Field(True, description="Draw this model's boxes on the live stream")

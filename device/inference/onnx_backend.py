@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.inference.base import BackendContext
 from device.models.bundle import BundleError, ModelBundle
 
 _PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -14,7 +15,7 @@ _PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutio
 class OnnxBackend:
     """One onnxruntime InferenceSession over the bundle's model.onnx."""
 
-    def __init__(self, bundle: ModelBundle, cache_dir: Path) -> None:
+    def __init__(self, bundle: ModelBundle, cache_dir: Path, context: BackendContext | None = None) -> None:
         import onnxruntime as ort
 
         available = set(ort.get_available_providers())

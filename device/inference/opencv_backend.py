@@ -7,13 +7,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device.inference.base import BackendContext
 from device.models.bundle import BundleError, ModelBundle
 
 
 class OpenCvBackend:
     """cv2.dnn.readNetFromONNX over the bundle's model.onnx, run on the CPU."""
 
-    def __init__(self, bundle: ModelBundle, cache_dir: Path) -> None:
+    def __init__(self, bundle: ModelBundle, cache_dir: Path, context: BackendContext | None = None) -> None:
         try:
             self._net = cv2.dnn.readNetFromONNX(str(bundle.onnx_path))
         except cv2.error as exc:

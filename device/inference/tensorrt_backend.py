@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from device.inference.base import BackendContext
 from device.models.bundle import BundleError, ModelBundle
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def engine_path_for(bundle: ModelBundle, cache_dir: Path) -> Path:
 class TensorRtBackend:
     """Deserialises the engine once, keeps pinned host and device buffers, runs one stream."""
 
-    def __init__(self, bundle: ModelBundle, cache_dir: Path) -> None:
+    def __init__(self, bundle: ModelBundle, cache_dir: Path, context: BackendContext | None = None) -> None:
         try:
             import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
             import pycuda.driver as cuda
