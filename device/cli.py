@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from device.config import ConfigError, DeviceConfig, load_config
+from device.inference.backend import backend_keys
 from device.redact import redact, redact_logging
 from device.sources.synthetic_modes import MODES
 
@@ -21,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="YAML config file")
     run.add_argument("--source", help="frame source URI (synthetic://, /dev/video0, file, rtsp://, folder, gst://)")
     run.add_argument("--model", help="model bundle folder or .zip")
-    run.add_argument("--backend", choices=["auto", "onnx", "opencv", "tensorrt"])
+    run.add_argument("--backend", choices=backend_keys(), help="inference backend (the registry's keys)")
     run.add_argument("--influx-url", dest="influx.url", help="InfluxDB URL (empty: local store only)")
     run.add_argument("--influx-bucket", dest="influx.bucket", help="InfluxDB bucket/database")
     run.add_argument("--data-dir", help="persistent folder for outbox, engines, bundles")
