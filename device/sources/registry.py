@@ -1,5 +1,6 @@
 """One URI picks the source: `open_source("synthetic://?seed=1")`, "/dev/video0", "2", "run.mp4?loop=1",
-"rtsp://...", "images/", "shots/*.tif", "gst://nvarguscamerasrc ! ... ! appsink"."""
+"rtsp://...", "images/", "shots/*.tif", "acq/?mode=acquisition", "pylon://<serial>?pixel_format=Mono12",
+"gst://nvarguscamerasrc ! ... ! appsink"."""
 
 from __future__ import annotations
 
@@ -108,11 +109,15 @@ def open_source(uri: str) -> FrameSource:
         return _synthetic(uri)
     if scheme in ("rtsp", "rtsps", "http", "https", "rtmp"):
         return VideoSource(uri, live=True, api=cv2.CAP_FFMPEG)
+    if scheme == "pylon":
+        from device.sources.pylon import PylonSource, parse_uri
+
+        return PylonSource(*parse_uri(uri))
     if scheme == "gst":
         return VideoSource(uri[len("gst://"):], live=True, api=cv2.CAP_GSTREAMER)
     if uri.isdigit():
         return VideoSource(int(uri), live=True)
     if scheme in ("", "file"):
         return _local(uri)
-    raise SourceError(f"{uri}: unknown source scheme '{scheme}://': use synthetic://, rtsp://, gst://, "
+    raise SourceError(f"{uri}: unknown source scheme '{scheme}://': use synthetic://, rtsp://, gst://, pylon://, "
                       "/dev/videoN, a camera index, a video file or an image folder/glob", permanent=True)
