@@ -77,7 +77,7 @@ def failure_message(log_path: Path, returncode: int) -> str:
 
 
 def _progress(raw: dict[str, Any]) -> dict[str, Any]:
-    keep = ("state", "epoch", "epochs", "loss", "val", "eta_s", "elapsed_s", "notes", "history", "message")
+    keep = ("state", "epoch", "epochs", "loss", "val", "eta_s", "elapsed_s", "notes", "history")  # not `message`: it names folders
     return {k: raw[k] for k in keep if k in raw}
 
 
@@ -183,8 +183,8 @@ class JobRunner:
         """Score on the held-out frames beside the running model, publish, then call it done."""
         folder = self.job_dir(job.id)
         bundle = folder / "bundle"
-        self.queue.set_progress(job.id, {**job.progress, **_progress(_read_json(bundle / "progress.json")), "state": "scoring"},
-                                "scoring on the held-out frames")
+        self.queue.set_progress(job.id, {**job.progress, **_progress(_read_json(bundle / "progress.json")), "state": "scoring",
+                                         "message": "scoring on the held-out frames"}, "scoring on the held-out frames")
         card = read_card(bundle)
         result: dict[str, Any] = {
             "model": {"name": card.name, "version": card.version, "label": f"{card.name}:{card.version}", "classes": card.classes},

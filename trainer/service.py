@@ -79,7 +79,7 @@ class Tokens:
             if hmac.compare_digest(known.encode(), token.encode()):
                 return device
         if self.shared is not None and hmac.compare_digest(self.shared.encode(), token.encode()):
-            return claimed
+            return claimed or ""  # "" is refused as a name, with a 400 that says to send one
         return None
 
 
@@ -117,6 +117,8 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
 
         def _reply(self, status: int, payload: Any) -> None:
             data = json.dumps(payload).encode()
+            if status >= 400:
+                self.close_connection = True  # an unread body must not be taken for the next request
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
