@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.worker_support import QUICK, SHARED, TOKEN_A, TOKEN_B, TrainerWorker, training_children, write_package
+from tests.trainer.worker_support import (
+    QUICK,
+    SHARED,
+    TOKEN_B,
+    TrainerWorker,
+    training_children,
+    write_package,
+)
 
 
 @pytest.fixture
