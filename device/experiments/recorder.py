@@ -1,9 +1,13 @@
 """The frame loop's side of experiments: tags, object points, the buffered record, start/stop marks.
 
-The loop calls `tags()` and `record()` per frame (microseconds: a dict lookup and a list append);
-a small writer thread commits the buffered rows to the store every `flush_s`, follows changes made
-by another process (the CLI) and writes each start/stop `device_event` and Grafana annotation
-exactly once, even across restarts (the store remembers which were written).
+The loop calls `tags()` and `record()` per frame. `record()` commits the frame's rows to the
+store at once, before the loop commits the frame's points to the outbox (device/publish.py calls
+it first), in the same WAL + synchronous=NORMAL mode: whatever a crash or SIGKILL leaves in the
+outbox, the record holds too, so the exported CSV never has fewer frames than the metrics (a
+per-frame commit costs tens of microseconds; the outbox pays the same). Only when that commit
+fails (a locked or full disk) are the rows buffered for the writer thread to retry. That thread
+follows changes made by another process (the CLI) and writes each start/stop `device_event` and
+Grafana annotation exactly once, even across restarts (the store remembers which were written).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from device.experiments.store import Experiment, ExperimentRequest, ExperimentSt
 from device.metrics.points import Point
 
 log = logging.getLogger(__name__)
+MAX_WAITING_FRAMES = 30 * 60 * 10  # ten minutes at 30 fps held in memory while the store refuses
 EventSink = Callable[[str, str, dict[str, str], float], None]  # kind, message, extra tags, time
 MarkSink = Callable[[Experiment, str], object]
 
@@ -43,6 +48,8 @@ class ExperimentRecorder:
         self._frames: list[tuple[Any, ...]] = []
         self._objects: list[tuple[Any, ...]] = []
         self._active: Experiment | None = store.active()  # still running after a restart: same id
+        self._stopped: Experiment | None = None  # the one just stopped: a frame tagged before the stop still belongs to it
+        self._tagged = threading.local()  # per thread: the experiment id its last tags() returned ("" none)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.flush_errors = 0
@@ -65,6 +72,7 @@ class ExperimentRecorder:
         """Stop; the frames buffered so far are committed first, so the summary is complete."""
         with self._lock:
             experiment = self.store.stop()
+            self._stopped = experiment  # first: a loop that sees no active one must find this
             self._active = None
         self.flush()
         self.announce()
@@ -72,7 +80,11 @@ class ExperimentRecorder:
 
     # ---- the frame loop ----------------------------------------------------------------------------
     def tags(self) -> dict[str, str]:
+        """The running experiment's tag. The calling thread remembers which it got, so the frame's
+        `record()` right after goes to the same experiment even if a stop or start raced between
+        them: the record and the frame's points never disagree."""
         active = self._active
+        self._tagged.id = active.id if active is not None else ""
         return {"experiment": active.id} if active is not None else {}
 
     def um_per_pixel(self, default: float | None) -> float | None:
@@ -81,11 +93,12 @@ class ExperimentRecorder:
 
     def record(self, ts_us: int, index: int, quality: FrameQuality, analysed: str, detections: Detections | None,
                context: FrameContext) -> list[Point]:
-        """Buffer the frame (and its objects) for the running experiment; returns its `object` points
-        (none outside an experiment). Objects are only recorded for analysed frames."""
+        """Commit the frame (and its objects) to the running experiment's record; returns its
+        `object` points (none outside an experiment). Objects are only recorded for analysed
+        frames. The experiment is the one `tags()` gave this frame's points (see there)."""
         if detections is not None and len(detections):
             self._remember_sizes(detections, context)
-        active = self._active
+        active = self._experiment_of_frame()
         if active is None:
             return []
         counts = None
@@ -96,10 +109,35 @@ class ExperimentRecorder:
                  _finite(quality.dark), len(detections) if detections is not None else None, counts,
                  context.model, context.model_version, context.um_per_pixel, context.fov_mm2)
         rows, points = self._objects_of(active.id, ts_us, detections, context) if detections is not None else ([], [])
+        self._commit(frame, rows)
+        return points
+
+    def _experiment_of_frame(self) -> Experiment | None:
+        """The experiment this thread's last `tags()` named (running, or stopped since), else the
+        running one (a caller that never asked for tags)."""
+        tagged: str | None = getattr(self._tagged, "id", None)
+        self._tagged.id = None
+        active, stopped = self._active, self._stopped
+        if tagged is None:
+            return active
+        for candidate in (active, stopped):
+            if candidate is not None and candidate.id == tagged:
+                return candidate
+        return None
+
+    def _commit(self, frame: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Durable now (before the frame's points reach the outbox); buffered for the writer thread
+        only when the store refuses, so a busy disk never stops the loop for good."""
+        if not self._frames and not self._objects:
+            try:
+                self.store.add_record([frame], rows)
+                return
+            except Exception as exc:
+                self.flush_errors += 1
+                log.warning("experiment record commit failed, buffering for retry: %s", exc)
         with self._lock:  # the writer thread swaps the buffers under the same lock
             self._frames.append(frame)
             self._objects.extend(rows)
-        return points
 
     def _remember_sizes(self, detections: Detections, context: FrameContext) -> None:
         """Object sizes (sqrt(width x height), µm when calibrated) of recent analysed frames."""
@@ -172,8 +210,14 @@ class ExperimentRecorder:
             except Exception as exc:  # a locked or broken store must not stop the writer
                 log.warning("cannot read the experiment store: %s", exc)
                 return
-            if (current.id if current else None) != (self._active.id if self._active else None):
+            previous = self._active
+            if (current.id if current else None) != (previous.id if previous else None):
                 self._active = current
+                if previous is not None and current is None:
+                    try:
+                        self._stopped = self.store.get(previous.id)
+                    except Exception as exc:
+                        log.warning("cannot read the stopped experiment %s: %s", previous.id, exc)
 
     def flush(self) -> None:
         with self._lock:
@@ -185,7 +229,14 @@ class ExperimentRecorder:
             self.store.add_record(frames, objects)
         except Exception as exc:
             self.flush_errors += 1
-            log.error("cannot write the experiment record (%d rows lost; disk full?): %s", len(frames) + len(objects), exc)
+            with self._lock:  # keep them (in order, before newer ones) for the next try, within a bound
+                self._frames[:0], self._objects[:0] = frames, objects
+                lost = max(0, len(self._frames) - MAX_WAITING_FRAMES)
+                del self._frames[:lost]
+                lost_objects = max(0, len(self._objects) - 50 * MAX_WAITING_FRAMES)
+                del self._objects[:lost_objects]
+            log.error("cannot write the experiment record (%d rows waiting, %d lost; disk full?): %s",
+                      len(frames) + len(objects), lost + lost_objects, exc)
 
     def announce(self) -> None:
         """Write the start/stop events not written yet (each once, in order)."""

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from device.experiments.calibration import CalibrationProfile, ExperimentError, clean_text
+from device.metrics.disk import open_wal, write_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (name TEXT PRIMARY KEY, body TEXT NOT NULL);
@@ -44,6 +45,10 @@ CREATE INDEX IF NOT EXISTS objects_by_experiment ON objects(experiment, ts_us);
 FRAME_COLUMNS = ("ts_us", "frame_index", "analysed", "focus", "saturated", "dark", "count", "counts", "model",
                  "model_version", "um_per_pixel", "fov_mm2")
 OBJECT_COLUMNS = ("ts_us", "class", "x1", "y1", "x2", "y2", "width_um", "height_um", "area_um2", "score")
+_INSERT_FRAME = (f"INSERT OR REPLACE INTO frames (experiment, {', '.join(FRAME_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * (len(FRAME_COLUMNS) + 1))})")
+_INSERT_OBJECT = (f"INSERT INTO objects (experiment, {', '.join(OBJECT_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * (len(OBJECT_COLUMNS) + 1))})")
 
 
 class ExperimentRequest(BaseModel):
@@ -129,10 +134,7 @@ class ExperimentStore:
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
+            db = self._local.db = open_wal(self.path)  # the same pragmas as the track log in this file
         return db
 
     # ---- profiles ------------------------------------------------------------------------------
@@ -215,17 +217,9 @@ class ExperimentStore:
     def add_record(self, frames: Sequence[tuple[Any, ...]], objects: Sequence[tuple[Any, ...]]) -> None:
         """Frames and objects rows (experiment first, then FRAME_COLUMNS / OBJECT_COLUMNS), one transaction.
         A frame replayed after a crash replaces itself (same experiment and time)."""
-        db = self._db()
-        db.execute("BEGIN")
-        try:
-            db.executemany(f"INSERT OR REPLACE INTO frames (experiment, {', '.join(FRAME_COLUMNS)}) "
-                           f"VALUES ({', '.join('?' * (len(FRAME_COLUMNS) + 1))})", frames)
-            db.executemany(f"INSERT INTO objects (experiment, {', '.join(OBJECT_COLUMNS)}) "
-                           f"VALUES ({', '.join('?' * (len(OBJECT_COLUMNS) + 1))})", objects)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        with write_transaction(self._db()) as db:
+            db.executemany(_INSERT_FRAME, frames)
+            db.executemany(_INSERT_OBJECT, objects)
 
     def frames(self, experiment_id: str) -> list[dict[str, Any]]:
         rows = self._db().execute(f"SELECT {', '.join(FRAME_COLUMNS)} FROM frames WHERE experiment = ? ORDER BY ts_us",

@@ -1,4 +1,5 @@
-"""The outbox's disk budget and SQLite transactions that can never be left open.
+"""The outbox's disk budget, SQLite transactions that can never be left open, and the one way
+every store opens its SQLite file (`open_wal`).
 
 SQLite in WAL mode keeps three files: the database, the write-ahead log and its shared-memory
 index. A full disk sees all three, so the budget (`outbox.max_mb`) is split between them: the WAL
@@ -81,3 +82,15 @@ def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             with suppress(sqlite3.Error):  # a broken connection: its owner reconnects (Outbox.reconnect)
                 db.execute("ROLLBACK")
         raise
+
+
+def open_wal(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
+    """A connection to a store shared by threads and processes (the experiment record and the
+    track log share experiments.sqlite): autocommit (transactions are explicit), WAL so readers
+    never block the writer, synchronous NORMAL so a commit survives a crash or SIGKILL of the
+    process (not a power cut) without an fsync per commit. Every opener of one file uses this, so
+    their durability agrees. The outbox adds its own page-size and checkpoint settings."""
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
