@@ -117,14 +117,25 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    """The experiment commands, given the data folder and tags from the config (read here, in one place)."""
+    from device.experiments.cli import StoreContext
+    from device.experiments.cli import main as experiment_main
+
+    try:
+        config = load_config(args.config, cli={"data_dir": args.data_dir})
+    except ConfigError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    return experiment_main(args, StoreContext(Path(config.data_dir), config.device_name, config.project, config.source))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
     if args.command == "experiment":
-        from device.experiments.cli import main as experiment_main
-
-        return experiment_main(args)
+        return _experiment(args)
     from device.datasets.package import write_synthetic_package
 
     manifest = write_synthetic_package(args.out, count=args.count, seed=args.seed, width=args.width, height=args.height,

@@ -12,6 +12,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from device.printable import bidi_control
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_KEEP_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -22,11 +24,16 @@ class ExperimentError(ValueError):
 
 
 def clean_text(value: str, what: str, max_len: int = 100, multiline: bool = False) -> str:
-    """Stripped text without control characters (newlines and tabs allowed where `multiline`)."""
+    """Stripped text without control characters (newlines and tabs allowed where `multiline`) or
+    bidirectional overrides (device/printable.py)."""
     text = value.strip()
     pattern = _CONTROL_KEEP_LINES if multiline else _CONTROL
     if pattern.search(text):
         raise ValueError(f"{what} contains a control character: use printable text only")
+    bidi = bidi_control(text)
+    if bidi is not None:
+        raise ValueError(f"{what} contains the bidirectional control character U+{ord(bidi):04X}, which makes text "
+                         "display differently from what it is: remove it")
     if len(text) > max_len:
         raise ValueError(f"{what} is longer than {max_len} characters")
     return text

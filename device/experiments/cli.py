@@ -1,25 +1,43 @@
 """`python -m device experiment ...`: start/stop/list experiments and save calibration profiles
 from a shell. It works on the device's experiment store in its data folder, so it needs no login
 and works whether or not the device runs; a running device follows within a second and writes
-the start/stop events itself (a stopped one writes them when it next starts)."""
+the start/stop events itself (a stopped one writes them when it next starts).
+
+The top-level CLI (device/cli.py) reads the config and passes the data folder, device, project and
+source down as a StoreContext: this package never reads the whole device config. Only `start` and
+`profile` may create the data folder and its store; the others refuse a folder that is not there
+(a typo in --data-dir must not leave an empty store behind).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from device import __version__
-from device.config import ConfigError, load_config
+from device import __version__, jsonsafe
 from device.experiments.calibration import CalibrationProfile, ExperimentError, MicrometerLine
 from device.experiments.report import frames_csv, html_report, objects_csv
 from device.experiments.store import ExperimentRequest, ExperimentStore, invalid
 from device.experiments.summary import summarise
 from device.tracking.experiment import experiment_tracking
+
+STORE_FILE = "experiments.sqlite"
+CREATING_ACTIONS = frozenset({"start", "profile"})  # the first experiment or profile makes the store
+
+
+@dataclass(frozen=True)
+class StoreContext:
+    """Where the store is and what a started experiment is tagged with (from the device config)."""
+
+    data_dir: Path
+    device: str = ""
+    project: str = ""
+    source: str = ""
 
 
 def add_parser(sub: Any) -> None:
@@ -60,10 +78,31 @@ def _profile(args: argparse.Namespace) -> CalibrationProfile:
     return CalibrationProfile(name=args.name, um_per_pixel=um, objective=args.objective, camera=args.camera)
 
 
-def _act(args: argparse.Namespace, store: ExperimentStore, device: str, project: str, source: str) -> Any:
+def _open_store(action: str, data_dir: Path) -> ExperimentStore | None:
+    """The store, or None when a read finds no store yet; ExperimentError for a missing data folder."""
+    path = data_dir / STORE_FILE
+    if action in CREATING_ACTIONS or path.is_file():
+        return ExperimentStore(path)
+    if not data_dir.is_dir():
+        raise ExperimentError(f"the data folder {data_dir} does not exist: check --data-dir (or data_dir in the config); "
+                              "nothing was created")
+    return None
+
+
+def _without_store(args: argparse.Namespace, data_dir: Path) -> Any:
+    """What a command answers in a data folder where no experiment was ever started."""
+    if args.action == "list":
+        return []
+    if args.action == "stop":
+        raise ExperimentError("no experiment is running")
+    raise ExperimentError(f"no experiment '{args.id}' in {data_dir / STORE_FILE}")
+
+
+def _act(args: argparse.Namespace, store: ExperimentStore, context: StoreContext) -> Any:
     if args.action == "start":
         request = ExperimentRequest(**{k: getattr(args, k) for k in ("name", "sample", "operator", "objective", "profile", "notes")})
-        return store.start(request, device, project, {"software": __version__, "source": source, "started_by": "cli"}).public()
+        provenance = {"software": __version__, "source": context.source, "started_by": "cli"}
+        return store.start(request, context.device, context.project, provenance).public()
     if args.action == "stop":
         return store.stop().public()
     if args.action == "list":
@@ -88,17 +127,16 @@ def _act(args: argparse.Namespace, store: ExperimentStore, device: str, project:
     return {"written": [str(out / f"{experiment.id}-{n}") for n in ("frames.csv", "objects.csv", "report.html")]}
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, context: StoreContext) -> int:
     """Exit 0 with JSON on stdout, or 2 with the reason on stderr (nothing changed)."""
     try:
-        config = load_config(args.config, cli={"data_dir": args.data_dir})
-        store = ExperimentStore(config.data_dir / "experiments.sqlite")
-        result = _act(args, store, config.device_name, config.project, config.source)
+        store = _open_store(args.action, context.data_dir)
+        result = _without_store(args, context.data_dir) if store is None else _act(args, store, context)
     except ValidationError as exc:
         print(f"error: {invalid(exc)}", file=sys.stderr)
         return 2
-    except (ExperimentError, ConfigError) as exc:
+    except ExperimentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    print(jsonsafe.dumps(result, indent=2, ensure_ascii=False))
     return 0

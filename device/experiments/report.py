@@ -1,5 +1,8 @@
 """Downloads of one experiment: per-frame CSV, per-object CSV and a self-contained HTML report.
 
+Everything in them may come from a person or a bundle (names, notes, class names), so the report
+is rendered by an autoescaping Jinja2 template and CSV text cells cannot start a formula.
+
 The report is one file (inline SVG plots, inline CSS, no scripts, nothing fetched) with the
 provenance a reader needs to trust the numbers: device, model name/version/sha256 and its
 validation metrics, thresholds, calibration, software version, start and stop times.
@@ -13,13 +16,19 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
-from html import escape
+from pathlib import Path
 from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from device.experiments import svg
 from device.experiments.store import Experiment
+from device.redact import redact
 from device.tracking.report import tracks_section
 
+_TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent), autoescape=True, undefined=StrictUndefined)
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")  # OWASP, CSV injection
 FRAME_HEADER = ["time_utc", "ts_us", "frame_index", "analysed", "focus", "saturated_frac", "dark_frac", "count"]
 
 
@@ -28,15 +37,25 @@ def _iso_us(ts_us: int) -> str:
 
 
 def _cell(value: Any) -> Any:
+    """A CSV cell: empty for no value, numbers as numbers (-3 stays -3), text that a spreadsheet
+    would run as a formula (a model or class name "=HYPERLINK(...)", "@SUM(...)") prefixed with
+    a single quote, as OWASP advises, so it opens as the text it is."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
     return round(value, 6) if isinstance(value, float) else value
+
+
+def _csv_writer(out: io.StringIO) -> Any:
+    """Text cells in double quotes (OWASP; a CR or tab inside a name cannot break the row), numbers bare."""
+    return csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
 
 
 def frames_csv(frames: list[dict[str, Any]], classes: list[str]) -> str:
     """One row per frame; count columns are empty (never 0) for frames that were not analysed."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = _csv_writer(out)
     writer.writerow([*FRAME_HEADER, *(f"count_{c}" for c in classes), "density_per_mm2", "fov_mm2", "um_per_pixel",
                      "model", "model_version"])
     for f in frames:
@@ -52,7 +71,7 @@ def frames_csv(frames: list[dict[str, Any]], classes: list[str]) -> str:
 def objects_csv(objects: Iterable[dict[str, Any]]) -> Iterator[str]:
     """One row per detected object of an analysed frame, streamed (an experiment can hold millions)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = _csv_writer(out)
     writer.writerow(["time_utc", "ts_us", "class", "x1", "y1", "x2", "y2", "width_um", "height_um", "area_um2",
                      "size_um", "score"])
     for n, o in enumerate(objects, 1):
@@ -67,31 +86,29 @@ def objects_csv(objects: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 
 def _f(value: Any, digits: int = 3) -> str:
+    """A value as the report shows it (plain text: the template escapes it)."""
     if value is None:
         return "–"
-    return f"{value:.{digits}g}" if isinstance(value, float) else escape(str(value))
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def _rows(pairs: Iterable[tuple[str, Any]]) -> str:
-    return "".join(f"<tr><th>{escape(k)}</th><td>{v if isinstance(v, str) else _f(v)}</td></tr>" for k, v in pairs)
+CLASS_HEAD = ("class", "frames", "objects / frame (mean ± sd)", "95 % CI", "density / mm²", "size median ({unit})",
+              "size IQR ({unit})", "objects")
 
 
-def _class_table(summary: dict[str, Any]) -> str:
-    unit = summary["size_unit"]
-    head = ("class", "frames", "objects / frame (mean ± sd)", "95 % CI", "density / mm²", f"size median ({unit})",
-            f"size IQR ({unit})", "objects")
-    lines = ["<table class='grid'><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
+def _class_rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
     for name, stats in summary["classes"].items():
         c, s = stats["count"], stats["size"]
         ci = f"{c['ci95'][0]:.3g} – {c['ci95'][1]:.3g}" if c["ci95"] else "–"
         iqr = f"{s['q25']:.3g} – {s['q75']:.3g}" if s["q25"] is not None else "–"
-        cells = (escape(name), str(c["frames"]), f"{_f(c['mean'])} ± {_f(c['sd'])}", ci, _f(c["density_per_mm2"]),
-                 _f(s["median"]), iqr, str(s["objects"]))
-        lines.append("<tr>" + "".join(f"<td>{v}</td>" for v in cells) + "</tr>")
-    return "".join(lines) + "</table>"
+        rows.append((str(name), str(c["frames"]), f"{_f(c['mean'])} ± {_f(c['sd'])}", ci, _f(c["density_per_mm2"]),
+                     _f(s["median"]), iqr, str(s["objects"])))
+    return rows
 
 
-def _plots(summary: dict[str, Any]) -> str:
+def _plots(summary: dict[str, Any]) -> list[Markup]:
+    """SVG charts; svg.py escapes every label it writes, so they go into the page as markup."""
     course = summary["time_course"]
     plots = [svg.line_chart("Objects per frame over time", course["t_s"], course["mean_count"], "time since start (s)",
                             "objects per analysed frame")]
@@ -102,58 +119,59 @@ def _plots(summary: dict[str, Any]) -> str:
         if hist:
             plots.append(svg.histogram(f"Size of {name} (n = {stats['size']['objects']})", hist["edges"], hist["counts"],
                                        f"size, sqrt(width x height) ({summary['size_unit']})"))
-    return "".join(f"<figure>{p}</figure>" for p in plots)
+    return [Markup(p) for p in plots]  # svg.py escapes every text it writes
 
 
 def _metrics(metrics: dict[str, Any]) -> str:
     """The card's headline validation figures (numbers at its top level); the rest is in the bundle."""
-    shown = [f"{escape(k)} {v:.3f}" for k, v in sorted(metrics.items()) if isinstance(v, float | int) and not isinstance(v, bool)]
+    shown = [f"{k} {v:.3f}" for k, v in sorted(metrics.items()) if isinstance(v, float | int) and not isinstance(v, bool)]
     return ", ".join(shown) or "none in the model card"
 
 
 def _calibration(experiment: Experiment, summary: dict[str, Any]) -> str:
     cal = experiment.calibration
     if cal is not None:
-        return escape(f"profile {cal.name}: {cal.um_per_pixel} µm/px ({cal.objective} {cal.camera})".strip())
+        return f"profile {cal.name}: {cal.um_per_pixel} µm/px ({cal.objective} {cal.camera})".strip()
     scales = summary.get("um_per_pixel") or []
     if scales:
-        return escape(f"device default: {', '.join(str(s) for s in scales)} µm/px (no profile chosen)")
+        return f"device default: {', '.join(str(s) for s in scales)} µm/px (no profile chosen)"
     return "none (sizes in px)"
 
 
-def html_report(experiment: Experiment, summary: dict[str, Any]) -> str:
-    """The whole report as one HTML document."""
-    req, prov = experiment.request, experiment.provenance
+def _info(experiment: Experiment) -> list[tuple[str, str]]:
+    req, public = experiment.request, experiment.public()
+    return [(k, _f(v)) for k, v in (
+        ("Experiment", experiment.id), ("Name", req.name), ("Sample", req.sample), ("Operator", req.operator),
+        ("Objective", req.objective), ("Notes", req.notes), ("Device", experiment.device), ("Project", experiment.project),
+        ("Started (UTC)", public["started_iso"]), ("Stopped (UTC)", public["stopped_iso"] or "running"),
+        ("Duration (s)", public["elapsed_s"]))]
+
+
+def _provenance(experiment: Experiment, summary: dict[str, Any]) -> list[tuple[str, str]]:
+    prov = experiment.provenance
     model = prov.get("model") or {}
+    return [(k, _f(v)) for k, v in (
+        ("Model", f"{model.get('name', 'none')} {model.get('version', '')}"), ("Model sha256", str(model.get("sha256", "–"))),
+        ("Validation metrics", _metrics(model.get("metrics") or {})), ("Score threshold", model.get("score_threshold")),
+        ("Quality gates", json.dumps(prov.get("quality", {}), sort_keys=True)),
+        ("Calibration", _calibration(experiment, summary)), ("Source", redact(str(prov.get("source", "–")))),
+        ("Software", f"ScopeHive {prov.get('software', '?')}"))]
+
+
+def html_report(experiment: Experiment, summary: dict[str, Any]) -> str:
+    """The whole report as one HTML document, rendered by the autoescaping template report.html:
+    names, sample, operator, notes, device, project and source are text, never markup."""
     frames = summary["frames"]
     excluded = ", ".join(f"{k} {v}" for k, v in frames["excluded_by_reason"].items()) or "none"
-    info = _rows([("Experiment", experiment.id), ("Name", req.name), ("Sample", req.sample), ("Operator", req.operator),
-                  ("Objective", req.objective), ("Notes", escape(req.notes)), ("Device", experiment.device),
-                  ("Project", experiment.project), ("Started (UTC)", experiment.public()["started_iso"]),
-                  ("Stopped (UTC)", experiment.public()["stopped_iso"] or "running"),
-                  ("Duration (s)", experiment.public()["elapsed_s"])])
-    figures = _rows([("Frames recorded", frames["total"]), ("Frames analysed", frames["analysed"]),
-                     ("Frames excluded", f"{frames['excluded']} ({escape(excluded)})"),
-                     ("Field of view (mm²)", summary["fov_mm2"]),
-                     ("All objects / frame", summary["total"]["mean"]), ("All objects / mm²", summary["total"]["density_per_mm2"])])
-    provenance = _rows([("Model", f"{escape(str(model.get('name', 'none')))} {escape(str(model.get('version', '')))}"),
-                        ("Model sha256", str(model.get("sha256", "–"))),
-                        ("Validation metrics", _metrics(model.get("metrics") or {})),
-                        ("Score threshold", model.get("score_threshold")),
-                        ("Quality gates", escape(json.dumps(prov.get("quality", {}), sort_keys=True))),
-                        ("Calibration", _calibration(experiment, summary)),
-                        ("Source", str(prov.get("source", "–"))), ("Software", f"ScopeHive {escape(str(prov.get('software', '?')))}")])
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Experiment {escape(req.name)} · ScopeHive report</title>
-<style>body{{font-family:system-ui,sans-serif;margin:24px;color:#1d2939;max-width:1200px}}h1{{margin-bottom:0}}
-table{{border-collapse:collapse;margin:8px 0 16px}}th,td{{text-align:left;padding:3px 10px;border-bottom:1px solid #eaecf0;vertical-align:top}}
-table.grid th{{background:#f2f4f7}}figure{{display:inline-block;margin:6px}}.muted{{color:#667085}}</style></head>
-<body><h1>{escape(req.name)}</h1><p class="muted">ScopeHive experiment report · generated {datetime.now(timezone.utc).isoformat(timespec="seconds")}</p>
-<h2>Experiment</h2><table>{info}</table>
-<h2>Summary</h2><table>{figures}</table>{_class_table(summary)}
-<p class="muted">Counts are means over analysed frames only; excluded frames (out of focus, badly exposed, no model,
-unusable) have no count. 95 % CI: mean ± t·sd/√n. Size: sqrt(box width × box height).</p>
-{tracks_section(summary.get("tracking"))}
-<h2>Plots</h2>{_plots(summary)}
-<h2>Provenance</h2><table>{provenance}</table></body></html>
-"""
+    figures = [(k, _f(v)) for k, v in (
+        ("Frames recorded", frames["total"]), ("Frames analysed", frames["analysed"]),
+        ("Frames excluded", f"{frames['excluded']} ({excluded})"), ("Field of view (mm²)", summary["fov_mm2"]),
+        ("All objects / frame", summary["total"]["mean"]), ("All objects / mm²", summary["total"]["density_per_mm2"]))]
+    unit = summary["size_unit"]
+    return _TEMPLATES.get_template("report.html").render(
+        name=experiment.request.name, generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        info=_info(experiment), figures=figures, class_head=[h.format(unit=unit) for h in CLASS_HEAD],
+        class_rows=_class_rows(summary), plots=_plots(summary),
+        tracks=Markup(tracks_section(summary.get("tracking"))),  # tracks_section escapes its own text
+        provenance=_provenance(experiment, summary),
+    ) + "\n"

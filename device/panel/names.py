@@ -12,18 +12,12 @@ from __future__ import annotations
 import unicodedata
 
 from device.panel.records import PanelError
+from device.printable import BIDI_CONTROLS as _BIDI_CONTROLS
+from device.printable import REFUSED_CATEGORIES as _REFUSED_CATEGORIES
+from device.printable import unprintable as _bad_char
 
 PROJECT_NAME_MAX = 100
 CLASS_NAME_MAX = 64
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
-
-
-def _bad_char(text: str) -> str | None:
-    for ch in text:
-        if unicodedata.category(ch) in _REFUSED_CATEGORIES or ch in _BIDI_CONTROLS:
-            return ch
-    return None
 
 
 def clean_name(value: object, what: str, limit: int, forbidden: str = "") -> str:

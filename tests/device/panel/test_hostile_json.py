@@ -147,6 +147,9 @@ def test_loose_line_coordinates_are_400(auth: Auth, device: HostileRuntime, line
     ("/panel/api/calibration/profiles", {"name": "p", "line": {"x1": "0", "y1": 0, "x2": 90, "y2": 0, "length_um": 5}},
      "x1: Input should be a valid number"),
     ("/panel/api/experiments/start", {"name": 12}, "name: Input should be a valid string"),
+    ("/panel/api/experiments/start", {"name": "smear\u202egnp.exe"}, "bidirectional control character U+202E"),
+    ("/panel/api/experiments/start", {"name": "smear", "sample": "S\u2066-1"}, "bidirectional control character U+2066"),
+    ("/panel/api/experiments/start", {"name": "smear", "operator": "ann\u202d"}, "bidirectional control character U+202D"),
 ])
 def test_loose_experiment_bodies_are_400(auth: Auth, device: HostileRuntime, url: str, body: Any, message: str) -> None:
     before = _state(device)
