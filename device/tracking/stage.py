@@ -77,7 +77,7 @@ class TrackingStage:
         are neither seen nor missed)."""
         if analysis.detections is None or analysis.card is None:
             return analysis
-        tags = {**self._base_tags(), "model": analysis.card.name, "model_version": analysis.card.version}
+        tags = {**self._base_tags(), "slot": analysis.pipeline, "model": analysis.card.name, "model_version": analysis.card.version}
         overlay, points = self.update(analysis.detections, frame.captured_at, frame.image.shape[:2], analysis.card,
                                       analysis.card.classes, tags)
         before = list(analysis.extra.get("points", ()))  # type: ignore[call-overload]

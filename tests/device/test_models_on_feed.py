@@ -31,3 +31,20 @@ def test_two_models_on_one_feed_each_write_their_own_points(influx: Influx, peak
     assert {(r["model"], r["n"]) for r in stats} == {("peaks", 12), ("peaks-b", 6)}  # no zeros for skipped frames
     health = facade(runtime).health()
     assert [(m["pipeline"], m["every"], m["overlay"]) for m in health["models"]] == [("main", 1, True), ("second", 2, False)]
+
+
+def test_two_slots_running_one_bundle_keep_every_point_in_influxdb(influx: Influx, peak_bundle: Path, tmp_path: Path) -> None:
+    """Defect: frame points carried no slot tag, so two slots of one bundle wrote identical series
+    and InfluxDB kept one point of each pair (266 in the outbox, 133 stored)."""
+    config = DeviceConfig.model_validate({
+        "device_name": "scope-3", "source": "synthetic://?seed=3&width=320&height=240", "model": str(peak_bundle),
+        "models": [{"name": "twin", "bundle": str(peak_bundle)}],
+        "data_dir": str(tmp_path), "port": 0, "influx": {"url": influx.url, "bucket": influx.database}})
+    runtime = ready_runtime(config)
+    assert runtime.run(max_frames=10) == 10
+    runtime.shutdown()
+    rows = influx.rows('SELECT "frame_index", "count" FROM "frame" GROUP BY "slot"')
+    per_slot = {slot: sorted(int(r["frame_index"]) for r in rows if r["slot"] == slot) for slot in ("main", "twin")}  # type: ignore[call-overload]
+    assert per_slot == {"main": list(range(10)), "twin": list(range(10))}
+    stats = influx.rows('SELECT count("count") AS n FROM "class_stats" WHERE "class" = \'cell\' GROUP BY "slot"')
+    assert {(r["slot"], r["n"]) for r in stats} == {("main", 10), ("twin", 10)}
