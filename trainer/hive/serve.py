@@ -23,9 +23,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Ports:
+    """Where the server listens. The host defaults to loopback: a hive server has no login, so it is
+    opened to the network only on purpose (`--host 0.0.0.0` or the LAN address, docs/hive.md)."""
+
     http: int = 8000
     grpc: int = 8001
     metrics: int = 8002
+    host: str = "127.0.0.1"
 
 
 def use_own_libpython() -> None:
@@ -81,11 +85,12 @@ def serve(bundles: list[Path], ports: Ports) -> None:
     from pytriton.triton import Triton, TritonConfig
 
     models = [load_served_model(b) for b in bundles]  # fail on a bad bundle before the server starts
-    config = TritonConfig(http_port=ports.http, grpc_port=ports.grpc, metrics_port=ports.metrics, exit_on_error=True)
+    config = TritonConfig(http_address=ports.host, http_port=ports.http, grpc_address=ports.host, grpc_port=ports.grpc,
+                          metrics_address=ports.host, metrics_port=ports.metrics, exit_on_error=True)
     with Triton(config=config) as triton:
         for model in models:
             bind(triton, model)
             log.info("serving %s as %s and %s", model.root, model.name, model.jpeg_name)
-        print(f"hive server ready: http://0.0.0.0:{ports.http} (KServe v2), gRPC {ports.grpc}, metrics {ports.metrics}; "
+        print(f"hive server ready: http://{ports.host}:{ports.http} (KServe v2), gRPC {ports.grpc}, metrics {ports.metrics}; "
               f"models: {', '.join(m.name for m in models)}", flush=True)
         triton.serve()
