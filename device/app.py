@@ -19,12 +19,12 @@ from device.facade import DeviceFacade
 from device.feed import Feed
 from device.fleet.watcher import start_watcher
 from device.health import status_fields
-from device.hive.settings import ExtraModel
 from device.inference.backend import BackendContext
 from device.inference.detector import Detector, load_detector
 from device.metrics.outbox import Outbox
 from device.metrics.sender import OutboxSender
 from device.metrics.stats import new_run_id
+from device.models.settings import ModelSettings
 from device.parts import DeviceParts
 from device.publish import Calibration, DeviceTags, PointStore, PublishContext, Publisher
 from device.reload import ModelReloader
@@ -61,14 +61,14 @@ def init_source(cfg: DeviceConfig, events: EventLog) -> Capture:
 def init_feed(cfg: DeviceConfig, capture: Capture, calibration: Calibration, tags: DeviceTags, events: EventLog) -> Feed:
     """The main model and one pipeline per entry of `models`. A bad bundle does not stop the device:
     the stream and panel still come up (so a good model can be uploaded), /healthz says why."""
-    def load(path: Path, settings: ExtraModel) -> Detector:
+    def load(path: Path, settings: ModelSettings) -> Detector:
         context = BackendContext(cfg.hive, lambda: capture.period_s)
         return load_detector(path, settings.backend, cfg.data_dir, settings.score_threshold, context)
 
     def stages() -> list:  # type: ignore[type-arg]
         return [TrackingStage(cfg.tracking, calibration, tags)] if cfg.tracking.enabled else []
 
-    main = ExtraModel(name="main", bundle=cfg.model or "-", backend=cfg.backend, score_threshold=cfg.score_threshold)
+    main = ModelSettings(name="main", bundle=cfg.model or "-", backend=cfg.backend, score_threshold=cfg.score_threshold)
     feed = Feed(main, load, QualityFrameGate(cfg.quality), stages, events)
     feed.start_model(main, cfg.model)
     for extra in cfg.models:

@@ -19,12 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from device.experiments.grafana_marks import GrafanaMarkSettings
 from device.experiments.quality import QualitySettings
 from device.fleet.settings import FleetSettings
-from device.hive.settings import ExtraModel, HiveSettings, parse_models
+from device.hive.settings import HiveSettings
 from device.inference.backend import BackendKey, check_backend_key, check_local_backend_key
 from device.metrics.points import name_problem
 from device.metrics.settings import InfluxSettings, OutboxSettings
+from device.models.settings import ModelSettings, parse_models
 from device.sources.settings import CaptureSettings
 from device.tracking.settings import TrackingSettings
+from device.training_client import TrainerSettings
 from device.web_settings import PanelSettings, WebSettings
 
 ENV_PREFIX = "SCOPEHIVE_"
@@ -65,8 +67,9 @@ class DeviceConfig(BaseModel):
     quality: QualitySettings = Field(default_factory=QualitySettings, description="Frame quality gates (focus, exposure)")  # type: ignore[arg-type]
     grafana: GrafanaMarkSettings = Field(default_factory=GrafanaMarkSettings, description="Grafana annotations of experiment start/stop")  # type: ignore[arg-type]
     tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="Tracks, unique counts, motility, crossing line, concentration")  # type: ignore[arg-type]
-    models: list[ExtraModel] = Field(default_factory=list, description="More models on the same feed, beside `model` (JSON list in the environment)")
+    models: list[ModelSettings] = Field(default_factory=list, description="More models on the same feed, beside `model` (JSON list in the environment)")
     hive: HiveSettings = Field(default_factory=HiveSettings, description="Remote inference on hive GPU servers (backend: triton)")  # type: ignore[arg-type]
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings, description="The trainer service the panel's Train page uses")  # type: ignore[arg-type]
 
     @field_validator("device_name", "project")
     @classmethod

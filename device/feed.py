@@ -16,15 +16,15 @@ from typing import Any
 
 from device.analysis import FAILED, Analysis, FrameGate, Stage
 from device.experiments.quality import FrameQuality, QualityFrameGate
-from device.hive.settings import ExtraModel
 from device.inference.detector import Detector
 from device.models.bundle import BundleError, ModelCard
+from device.models.settings import ModelSettings
 from device.pipeline import ModelSlot, Pipeline, PipelineOptions
 from device.sources.capture import Frame
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[Path, ExtraModel], Detector]  # bundle, the model's settings -> a warmed detector
+Loader = Callable[[Path, ModelSettings], Detector]  # bundle, the model's settings -> a warmed detector
 EventSink = Callable[[str, str], None]  # kind, message -> a device_event
 
 
@@ -51,7 +51,7 @@ class FrameResult:
 class Feed:
     """The pipelines, their lock, the frame gates, and add/switch/remove of models."""
 
-    def __init__(self, main: ExtraModel, loader: Loader, quality: QualityFrameGate,
+    def __init__(self, main: ModelSettings, loader: Loader, quality: QualityFrameGate,
                  stages: Callable[[], list[Stage]] = list, events: EventSink | None = None) -> None:
         self.main_settings = main
         self._loader = loader
@@ -78,7 +78,7 @@ class Feed:
         return result
 
     # ---- the models -------------------------------------------------------------------------
-    def start_model(self, settings: ExtraModel, bundle: str | None) -> Pipeline:
+    def start_model(self, settings: ModelSettings, bundle: str | None) -> Pipeline:
         """A pipeline for `settings`, loaded from `bundle` when given. A bad bundle does not stop
         the device: the pipeline runs without a model and says why."""
         slot = ModelSlot(lambda path: self._loader(path, settings))
@@ -171,7 +171,7 @@ class Feed:
             pipeline.slot.clear()
 
 
-def sync_models(feed: Feed, wanted: list[ExtraModel]) -> list[str]:
+def sync_models(feed: Feed, wanted: list[ModelSettings]) -> list[str]:
     """Make the models beside the main one what the configuration lists (config reload): stop the
     ones it no longer names, start new ones, switch changed bundles, apply every/overlay. A bad
     bundle is logged and skipped; the others apply. Returns what changed, for the log."""

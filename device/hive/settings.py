@@ -1,8 +1,7 @@
-"""Settings of the hive: remote inference servers (Triton / KServe v2) and extra models on the feed."""
+"""Settings of the hive: remote inference servers (Triton / KServe v2)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -38,26 +37,3 @@ class HiveSettings(BaseModel):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"endpoint '{url}' must start with http:// or https:// (the KServe v2 HTTP port, 8000 on Triton)")
         return [url.rstrip("/") for url in value]
-
-
-class ExtraModel(BaseModel):
-    """One more model on the same feed, beside the main `model`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="Name of this slot (panel, /healthz); the points' `model` tag is the bundle's name")
-    bundle: str = Field(min_length=1, description="Model bundle (folder or .zip)")
-    backend: str = Field("auto", description="Inference backend of this model (a key of the backend registry, as `backend`)")
-    score_threshold: float | None = Field(None, ge=0, le=1, description="Override the bundle's default score threshold")
-    every: int = Field(1, ge=1, le=1000, description="Analyse every k-th frame; the others record inference=skipped (no count)")
-    overlay: bool = Field(True, description="Draw this model's boxes on the live stream")
-
-
-def parse_models(value: Any) -> Any:
-    """`models` from the environment arrives as JSON text."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value) if value.strip() else []
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"models must be a JSON list of {{name, bundle, ...}} objects: {exc}") from exc
-    return value

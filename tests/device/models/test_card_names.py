@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from device.config import ConfigError, DeviceConfig, load_config
 from device.fleet.fetch import FetchError, split_ref
 from device.fleet.settings import FleetSettings
-from device.hive.settings import ExtraModel
 from device.models.bundle import BundleError, load_bundle
+from device.models.settings import ModelSettings
 from tests.device.panel.helpers import card, tiny_onnx
 
 HOSTILE = [("2026.12\nevil", "U+000A"), ("1.0\r2", "U+000D"), ("a\x00b", "U+0000"), ("v\u2028w", "U+2028"),
@@ -66,7 +66,7 @@ def test_config_strips_a_trailing_newline_from_a_tag_value() -> None:
 @pytest.mark.parametrize("name", ["side\nevil", "side\n", "side\r", "si\x00de", "side\u202e"])
 def test_a_model_beside_the_main_one_refuses_such_a_name(name: str) -> None:
     with pytest.raises(ValidationError):
-        ExtraModel(name=name, bundle="x.zip")
+        ModelSettings(name=name, bundle="x.zip")
     with pytest.raises(ConfigError):
         load_config(None, environ={"SCOPEHIVE_MODELS": json.dumps([{"name": name, "bundle": "x.zip"}])})
 
