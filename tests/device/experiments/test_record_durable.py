@@ -88,3 +88,14 @@ def test_a_refused_commit_keeps_the_rows_for_the_next_flush(tmp_path: Path) -> N
     recorder.tags()
     recorder.record(4_003, 3, QUALITY, "ok", dets([]), CONTEXT)  # and back to committing per frame
     assert _committed(recorder.store.path, experiment.id) == [4_000, 4_001, 4_002, 4_003]
+
+
+def test_the_store_and_the_track_log_open_experiments_sqlite_alike(tmp_path: Path) -> None:
+    """Issue 20: one opener, so both connections to the file have the same durability."""
+    from device.tracking.experiment import TrackLog
+
+    path = tmp_path / "experiments.sqlite"
+    for db in (ExperimentStore(path)._db(), TrackLog(path)._db()):
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: survives a SIGKILL, no fsync per commit
+        assert db.isolation_level is None  # explicit transactions only

@@ -160,3 +160,31 @@ def test_dead_letters_are_counted_but_only_the_newest_kept(tmp_path: Path) -> No
     started = time.monotonic()
     assert sender.drain() == 0 and time.monotonic() - started < 10
     assert box.dead_letters() == 12 and [r["ts_us"] for r in box.dead_letter_rows()] == [11, 10, 9, 8, 7]
+
+
+def test_a_running_device_reports_influx_ok_while_it_dead_letters(influx: Influx, peak_bundle: Path, tmp_path: Path) -> None:
+    """/healthz's outbox section (what `state` the sender is in) says ok: InfluxDB is up, one point was refused."""
+    from device.config import DeviceConfig
+    from tests.device.runtime_helpers import facade, start_runtime, wait_for
+
+    config = DeviceConfig.model_validate({
+        "device_name": "scope-9", "project": "p", "source": "synthetic://?seed=2&width=320&height=240&fps=30",
+        "model": str(peak_bundle), "data_dir": str(tmp_path), "port": 0, "status_interval_s": 0.5,
+        "influx": {"url": influx.url, "bucket": influx.database, "flush_interval_s": 0.1}})
+    runtime, thread = start_runtime(config)
+    try:
+        assert wait_for(lambda: bool(influx.query('SELECT count("count") FROM "frame"')), timeout=30)
+        tags = {"device": "scope-9", "project": "p", "slot": "main", "model": "peaks", "model_version": "1.0.0"}
+        conflicting = Point("frame", tags, {"count": "seven"}, int((time.time() - 5) * 1e6))  # in the same shard, where
+        runtime.parts.outbox.add([conflicting])  # `count` is an integer field: InfluxDB answers 400
+        assert wait_for(lambda: runtime.parts.outbox.dead_letters() == 1, timeout=30)
+        before = int(influx.rows('SELECT count("count") AS n FROM "frame"')[0]["n"])  # type: ignore[call-overload]
+        assert wait_for(lambda: int(influx.rows('SELECT count("count") AS n FROM "frame"')[0]["n"]) > before + 5,  # type: ignore[call-overload]
+                        timeout=30)  # frames keep arriving after the refusal
+        outbox = facade(runtime).health()["outbox"]
+        assert outbox["state"] == "ok" and outbox["error"] == "", outbox
+        assert "field type conflict" in runtime.parts.outbox.dead_letter_rows()[0]["reason"]
+    finally:
+        runtime.stop()
+        thread.join(timeout=10)
+        runtime.shutdown()
