@@ -68,6 +68,7 @@ class DeviceConfig(BaseModel):
     grafana: GrafanaMarkSettings = Field(default_factory=GrafanaMarkSettings, description="Grafana annotations of experiment start/stop")  # type: ignore[arg-type]
     tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="Tracks, unique counts, motility, crossing line, concentration")  # type: ignore[arg-type]
     models: list[ModelSettings] = Field(default_factory=list, description="More models on the same feed, beside `model` (JSON list in the environment)")
+    max_models_beside: int = Field(4, ge=0, le=32, description="Most models beside the main one (each costs its memory; the same bundle twice shares one session)")
     hive: HiveSettings = Field(default_factory=HiveSettings, description="Remote inference on hive GPU servers (backend: triton)")  # type: ignore[arg-type]
     trainer: TrainerSettings = Field(default_factory=TrainerSettings, description="The trainer service the panel's Train page uses")  # type: ignore[arg-type]
 
@@ -105,6 +106,9 @@ class DeviceConfig(BaseModel):
         names = ["main"] + [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique and not 'main' (the `model` setting): {names[1:]}")
+        if len(self.models) > self.max_models_beside:
+            raise ValueError(f"{len(self.models)} models beside the main one, but max_models_beside is {self.max_models_beside}: "
+                             "raise it (each model costs its memory) or list fewer")
         uses_hive = self.backend == "triton" or any(m.backend == "triton" for m in self.models)
         if uses_hive and not self.hive.endpoints:
             raise ValueError("backend 'triton' needs hive.endpoints (e.g. SCOPEHIVE_HIVE__ENDPOINTS=http://hive-gpu-1:8000)")

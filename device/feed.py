@@ -19,7 +19,7 @@ from device.experiments.quality import FrameQuality, QualityFrameGate
 from device.inference.detector import Detector
 from device.models.bundle import BundleError, ModelCard
 from device.models.settings import ModelSettings
-from device.pipeline import ModelSlot, Pipeline, PipelineOptions
+from device.pipeline import ModelSlot, Pipeline, PipelineOptions, close_detector
 from device.sources.capture import Frame
 
 log = logging.getLogger(__name__)
@@ -48,13 +48,66 @@ class FrameResult:
         return bool(self.analyses) and all(a.inference == FAILED for a in self.analyses)
 
 
+def _bundle_key(path: Path, settings: ModelSettings) -> tuple[object, ...]:
+    """Same file(s), same backend, same threshold -> the same detector. The files' mtimes are part
+    of it, so a bundle replaced in place loads anew."""
+    path = Path(path).resolve()
+    stamps = tuple(p.stat().st_mtime_ns for p in (path, path / "model.json", path / "model.onnx") if p.exists())
+    return (str(path), stamps, settings.backend, settings.score_threshold)
+
+
+class DetectorPool:
+    """Loaded detectors by bundle: two slots running one bundle share one inference session (and
+    its memory); a detector is closed when its last slot lets it go."""
+
+    def __init__(self, loader: Loader) -> None:
+        self._loader = loader
+        self._held: dict[tuple[object, ...], tuple[Detector, int]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, path: Path, settings: ModelSettings) -> Detector:
+        key = _bundle_key(path, settings)
+        with self._lock:
+            held = self._held.get(key)
+            if held is not None:
+                self._held[key] = (held[0], held[1] + 1)
+                return held[0]
+        detector = self._loader(path, settings)  # outside the lock: loading takes seconds
+        with self._lock:
+            held = self._held.get(key)
+            self._held[key] = (held[0], held[1] + 1) if held is not None else (detector, 1)
+        if held is not None:
+            close_detector(detector)  # another slot loaded the same bundle meanwhile: use that one
+            return held[0]
+        return detector
+
+    def release(self, detector: Detector) -> None:
+        with self._lock:
+            key = next((k for k, (d, _) in self._held.items() if d is detector), None)
+            if key is None:
+                last = True
+            else:
+                refs = self._held[key][1] - 1
+                last = refs == 0
+                if last:
+                    del self._held[key]
+                else:
+                    self._held[key] = (detector, refs)
+        if last:
+            close_detector(detector)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
 class Feed:
     """The pipelines, their lock, the frame gates, and add/switch/remove of models."""
 
     def __init__(self, main: ModelSettings, loader: Loader, quality: QualityFrameGate,
-                 stages: Callable[[], list[Stage]] = list, events: EventSink | None = None) -> None:
+                 stages: Callable[[], list[Stage]] = list, events: EventSink | None = None, max_beside: int = 4) -> None:
         self.main_settings = main
-        self._loader = loader
+        self.detectors = DetectorPool(loader)
+        self.max_beside = max_beside
         self.quality = quality
         self.gates: list[FrameGate] = [quality]  # frame-level "worth analysing?" checks, before any model
         self._stages = stages
@@ -81,7 +134,7 @@ class Feed:
     def start_model(self, settings: ModelSettings, bundle: str | None) -> Pipeline:
         """A pipeline for `settings`, loaded from `bundle` when given. A bad bundle does not stop
         the device: the pipeline runs without a model and says why."""
-        slot = ModelSlot(lambda path: self._loader(path, settings))
+        slot = self._slot(settings)
         pipeline = Pipeline(PipelineOptions(name=settings.name, every=settings.every, overlay=settings.overlay), slot, self._stages())
         self.add_pipeline(pipeline)
         if bundle:
@@ -98,6 +151,9 @@ class Feed:
             if any(p.name == pipeline.name for p in self.pipelines):
                 raise ValueError(f"a model named '{pipeline.name}' already runs on this device")
             self.pipelines = (*self.pipelines, pipeline)
+
+    def _slot(self, settings: ModelSettings) -> ModelSlot:
+        return ModelSlot(lambda path: self.detectors.acquire(path, settings), self.detectors.release)
 
     def pipeline(self, name: str) -> Pipeline:
         found = [p for p in self.pipelines if p.name == name]
@@ -135,7 +191,10 @@ class Feed:
         settings = self.main_settings.model_copy(update={"name": name, "bundle": str(bundle_path), "every": every, "overlay": overlay})
         if any(p.name == name for p in self.pipelines):
             raise ValueError(f"a model named '{name}' already runs on this device")
-        slot = ModelSlot(lambda path: self._loader(path, settings))
+        if len(self.pipelines) - 1 >= self.max_beside:
+            raise ValueError(f"this device runs at most {self.max_beside} model(s) beside the main one "
+                             f"(max_models_beside in the config): stop one first")
+        slot = self._slot(settings)
         try:
             detector = slot.load(Path(bundle_path))
         except BundleError as exc:

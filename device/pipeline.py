@@ -28,8 +28,9 @@ class ModelSlot:
     """The hot-swappable model of one pipeline. The loop reads `detector` once per frame, and a
     switch replaces it whole only after the new one loaded and warmed up."""
 
-    def __init__(self, loader: Callable[[Path], Detector]) -> None:
+    def __init__(self, loader: Callable[[Path], Detector], release: Callable[[Detector], None] | None = None) -> None:
         self._loader = loader
+        self._release = release or close_detector  # a shared detector is only closed by its last user
         self.detector: Detector | None = None
         self.path: Path | None = None  # the bundle the detector came from
         self.error = ""
@@ -46,17 +47,19 @@ class ModelSlot:
             self.error = str(exc)
             raise
         previous, self.detector, self.error, self.path = self.detector, detector, "", Path(path)
-        _close(previous)
+        if previous is not None:
+            self._release(previous)
         return detector
 
     def clear(self) -> None:
         previous, self.detector, self.error = self.detector, None, ""
-        _close(previous)
+        if previous is not None:
+            self._release(previous)
 
 
-def _close(detector: Detector | None) -> None:
+def close_detector(detector: Detector) -> None:
     """Stop what a replaced backend runs in the background (a remote one probes its servers)."""
-    close = getattr(detector.backend, "close", None) if detector is not None else None
+    close = getattr(detector.backend, "close", None)
     if callable(close):
         close()
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
 from device.config import DeviceConfig
 from tests.conftest import Influx
 from tests.device.runtime_helpers import facade, ready_runtime
@@ -48,3 +52,35 @@ def test_two_slots_running_one_bundle_keep_every_point_in_influxdb(influx: Influ
     assert per_slot == {"main": list(range(10)), "twin": list(range(10))}
     stats = influx.rows('SELECT count("count") AS n FROM "class_stats" WHERE "class" = \'cell\' GROUP BY "slot"')
     assert {(r["slot"], r["n"]) for r in stats} == {("main", 10), ("twin", 10)}
+
+
+def test_the_same_bundle_twice_shares_one_session_and_the_models_beside_are_capped(peak_bundle: Path, peak_bundle_v2: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Defect: 20 copies of the demo model cost +2.5 GB, with no cap, and removal kept the memory."""
+    config = DeviceConfig.model_validate({"source": "synthetic://?seed=3&width=320&height=240", "model": str(peak_bundle),
+                                          "data_dir": str(tmp_path), "port": 0, "max_models_beside": 2})
+    runtime = ready_runtime(config)
+    feed = runtime.parts.feed
+    try:
+        feed.add_model("twin", peak_bundle)
+        main, twin = feed.pipeline("main").slot.detector, feed.pipeline("twin").slot.detector
+        assert main is twin and len(feed.detectors) == 1  # one inference session for both slots
+        feed.add_model("other", peak_bundle_v2)
+        assert len(feed.detectors) == 2
+        with pytest.raises(ValueError, match="at most 2 model"):
+            feed.add_model("third", peak_bundle_v2)
+        assert [p.name for p in feed.pipelines] == ["main", "twin", "other"]  # the refusal changed nothing
+        feed.remove_model("twin")
+        assert feed.pipeline("main").slot.detector is main and len(feed.detectors) == 2
+        assert len(main.detect(np.full((240, 320, 3), 128, np.uint8))) == 0  # still runs: not closed with the twin
+        feed.remove_model("other")
+        assert len(feed.detectors) == 1
+    finally:
+        runtime.shutdown()
+    assert len(feed.detectors) == 0  # shutdown lets the last one go
+
+
+def test_more_models_beside_than_the_cap_is_a_config_error(peak_bundle: Path) -> None:
+    with pytest.raises(ValidationError, match="max_models_beside is 1"):
+        DeviceConfig.model_validate({"model": str(peak_bundle), "max_models_beside": 1,
+                                     "models": [{"name": "a", "bundle": str(peak_bundle)}, {"name": "b", "bundle": str(peak_bundle)}]})
