@@ -12,6 +12,7 @@ from device.config import DeviceConfig
 from device.models.bundle import BundleError
 from device.runtime import Runtime
 from device.sources.capture import Capture
+from device.web_protocol import NoModel
 from tests.device.runtime_helpers import facade, start_runtime, wait_for
 
 
@@ -108,3 +109,24 @@ def test_a_failing_outbox_disk_is_reported_and_the_stream_goes_on(running: Runti
     assert wait_for(lambda: running.parts.publisher.processed >= start + 5)
     assert facade(running).health()["outbox"]["write_errors"] >= 5
     assert facade(running).latest() is not None and facade(running).latest().index > start  # type: ignore[union-attr]
+
+
+def test_without_a_model_nothing_reads_as_zero(tmp_path: Path) -> None:
+    """Defects: LatestFrame.detections was an empty Detections when the main model did not analyse
+    the frame, and detect() without a model answered "no objects"."""
+    config = DeviceConfig.model_validate({"source": "synthetic://?seed=4&width=320&height=240&fps=30",
+                                          "data_dir": str(tmp_path), "port": 0})
+    runtime, thread = start_runtime(config)
+    try:
+        assert wait_for(lambda: runtime.parts.publisher.processed >= 3)
+        latest = facade(runtime).latest()
+        assert latest is not None and latest.detections is None and latest.analyses[0].inference == "no_model"
+        assert facade(runtime).live_stats()["count"] is None
+        with pytest.raises(NoModel, match="no model is loaded"):
+            facade(runtime).detect(latest.image)
+    finally:
+        runtime.stop()
+        thread.join(timeout=5)
+        runtime.shutdown()
+    history = runtime.parts.outbox.history(60)
+    assert history and all(h["inference"] == "no_model" and "count" not in h for h in history)
