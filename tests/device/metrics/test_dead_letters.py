@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from device.metrics.outbox import Outbox
-from device.metrics.points import Point
+from device.metrics.points import FieldValue, Point
 from device.metrics.sender import OutboxSender, refusal
 from device.metrics.settings import InfluxSettings
 from tests.conftest import Influx
@@ -74,16 +74,24 @@ def test_the_running_sender_stays_ok_and_delivers_after_a_dead_letter(influx: In
     assert _values(influx) == [1, 2, 3]
 
 
-def test_a_newline_in_a_tag_cannot_break_the_line(influx: Influx, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("measurement", "tag", "fields"), [
+    ("frame", "model_version", {"count": 3}),
+    ("device_status", "device", {"model": "peaks", "model_version": "2026.12\nevil", "fps": 9.5}),
+    ("device_event", "kind", {"message": "model switched to peaks:2026.12\nevil"}),
+])
+def test_a_newline_in_a_tag_cannot_break_the_line(influx: Influx, tmp_path: Path, measurement: str, tag: str,
+                                                  fields: dict[str, FieldValue]) -> None:
     """Past every entry check (a point built by hand): the encoder keeps it one line, so it and
-    its neighbours arrive and no `evil` measurement is made up from the rest of the line."""
+    its neighbours arrive and no `evil` measurement is made up from the rest of the line. String
+    fields keep their newline (InfluxDB takes it quoted)."""
     box = Outbox(tmp_path / "o.sqlite", 10**9, 3600)
-    box.add([Point("frame", {**TAGS, "model_version": "2026.12\nevil"}, {"count": 3}, 7_000),
-             Point("frame", {**TAGS, "model_version": "1.0"}, {"count": 4}, 7_001)])
+    box.add([Point(measurement, {**TAGS, tag: "2026.12\nevil"}, fields, 7_000),
+             Point(measurement, {**TAGS, tag: "1.0"}, fields, 7_001)])
     assert _sender(influx, box).drain() == 2
-    rows = influx.rows('SELECT "count", "model_version" FROM "frame"')
-    assert sorted((r["model_version"], r["count"]) for r in rows) == [("1.0", 4), ("2026.12\ufffdevil", 3)]
-    assert influx.query('SHOW MEASUREMENTS') == [{"name": "measurements", "columns": ["name"], "values": [["frame"]]}]
+    rows = influx.rows(f'SELECT * FROM "{measurement}"')
+    assert sorted(str(r[tag]) for r in rows) == ["1.0", "2026.12\ufffdevil"]
+    assert all(r[k] == v for r in rows for k, v in fields.items())
+    assert influx.query('SHOW MEASUREMENTS') == [{"name": "measurements", "columns": ["name"], "values": [[measurement]]}]
     assert box.dead_letters() == 0
 
 

@@ -35,7 +35,7 @@ def test_an_evicted_interval_is_named_by_one_event(tmp_path: Path) -> None:
     assert len(events) == 1  # one contiguous hole, one event, widened while it waited
     event = events[0]
     assert event.fields["from_us"] == START_US  # the very first point is gone ...
-    assert event.fields["to_us"] < frames[0]  # ... up to just before the oldest one kept
+    assert int(event.fields["to_us"]) < frames[0]  # ... up to just before the oldest one kept
     assert event.fields["points"] == dropped == 2000 - len(frames)
     assert {k: event.tags[k] for k in ("device", "project", "experiment")} == TAGS
     assert f"{dropped} unsent points from 2025-11-24T" in str(event.fields["message"])
