@@ -20,7 +20,7 @@ from device.sources.synthetic import CLASSES, SyntheticMicroscope
 from device.tracking.experiment import TrackLog
 from device.tracking.settings import TrackingSettings
 from device.tracking.stage import TrackingStage
-from device.web_protocol import LatestFrame
+from device.web_protocol import LatestFrame, NoModel
 
 
 def tiny_onnx(path: Path, size: int = 32) -> None:
@@ -116,7 +116,9 @@ class SyntheticRuntime:
         return card
 
     def detect(self, image: np.ndarray) -> Detections:
-        return self.detector.detect(image) if self.detector is not None else Detections.empty()
+        if self.detector is None:
+            raise NoModel("no model is loaded on this test device")
+        return self.detector.detect(image)
 
     def set_class_colours(self, colours: dict[str, str]) -> None:
         self.colours = dict(colours)
