@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Backend keys are the registry's (device/inference/backend.py), which imports this module: the
-# fields below that name one are checked against it by the device config (device/config.py).
+# Backend keys are the registry's (device/inference/backend.py), which imports this module, so
+# `local_backend` is checked against it by the device config (device/config.py), not here.
 
 
 class HiveSettings(BaseModel):
