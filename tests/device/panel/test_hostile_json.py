@@ -29,12 +29,13 @@ class HostileRuntime(SyntheticRuntime):
 
     def __init__(self, cache_dir: Path, data_dir: Path) -> None:
         super().__init__(cache_dir)
-        self.stage = TrackingStage(TrackingSettings(min_frames=2), None)
+        self.line_stage = TrackingStage(TrackingSettings(min_frames=2), None)
         for i in range(4):
             frame = self.scope.read()
-            self.stage.update(frame.truth, i / 10, frame.image.shape[:2], "model", CLASSES, {})
-        self.recorder = ExperimentRecorder(ExperimentStore(data_dir / "experiments.sqlite"), "scope-1", "lab",
-                                           lambda *event: None)
+            self.line_stage.update(frame.truth, i / 10, frame.image.shape[:2], "model", CLASSES, {})
+        self.experiment_store = ExperimentStore(data_dir / "experiments.sqlite")
+        self.stage = self.line_stage  # what the panel reaches through runtime.tracking()
+        self.recorder = ExperimentRecorder(self.experiment_store, "scope-1", "lab", lambda *event: None)
         self.added: list[tuple[str, int]] = []
 
     def add_model(self, name: str, bundle_path: Path, every: int = 1, overlay: bool = True) -> Any:
@@ -68,8 +69,8 @@ def _raw(auth: Auth, method: str, url: str, text: str) -> Any:
 
 
 def _state(device: HostileRuntime) -> tuple[Any, ...]:
-    store = device.recorder.store
-    return (device.stage.settings.model_dump(), device.stage.live()["line"], [e.model_dump() for e in store.recent()],
+    store = device.experiment_store
+    return (device.line_stage.settings.model_dump(), device.line_stage.live()["line"], [e.model_dump() for e in store.recent()],
             [p.model_dump() for p in store.profiles()], list(device.added))
 
 
@@ -94,7 +95,7 @@ def test_a_400_digit_coordinate_is_400_and_keeps_the_line(auth: Auth, device: Ho
     before = _state(device)
     response = _raw(auth, "POST", "/panel/api/tracking/line", '{"line": [10, 10, ' + coordinate + ", 100]}")
     assert response.status_code == 400 and "finite numbers" in response.get_json()["error"]
-    assert _state(device) == before and device.stage.live()["line"] == [160.0, 0.0, 160.0, 240.0]
+    assert _state(device) == before and device.line_stage.live()["line"] == [160.0, 0.0, 160.0, 240.0]
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -116,7 +117,7 @@ def test_absurd_or_loose_tracking_settings_are_400_and_change_nothing(auth: Auth
     response = _raw(auth, "POST", "/panel/api/tracking/settings", body)
     assert response.status_code == 400 and message in response.get_json()["error"], response.get_data(as_text=True)
     assert _state(device) == before
-    assert device.stage.settings.flow_rate_ul_min == 3.0 and device.stage.settings.show_ids is True
+    assert device.line_stage.settings.flow_rate_ul_min == 3.0 and device.line_stage.settings.show_ids is True
 
 
 def test_sane_tracking_settings_still_apply(auth: Auth, device: HostileRuntime) -> None:
