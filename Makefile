@@ -39,13 +39,17 @@ setup-device: $(VENV)/.device-stamp
 hive-env: $(HIVE_VENV)/.stamp
 setup: system-deps $(VENV)/.full-stamp $(HIVE_VENV)/.stamp
 
-# Debian packages the tests use for real: InfluxDB 1.x, nginx (v2 write proxy), Chromium (browser tests).
+# Debian packages the tests use for real: InfluxDB 1.x, nginx (v2 write proxy), Chromium (browser tests),
+# Aravis with its fake GigE Vision camera and GObject introspection (genicam:// tests).
 system-deps:
 	@missing=""; \
 	command -v influxd >/dev/null || missing="$$missing influxdb"; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v arv-fake-gv-camera-0.8 >/dev/null || missing="$$missing aravis-tools"; \
+	test -f /usr/lib/python3/dist-packages/gi/__init__.py || missing="$$missing python3-gi"; \
+	ls /usr/lib/*/girepository-1.0/Aravis-0.8.typelib >/dev/null 2>&1 || missing="$$missing gir1.2-aravis-0.8"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

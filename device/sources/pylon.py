@@ -12,54 +12,32 @@ from __future__ import annotations
 
 import threading
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from device.sources.base import ImageMeta, SourceError, SourceImage
+from device.sources.camera_settings import (
+    PIXEL_FORMATS,
+    RGB_FORMATS,
+    CameraSettings,
+    out_of_range,
+    parse_camera_uri,
+)
 
-# pixel formats delivered as they are (Mono10/12/16 as uint16, unscaled); colour ones become BGR
-PIXEL_FORMATS = ("Mono8", "Mono10", "Mono12", "Mono16", "BGR8", "BGR8Packed", "RGB8", "RGB8Packed")
-_RGB = ("RGB8", "RGB8Packed")
 _MAX_BAD_GRABS = 20  # incomplete frames in a row (a saturated GigE link) before the camera counts as lost
 
 
-class PylonSettings(BaseModel):
-    """The URI options of a pylon:// source."""
+class PylonSettings(CameraSettings):
+    """The URI options of a pylon:// source: those of every camera, and the emulator's images."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    exposure_us: float | None = Field(None, gt=0, description="Exposure time in µs (auto exposure is switched off)")
-    gain: float | None = Field(None, description="Gain in dB (auto gain is switched off)")
-    pixel_format: str | None = Field(None, description="Mono8, Mono10, Mono12, Mono16, BGR8 or RGB8")
-    roi: str | None = Field(None, description="Region of interest x,y,width,height in sensor pixels")
-    fps: float | None = Field(None, gt=0, description="Frame rate of the free-running camera")
-    trigger: str | None = Field(None, description="software (a frame when the device asks), or a line: line1, line2...")
-    timeout_s: float = Field(5.0, gt=0, description="No frame for this long (free-running) means the camera is lost")
     emulator_images: str | None = Field(None, description="Basler emulator only: play this image file or folder")
 
 
 def parse_uri(uri: str) -> tuple[str, PylonSettings]:
     """`pylon://<serial>?exposure_us=2000&pixel_format=Mono12` -> (serial or "" for the first camera, settings)."""
-    parts = urlsplit(uri)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    try:
-        return parts.netloc, PylonSettings.model_validate(query)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        known = ", ".join(PylonSettings.model_fields)
-        raise SourceError(f"{uri}: bad camera option {'.'.join(str(x) for x in error['loc'])}: {error['msg']} (options: {known})",
-                          permanent=True) from exc
-
-
-def _roi(text: str) -> tuple[int, int, int, int]:
-    try:
-        x, y, w, h = (int(v) for v in text.split(","))
-    except ValueError as exc:
-        raise SourceError(f"roi={text!r}: give x,y,width,height in pixels, e.g. roi=0,0,1024,768", permanent=True) from exc
-    return x, y, w, h
+    return parse_camera_uri(uri, PylonSettings)
 
 
 class PylonSource:
@@ -108,22 +86,26 @@ class PylonSource:
 
     def _configure(self) -> None:
         s = self.settings
+        s.check(self.name)
         if s.emulator_images:
             self._enumeration("TestImageSelector", "Off", "emulator_images")
             self._node("ImageFilename", "emulator_images").SetValue(s.emulator_images)
             self._enumeration("ImageFileMode", "On", "emulator_images")
         if s.pixel_format:
             self._pixel_format(s.pixel_format)
-        if s.roi:
-            self._set_roi(*_roi(s.roi))
+        current = str(self._node("PixelFormat", "pixel_format").GetValue())
+        if current not in PIXEL_FORMATS:
+            raise SourceError(f"{self.name}: the camera is set to {current}, which ScopeHive does not read: "
+                              f"give pixel_format= one of {', '.join(PIXEL_FORMATS)}", permanent=True)
+        region = s.region()
+        if region:
+            self._set_roi(*region)
         if s.exposure_us is not None:
             self._switch_off("ExposureAuto")
             self._set_number(("ExposureTime", "ExposureTimeAbs"), s.exposure_us, "exposure_us", "µs")
         if s.gain is not None:
             self._switch_off("GainAuto")
             self._set_number(("Gain", "GainAbs"), s.gain, "gain", "dB")
-        if s.fps is not None and s.trigger:
-            raise SourceError(f"{self.name}: give either fps (free-running) or trigger, not both", permanent=True)
         if s.fps is not None:
             self._set_bool("AcquisitionFrameRateEnable", True, "fps")
             self._set_number(("AcquisitionFrameRate", "AcquisitionFrameRateAbs"), s.fps, "fps", "frames/s")
@@ -163,10 +145,9 @@ class PylonSource:
     def _set_number(self, names: tuple[str, ...], value: float, setting: str, unit: str) -> None:
         name = next((n for n in names if self._has(n)), names[0])
         node = self._node(name, setting)
-        low, high = float(node.GetMin()), float(node.GetMax())
-        if not low <= value <= high:
-            raise SourceError(f"{self.name}: {setting}={value:g} is out of range: this camera allows {low:g} to {high:g} {unit}",
-                              permanent=True)
+        error = out_of_range(self.name, setting, value, float(node.GetMin()), float(node.GetMax()), unit)
+        if error:
+            raise error
         node.SetValue(type(node.GetValue())(value))
 
     def _pixel_format(self, wanted: str) -> None:
@@ -248,7 +229,7 @@ class PylonSource:
                 pixel_format = str(camera.PixelFormat.GetValue())
             finally:
                 result.Release()
-            if pixel_format in _RGB:
+            if pixel_format in RGB_FORMATS:
                 image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
             return SourceImage(image, ImageMeta(fields={"camera": self.serial, "pixel_format": pixel_format}))
 

@@ -1,5 +1,6 @@
 """One URI picks the source: `open_source("synthetic://?seed=1")`, "/dev/video0", "2", "run.mp4?loop=1",
 "rtsp://...", "images/", "shots/*.tif", "acq/?mode=acquisition", "pylon://<serial>?pixel_format=Mono12",
+"genicam://<device id>?exposure_us=5000",
 "gst://nvarguscamerasrc ! ... ! appsink"."""
 
 from __future__ import annotations
@@ -113,11 +114,16 @@ def open_source(uri: str) -> FrameSource:
         from device.sources.pylon import PylonSource, parse_uri
 
         return PylonSource(*parse_uri(uri))
+    if scheme == "genicam":
+        from device.sources.aravis import AravisSource
+        from device.sources.aravis import parse_uri as parse_genicam_uri
+
+        return AravisSource(*parse_genicam_uri(uri))
     if scheme == "gst":
         return VideoSource(uri[len("gst://"):], live=True, api=cv2.CAP_GSTREAMER)
     if uri.isdigit():
         return VideoSource(int(uri), live=True)
     if scheme in ("", "file"):
         return _local(uri)
-    raise SourceError(f"{uri}: unknown source scheme '{scheme}://': use synthetic://, rtsp://, gst://, pylon://, "
+    raise SourceError(f"{uri}: unknown source scheme '{scheme}://': use synthetic://, rtsp://, gst://, pylon://, genicam://, "
                       "/dev/videoN, a camera index, a video file or an image folder/glob", permanent=True)
