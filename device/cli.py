@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from device import jsonsafe
 from device.config import ConfigError, DeviceConfig, load_config
 from device.inference.backend import backend_keys
 from device.redact import redact, redact_logging
@@ -88,7 +88,7 @@ def _validate(config: DeviceConfig) -> int:
     except (SourceError, ValueError) as exc:
         print(f"configuration is not usable: {redact(str(exc))}", file=sys.stderr)
         return 2
-    print(json.dumps(_printable(config), indent=2))
+    print(jsonsafe.dumps(_printable(config), indent=2))  # standard JSON, whatever a setting holds
     print("configuration OK", file=sys.stderr)
     return 0
 

@@ -84,10 +84,15 @@ def test_json_nested_100k_deep_is_400_not_500(auth: Auth, device: HostileRuntime
     assert _state(device) == before
 
 
-def test_an_annotation_nested_100k_deep_is_400(auth: Auth, client: FlaskClient) -> None:
+def test_an_annotation_nested_100k_deep_is_400(app: Flask, auth: Auth) -> None:
     slug = auth.project()
-    response = _raw(auth, "PUT", f"/panel/api/projects/{slug}/images/nope/annotation", DEEP_OBJECT)
-    assert response.status_code in (400, 404) and response.status_code != 500
+    image_id = _one_image(auth, slug)
+    store = app.extensions["scopehive.panel"].projects
+    before = store.annotation(slug, image_id).model_dump()
+    response = _raw(auth, "PUT", f"/panel/api/projects/{slug}/images/{image_id}/annotation",
+                    '{"revision": 0, "boxes": ' + DEEP_LIST + "}")
+    assert response.status_code == 400 and "nested too deeply" in response.get_json()["error"]
+    assert store.annotation(slug, image_id).model_dump() == before
 
 
 @pytest.mark.parametrize("coordinate", ["1" * 400, "-" + "9" * 400])
