@@ -196,6 +196,8 @@ def _cap_parsed_body() -> None:
         if request.content_length > cap:
             raise RequestEntityTooLarge()
         return
+    if request.max_content_length is not None:
+        cap = min(cap, request.max_content_length)  # panel.max_upload_mb below the cap still rules
     request.max_content_length = cap + 1
     if len(request.get_data(cache=True)) > cap:
         raise RequestEntityTooLarge()
