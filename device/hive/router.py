@@ -74,7 +74,12 @@ class HiveRouter:
         return self
 
     def stop(self) -> None:
+        """No more probes, and the keep-alive connections closed (a frame still in flight on one
+        gets an error and runs locally)."""
         self._stop.set()
+        for client in list(self._clients.values()):
+            client.close()
+        self._clients.clear()
 
     def deadline_s(self) -> float:
         if self.settings.deadline_ms is not None:

@@ -61,9 +61,10 @@ class OutputContract:
             why = _shape_problem(info, outputs[info.name], self.open_limit) or _value_problem(info.name, outputs[info.name])
             if why:
                 return why
+        ordered = [outputs[name] for name in self.names]  # the graph's order, as the decoder reads them
         if self.card.output.format == "scopehive-v1":
-            return _scopehive_problem(outputs, self.card)
-        return _yolo_problem(next(iter(outputs[n] for n in self.names)), self.card)
+            return _scopehive_problem(outputs, ordered, self.card)
+        return _yolo_problem(ordered[0], self.card)
 
 
 def _shape_problem(info: TensorInfo, array: np.ndarray, open_limit: int) -> str:
@@ -102,9 +103,11 @@ def _box_problem(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray,
     return ""
 
 
-def _scopehive_problem(outputs: dict[str, np.ndarray], card: ModelCard) -> str:
+def _scopehive_problem(outputs: dict[str, np.ndarray], ordered: list[np.ndarray], card: ModelCard) -> str:
     names = ("boxes", "scores", "classes")
-    boxes, scores, classes = (outputs[n] for n in names) if all(n in outputs for n in names) else outputs.values()
+    if not all(n in outputs for n in names) and len(ordered) != 3:
+        return f"scopehive-v1 needs 3 outputs (boxes, scores, classes), the graph has {len(ordered)}"
+    boxes, scores, classes = [outputs[n] for n in names] if all(n in outputs for n in names) else ordered
     scores = np.asarray(scores, np.float64).reshape(-1)
     if boxes.size != 4 * scores.size or classes.size != scores.size:
         return f"{boxes.size / 4:g} boxes, {scores.size} scores, {classes.size} classes disagree"

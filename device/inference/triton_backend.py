@@ -77,7 +77,7 @@ class TritonBackend:
                 self.last_fields = {"remote_ms": round(routed.latency_ms, 3), "bytes_sent": routed.reply.bytes_sent,
                                     "bytes_received": routed.reply.bytes_received}
                 self.remote_frames += 1
-                return routed.reply.outputs
+                return {name: routed.reply.outputs[name] for name in self.output_names}  # the graph's order
             self.router.reject(routed.url, f"malformed outputs: {problem}")
         self.fallback_reason = self.router.why_not()
         self.last_route, self.last_fields = "fallback", {}
