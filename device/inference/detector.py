@@ -11,11 +11,11 @@ import numpy as np
 
 from device.analysis import LOCAL, ModelRun, combine_routes
 from device.detections import Detections
-from device.metrics.points import FieldValue
 from device.inference.backend import Backend, BackendContext, create_backend
 from device.inference.decode import DecodeError, decode, keep_class_thresholds
 from device.inference.preprocess import normalize, preprocess
 from device.inference.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles, plan_frame
+from device.metrics.points import FieldValue
 from device.models.bundle import BundleError, ModelBundle, ModelCard, load_bundle
 from device.sources.base import to_bgr8
 
