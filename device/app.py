@@ -69,7 +69,7 @@ def init_feed(cfg: DeviceConfig, capture: Capture, calibration: Calibration, tag
         return [TrackingStage(cfg.tracking, calibration, tags)] if cfg.tracking.enabled else []
 
     main = ModelSettings(name="main", bundle=cfg.model or "-", backend=cfg.backend, score_threshold=cfg.score_threshold)
-    feed = Feed(main, load, QualityFrameGate(cfg.quality), stages, events, cfg.max_models_beside)
+    feed = Feed(main, load, QualityFrameGate(cfg.quality), stages, events, cfg.max_models_beside, cfg.hive.probe_interval_s)
     feed.start_model(main, cfg.model)
     for extra in cfg.models:
         feed.start_model(extra, extra.bundle)

@@ -16,6 +16,7 @@ from typing import Any
 
 from device.analysis import FAILED, Analysis, FrameGate, Stage
 from device.experiments.quality import FrameQuality, QualityFrameGate
+from device.hive.standby import ModelStandby, waits_for_hive
 from device.inference.detector import Detector
 from device.models.bundle import BundleError, ModelCard
 from device.models.settings import ModelSettings
@@ -104,10 +105,13 @@ class Feed:
     """The pipelines, their lock, the frame gates, and add/switch/remove of models."""
 
     def __init__(self, main: ModelSettings, loader: Loader, quality: QualityFrameGate,
-                 stages: Callable[[], list[Stage]] = list, events: EventSink | None = None, max_beside: int = 4) -> None:
+                 stages: Callable[[], list[Stage]] = list, events: EventSink | None = None, max_beside: int = 4,
+                 hive_probe_s: float = 2.0) -> None:
         self.main_settings = main
         self.detectors = DetectorPool(loader)
         self.max_beside = max_beside
+        self.hive_probe_s = hive_probe_s
+        self._standby: dict[str, ModelStandby[Detector]] = {}  # slots waiting for the hive to load their model
         self.quality = quality
         self.gates: list[FrameGate] = [quality]  # frame-level "worth analysing?" checks, before any model
         self._stages = stages
@@ -143,7 +147,21 @@ class Feed:
             except BundleError as exc:
                 log.error("model %s runs WITHOUT a bundle: %s", settings.name, exc)
                 self._event("model_rejected", f"{settings.name}: {str(exc)[:500]}")
+                if waits_for_hive(exc):  # a model on the hive alone: load it once a server answers
+                    self._wait_for_hive(pipeline, Path(bundle))
         return pipeline
+
+    def _wait_for_hive(self, pipeline: Pipeline, bundle: Path) -> None:
+        def loaded(detector: Detector) -> None:
+            self._event("model_loaded", f"{pipeline.name}: {detector.card.label} on {detector.backend_name}, the hive answered")
+
+        standby = ModelStandby(lambda: pipeline.slot.load(bundle), loaded, self.hive_probe_s, pipeline.name)
+        self._standby[pipeline.name] = standby.start()
+
+    def _stop_standby(self, name: str) -> None:
+        standby = self._standby.pop(name, None)
+        if standby is not None:
+            standby.stop()
 
     def add_pipeline(self, pipeline: Pipeline) -> None:
         """Append a model to the feed; it takes effect on the next frame, the others run on."""
@@ -175,6 +193,7 @@ class Feed:
         reference: the loop, the stream and the other models never stop. A bad bundle raises
         BundleError; the old model stays."""
         slot = self.pipeline(name).slot
+        self._stop_standby(name)
         previous = slot.label
         try:
             detector = slot.load(Path(bundle_path))
@@ -211,6 +230,7 @@ class Feed:
         with self._lock:
             pipeline = self.pipeline(name)
             self.pipelines = tuple(p for p in self.pipelines if p.name != name)
+        self._stop_standby(name)
         label = pipeline.slot.label
         pipeline.slot.clear()
         self._event("model_removed", f"{name} ({label}) stopped")
@@ -225,7 +245,9 @@ class Feed:
                  "error": p.slot.error} for p in self.pipelines]
 
     def close(self) -> None:
-        """Stop what backends run in the background (hive probes)."""
+        """Stop what backends run in the background (hive probes, slots waiting for the hive)."""
+        for name in list(self._standby):
+            self._stop_standby(name)
         for pipeline in self.pipelines:
             pipeline.slot.clear()
 

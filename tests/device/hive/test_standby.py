@@ -86,3 +86,32 @@ def test_waits_for_hive_follows_the_cause_chain() -> None:
         assert waits_for_hive(outer)
     assert not waits_for_hive(BundleError("bad card"))
 
+
+
+def test_a_device_whose_hive_is_down_at_boot_analyses_once_it_is_up(peak_bundle: Path, tmp_path: Path) -> None:
+    """Issue 21 item 7 end to end: the device's own wiring keeps trying, and its frames go from
+    `no_model` to remote analyses without a restart."""
+    from device.config import DeviceConfig
+    from tests.device.runtime_helpers import start_runtime
+
+    fake = FakeKServe(peak_bundle)
+    config = DeviceConfig.model_validate({
+        "source": "synthetic://?seed=4&width=320&height=240&fps=20", "model": str(peak_bundle), "backend": "triton",
+        "hive": {"endpoints": [fake.url], "local_backend": "none", "probe_interval_s": 0.2, "deadline_ms": 2000},
+        "data_dir": str(tmp_path), "port": 0})
+    runtime, thread = start_runtime(config)
+    try:
+        assert wait_for(lambda: runtime.parts.publisher.processed >= 5)
+        assert runtime.parts.feed.detector is None
+        fake.start()
+        assert wait_for(lambda: runtime.parts.feed.detector is not None, 20)
+        start = runtime.parts.publisher.processed
+        assert wait_for(lambda: runtime.parts.publisher.processed >= start + 5)
+    finally:
+        runtime.stop()
+        thread.join(timeout=10)
+        runtime.shutdown()
+        fake.stop()
+    routes = [h["inference"] for h in runtime.parts.outbox.history(600)]
+    assert routes[0] == "no_model" and routes[-1] == f"remote:{fake.url}"
+    assert "model_loaded" in [e["kind"] for e in runtime.parts.events.recent]
