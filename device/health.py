@@ -48,7 +48,8 @@ def _outbox(parts: DeviceParts) -> dict[str, Any]:
     return {"state": sender.state if sender else "disabled", "error": sender.error if sender else "",
             "store_error": sender.store_error if sender else "",
             "depth": parts.outbox.depth(), "dropped": parts.outbox.dropped(),
-            "sent": sender.sent if sender else 0, "write_errors": parts.store.errors}
+            "sent": sender.sent if sender else 0, "write_errors": parts.store.errors,
+            "dead_letters": parts.outbox.dead_letters()}  # points InfluxDB refused for good (docs/metrics.md)
 
 
 def health_report(parts: DeviceParts) -> dict[str, Any]:
@@ -91,6 +92,7 @@ def status_fields(parts: DeviceParts) -> dict[str, FieldValue]:
         "fps": round(parts.board.fps.fps, 3),
         "outbox_depth": parts.outbox.depth(),
         "outbox_dropped": parts.outbox.dropped(),
+        "outbox_dead_letters": parts.outbox.dead_letters(),
         "uptime_s": round(time.time() - parts.started, 3),
         "run_id": parts.run_id,
         **(tracking.heartbeat_fields() if tracking is not None else {}),

@@ -173,6 +173,7 @@ def test_dead_letters_are_counted_but_only_the_newest_kept(tmp_path: Path) -> No
 def test_a_running_device_reports_influx_ok_while_it_dead_letters(influx: Influx, peak_bundle: Path, tmp_path: Path) -> None:
     """/healthz's outbox section (what `state` the sender is in) says ok: InfluxDB is up, one point was refused."""
     from device.config import DeviceConfig
+    from device.health import status_fields
     from tests.device.runtime_helpers import facade, start_runtime, wait_for
 
     config = DeviceConfig.model_validate({
@@ -190,8 +191,9 @@ def test_a_running_device_reports_influx_ok_while_it_dead_letters(influx: Influx
         assert wait_for(lambda: int(influx.rows('SELECT count("count") AS n FROM "frame"')[0]["n"]) > before + 5,  # type: ignore[call-overload]
                         timeout=30)  # frames keep arriving after the refusal
         outbox = facade(runtime).health()["outbox"]
-        assert outbox["state"] == "ok" and outbox["error"] == "", outbox
+        assert outbox["state"] == "ok" and outbox["error"] == "" and outbox["dead_letters"] == 1, outbox
         assert "field type conflict" in runtime.parts.outbox.dead_letter_rows()[0]["reason"]
+        assert status_fields(runtime.parts)["outbox_dead_letters"] == 1  # what device_status carries
     finally:
         runtime.stop()
         thread.join(timeout=10)
