@@ -17,6 +17,7 @@ from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.stats import FrameExtra, FrameMeasure, frame_points
 from device.pipeline import Pipeline
+from device.sources.capture import Frame
 from device.tracking.experiment import TrackLog
 from device.web_protocol import LatestFrame
 
@@ -51,14 +52,20 @@ class DeviceTags:
 
 
 class Calibration:
-    """µm per pixel now: the running experiment's calibration, else the configured default."""
+    """µm per pixel now: the running experiment's calibration, else what the newest frame's own
+    metadata says (OME-TIFF, ImageJ: nobody has to type it), else the configured default."""
 
     def __init__(self, default: float | None, experiments: ExperimentRecorder | None = None) -> None:
         self.default = default
         self.experiments = experiments
+        self.from_file: float | None = None  # the newest frame's own pixel size
+
+    def seen(self, frame: Frame) -> None:
+        self.from_file = frame.um_per_pixel
 
     def __call__(self) -> float | None:
-        return self.experiments.um_per_pixel(self.default) if self.experiments is not None else self.default
+        fallback = self.from_file or self.default
+        return self.experiments.um_per_pixel(fallback) if self.experiments is not None else fallback
 
 
 @dataclass
@@ -67,7 +74,7 @@ class PublishContext:
 
     store: Callable[[list[Point]], None]
     tags: Callable[[], dict[str, str]]
-    calibration: Callable[[], float | None]
+    calibration: Calibration
     run_id: str
     dropped: Callable[[], int] = lambda: 0  # frames the capture dropped so far (a running total)
     experiments: ExperimentRecorder | None = None

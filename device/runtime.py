@@ -47,6 +47,7 @@ class Runtime:
                 if capture.finished:
                     break
                 continue
+            parts.calibration.seen(frame)  # a file's own pixel size applies from its own frame on
             publisher.publish(feed.analyse(frame))
         heartbeat.beat_if_due(force=True)
         return publisher.processed
