@@ -4,4 +4,4 @@ writes them). Kept free of grafana-foundation-sdk so the trainer can mark events
 TAG_APP = "scopehive"
 TAG_ROLLOUT = "rollout"
 TAG_TRAINING = "training"
-TAG_EXPERIMENT = "experiment"  # experiment start/stop, written by the device (device/experiments/annotate.py)
+TAG_EXPERIMENT = "experiment"  # experiment start/stop, written by the device (device/experiments/grafana_marks.py)
