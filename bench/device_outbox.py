@@ -18,10 +18,10 @@ from pathlib import Path
 import requests
 from device_common import ROOT  # noqa: F401  (puts the repo on sys.path)
 
-from device.metrics.settings import InfluxSettings
 from device.metrics.outbox import Outbox
 from device.metrics.points import Point
 from device.metrics.sender import OutboxSender
+from device.metrics.settings import InfluxSettings
 
 
 def frame_like_points(n: int) -> list[Point]:
