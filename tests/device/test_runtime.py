@@ -73,7 +73,7 @@ def test_corrupt_frames_are_recorded_as_failed_and_counted(peak_bundle: Path, tm
     config = DeviceConfig.model_validate({"model": str(peak_bundle), "data_dir": str(tmp_path), "port": 0})
     runtime, thread = start_runtime(config, Capture(GarbageEveryOther()))
     try:
-        assert wait_for(lambda: runtime.parts.publisher.processed >= 20)
+        assert wait_for(lambda: runtime.parts.publisher.processed >= 20, timeout=60)
         assert runtime.parts.feed.bad_frames >= 9
         assert facade(runtime).health()["camera"]["bad_frames"] == runtime.parts.feed.bad_frames
     finally:
