@@ -126,7 +126,7 @@ def test_a_camera_that_is_not_there_is_retried_and_says_what_is() -> None:
 
 
 def test_a_camera_lost_mid_run_reconnects_with_the_reason(tmp_path: Path) -> None:
-    source = open_source(f"pylon://{SERIAL}?pixel_format=Mono12&fps=50&timeout_s=3")
+    source = open_source(f"pylon://{SERIAL}?pixel_format=Mono12&fps=50&timeout_s=1")
     assert isinstance(source, PylonSource)
     events: list[tuple[str, str]] = []
     capture = Capture(source, backoff=(0.1, 0.2), events=lambda kind, message: events.append((kind, message))).start()
@@ -138,7 +138,7 @@ def test_a_camera_lost_mid_run_reconnects_with_the_reason(tmp_path: Path) -> Non
             time.sleep(0.05)
         kinds = [k for k, _ in events]
         assert kinds[:2] == ["source_lost", "source_restored"], events
-        assert "camera lost" in events[0][1] and SERIAL in events[0][1]
+        assert ("camera lost" in events[0][1] or "no frame for" in events[0][1]) and SERIAL in events[0][1]  # closed under the grab, or its timeout first
         frames_before = capture.frames
         for _ in range(3):
             assert capture.get(timeout=5) is not None
