@@ -112,12 +112,16 @@ class JobRunner:
         self.store = store
         self.work_dir = work_dir
         self.poll_s = poll_s
+        self._complete: list[Job] = []  # found complete by `recover`: published by `run`
 
     def job_dir(self, job_id: str) -> Path:
         return self.work_dir / "jobs" / job_id
 
     def run(self, stop: threading.Event) -> None:
-        self.recover()
+        """Finish what `recover` found complete, then take queued jobs until `stop`."""
+        for complete in self._complete:
+            self._finish_or_fail(complete, resumed=True)
+        self._complete = []
         while not stop.is_set():
             job = self.queue.claim_next()
             if job is None:
@@ -130,10 +134,18 @@ class JobRunner:
         log.info("job %s (%s/%s): training", job.id, job.device, job.project)
         try:
             outcome = self._train(job, stop)
-            if outcome == "trained":
-                self.finish(job)
         except Exception as exc:  # one bad job must never stop the service
             log.exception("job %s failed", job.id)
+            self.queue.finish(job.id, "failed", _plain_failure(exc))
+            return
+        if outcome == "trained":
+            self._finish_or_fail(job)
+
+    def _finish_or_fail(self, job: Job, resumed: bool = False) -> None:
+        try:
+            self.finish(job, resumed)
+        except Exception as exc:
+            log.exception("job %s failed after training", job.id)
             self.queue.finish(job.id, "failed", _plain_failure(exc))
 
     def _train(self, job: Job, stop: threading.Event) -> str:
@@ -238,16 +250,15 @@ class JobRunner:
 
     # ---- after a restart -------------------------------------------------------------------
     def recover(self) -> None:
-        """Jobs the last worker left `running`: finish the complete ones, end the rest as interrupted."""
+        """Jobs the last worker left `running` (call before serving, so no device reads a stale state):
+        the rest end as interrupted at once; complete ones stay running until `run` publishes them."""
         for job in self.queue.running():
             folder = self.job_dir(job.id)
             progress = _read_json(folder / "bundle" / "progress.json")
             if progress.get("state") == "done" and (folder / "bundle" / "model.json").is_file():
                 log.info("job %s: its bundle was complete when the worker stopped; publishing it now", job.id)
-                try:
-                    self.finish(job, resumed=True)
-                except Exception as exc:
-                    self.queue.finish(job.id, "failed", _plain_failure(exc))
+                self.queue.set_progress(job.id, {**job.progress, "state": "scoring"}, "finishing after a restart of the trainer")
+                self._complete.append(job)
                 continue
             where = f"training epoch {progress.get('epoch', 0)} of {progress.get('epochs', '?')}" if progress.get("epoch") else (
                 progress.get("state") or "starting")

@@ -208,6 +208,7 @@ def serve(host: str, port: int, work_dir: Path, store: ObjectStore, tokens: Toke
     work_dir.mkdir(parents=True, exist_ok=True)
     queue = JobQueue(work_dir / "jobs.sqlite3")
     runner = JobRunner(queue, store, work_dir)
+    runner.recover()  # before anything listens: a device never reads a dead job as running
     service = Service(queue, store, runner, tokens, work_dir)
     server = ThreadingHTTPServer((host, port), _handler(service))
     server.daemon_threads = True

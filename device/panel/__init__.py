@@ -54,8 +54,9 @@ def _blueprints() -> list:  # type: ignore[type-arg]
     from device.panel.models import bp as models
     from device.panel.projects import bp as projects
     from device.panel.tracking import bp as tracking
+    from device.panel.training import bp as training
 
-    return [base, auth, projects, capture, annotate, datasets, models, live, experiments, tracking]
+    return [base, auth, projects, capture, annotate, datasets, models, live, experiments, tracking, training]
 
 
 def init_app(app: Flask) -> None:
