@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from flask import Blueprint, Response, abort, render_template, request
 from pydantic import ValidationError
 
@@ -151,4 +152,36 @@ def preannotate(slug: str, image_id: str) -> dict[str, Any]:
         if name in ids:
             x1, y1, x2, y2 = record["box"]  # type: ignore[misc]
             proposals.append({"x1": x1, "y1": y1, "x2": x2, "y2": y2, "class_id": ids[str(name)], "score": record["score"]})
-    return {"proposals": proposals, "model": card.label}
+    existing = state().projects.annotation(slug, image_id).boxes
+    fresh = new_proposals(proposals, [b.model_dump() for b in existing])
+    return {"proposals": fresh, "model": card.label, "already_annotated": len(proposals) - len(fresh)}
+
+
+SAME_BOX_IOU = 0.5  # a proposal this close to a box of its class is that box again, not a new object
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in `a` (n, 4 xyxy) with every box in `b` (m, 4)."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def new_proposals(proposals: list[dict[str, Any]], existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The proposals that are not already annotated: one that overlaps a box of the same class by
+    IoU >= SAME_BOX_IOU is left out, so accepting proposals on an annotated image never doubles a
+    box (whatever client asks)."""
+    if not proposals or not existing:
+        return proposals
+    corners = ("x1", "y1", "x2", "y2")
+    overlap = iou_matrix(np.array([[p[k] for k in corners] for p in proposals], float),
+                         np.array([[e[k] for k in corners] for e in existing], float))
+    same_class = np.array([p["class_id"] for p in proposals])[:, None] == np.array([e["class_id"] for e in existing])[None, :]
+    taken = ((overlap >= SAME_BOX_IOU) & same_class).any(axis=1)
+    return [p for p, t in zip(proposals, taken.tolist(), strict=True) if not t]

@@ -150,3 +150,38 @@ def test_a_nan_box_stored_by_old_versions_does_not_break_the_project(app: Flask,
     assert doc["revision"] == 3 and doc["boxes"] == [BOX]
     for path in ("/panel/datasets/export/coco", "/panel/datasets/export/yolo", "/panel/datasets/package", "/panel/annotate"):
         assert client.get(path).status_code == 200, path
+
+
+def test_preannotate_on_an_annotated_image_proposes_no_box_twice(auth: Auth, client: FlaskClient, tmp_path: Path) -> None:
+    """Pre-annotate, accept everything, pre-annotate again: the image keeps one box per object."""
+    slug, (image,) = _captured(auth)
+    auth.post("/panel/models/", data={"bundle": (bundle_zip(tmp_path / "b.zip").open("rb"), "b.zip")}, content_type="multipart/form-data")
+    (model_id,) = [line.split("/")[3] for line in client.get("/panel/models/").data.decode().split('action="') if "/activate" in line.split('"')[0]]
+    auth.post(f"/panel/models/{model_id}/activate")
+    url = f"/panel/api/projects/{slug}/images/{image}"
+    first = auth.json("POST", f"{url}/preannotate", None).get_json()  # type: ignore[attr-defined]
+    assert len(first["proposals"]) == 1 and first["already_annotated"] == 0
+    boxes = [{k: p[k] for k in ("x1", "y1", "x2", "y2", "class_id")} for p in first["proposals"]]
+    other_class = {**boxes[0], "class_id": 1}  # the same place in another class is not the same box
+    assert auth.json("PUT", f"{url}/annotation", {"revision": 0, "boxes": [other_class]}).status_code == 200  # type: ignore[attr-defined]
+    assert len(auth.json("POST", f"{url}/preannotate", None).get_json()["proposals"]) == 1  # type: ignore[attr-defined]
+    nudged = {**boxes[0], "x1": boxes[0]["x1"] + 1, "x2": boxes[0]["x2"] + 1}  # accepted, then moved a pixel
+    assert auth.json("PUT", f"{url}/annotation", {"revision": 1, "boxes": [nudged]}).status_code == 200  # type: ignore[attr-defined]
+    again = auth.json("POST", f"{url}/preannotate", None).get_json()  # type: ignore[attr-defined]
+    assert again["proposals"] == [] and again["already_annotated"] == 1
+
+
+@pytest.mark.parametrize(("existing", "proposed", "kept"), [
+    ([], [(0, 0, 10, 10, 0)], 1),
+    ([(0, 0, 10, 10, 0)], [(0, 0, 10, 10, 0)], 0),  # exactly on top
+    ([(0, 0, 10, 10, 0)], [(2, 0, 12, 10, 0)], 0),  # IoU 0.67
+    ([(0, 0, 10, 10, 0)], [(5, 0, 15, 10, 0)], 1),  # IoU 0.33: a neighbour, not the same cell
+    ([(0, 0, 10, 10, 1)], [(0, 0, 10, 10, 0)], 1),  # another class
+])
+def test_new_proposals_leaves_out_boxes_already_there(existing: list[tuple[float, ...]], proposed: list[tuple[float, ...]], kept: int) -> None:
+    from device.panel.annotate import new_proposals
+
+    def as_dicts(rows: list[tuple[float, ...]]) -> list[dict[str, float]]:
+        return [dict(zip(("x1", "y1", "x2", "y2", "class_id"), r, strict=True)) for r in rows]
+
+    assert len(new_proposals(as_dicts(proposed), as_dicts(existing))) == kept

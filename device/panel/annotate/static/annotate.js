@@ -157,7 +157,11 @@
     const [sx, sy] = pointer(e); const [ix, iy] = view.toImage(sx, sy);
     if (e.button === 2 || e.button === 1 || e.shiftKey) { S.drag = { kind: "pan", sx, sy, ox: view.ox, oy: view.oy }; view.freezePan(S); return; }
     const proposal = S.proposals.findIndex((b) => ix >= b.x1 && ix <= b.x2 && iy >= b.y1 && iy <= b.y2);
-    if (proposal >= 0) { const [p] = S.proposals.splice(proposal, 1); change(() => S.doc.boxes.push(clampBox(p))); toggleProposals(); return; }
+    if (proposal >= 0) {
+      const [p] = S.proposals.splice(proposal, 1);
+      if (annotated(p)) { draw(); status("that box is already annotated: left out"); } else change(() => S.doc.boxes.push(clampBox(p)));
+      toggleProposals(); return;
+    }
     const h = hit(ix, iy);
     if (h) {
       select(h.i);
@@ -232,12 +236,25 @@
     el.hidden = S.proposals.length === 0;
     $("proposal-count").textContent = plural(S.proposals.length, "proposal") + " left";
   }
+  function iou(a, b) {
+    const w = Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1), h = Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1);
+    const inter = w > 0 && h > 0 ? w * h : 0;
+    const union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter;
+    return union > 0 ? inter / union : 0;
+  }
+  // the same rule as the server's (annotate/__init__.py new_proposals): a proposal on top of a box of
+  // its class is that box again (boxes drawn or accepted since the proposals came are not doubled)
+  const annotated = (p) => S.doc.boxes.some((b) => b.class_id === p.class_id && iou(b, p) >= 0.5);
   function accept(test) {
     const taken = S.proposals.filter(test);
     if (!taken.length) { status("no proposal matches"); return; }
     S.proposals = S.proposals.filter((p) => !test(p));
-    change(() => taken.forEach((b) => S.doc.boxes.push(clampBox(b))));
-    toggleProposals(); status("accepted " + plural(taken.length, "box", "boxes"));
+    const fresh = [];
+    taken.forEach((p) => { if (!annotated(p) && !fresh.some((f) => f.class_id === p.class_id && iou(f, p) >= 0.5)) fresh.push(p); });
+    if (fresh.length) change(() => fresh.forEach((b) => S.doc.boxes.push(clampBox(b))));
+    const skipped = taken.length - fresh.length;
+    toggleProposals(); draw();
+    status("accepted " + plural(fresh.length, "box", "boxes") + (skipped ? " (" + skipped + " already annotated, left out)" : ""));
   }
   if ($("preannotate")) {
     $("preannotate").addEventListener("click", async () => {
@@ -245,7 +262,8 @@
       const r = await panel.send(api(current().id, "/preannotate"), "POST");
       if (!r.ok) { panel.message(r.data.error || "pre-annotation failed", "error"); status(""); return; }
       S.proposals = r.data.proposals; draw(); toggleProposals();
-      status(plural(S.proposals.length, "proposal") + " from " + r.data.model + ": accept them in bulk or click one");
+      const known = r.data.already_annotated ? " (" + r.data.already_annotated + " already annotated, not proposed again)" : "";
+      status(plural(S.proposals.length, "proposal") + " from " + r.data.model + known + (S.proposals.length ? ": accept them in bulk or click one" : ""));
     });
     $("accept-matching").addEventListener("click", () => {
       const score = Number($("accept-score").value) || 0, cls = $("accept-class").value;
