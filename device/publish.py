@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from device.analysis import Analysis
 from device.board import LiveBoard
@@ -59,13 +60,62 @@ class Calibration:
         self.default = default
         self.experiments = experiments
         self.from_file: float | None = None  # the newest frame's own pixel size
+        self.file_source = ""  # what the file's metadata was ("OME PhysicalSizeX/Y of run.ome.tif")
 
     def seen(self, frame: Frame) -> None:
         self.from_file = frame.um_per_pixel
+        self.file_source = frame.meta.calibration
 
     def __call__(self) -> float | None:
-        fallback = self.from_file or self.default
-        return self.experiments.um_per_pixel(fallback) if self.experiments is not None else fallback
+        return self.chosen()[0]
+
+    def chosen(self) -> tuple[float | None, str]:
+        """µm per pixel and where it comes from, read together so the record never pairs one
+        with the other's source: "experiment profile NAME", "file metadata (...)", "config", ""."""
+        active = self.experiments.active if self.experiments is not None else None
+        if active is not None and active.calibration is not None:
+            return active.calibration.um_per_pixel, f"experiment profile {active.calibration.name}"
+        if self.from_file:
+            return self.from_file, f"file metadata ({self.file_source or 'the image file'})"
+        if self.default:
+            return self.default, "config (um_per_pixel)"
+        return None, ""
+
+
+class FrameClock:
+    """The time of a frame's points: when the acquisition software took the image, where the
+    file says so (OME AcquisitionDate + DeltaT), else when the device captured it.
+
+    Planes taken at one instant (the channels of a time point) would share a time and so
+    overwrite each other's points in InfluxDB and the record: such a plane is moved to just past
+    the previous frame's last `object` point (its objects sit at time + i µs)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, int] | None = None  # (first, last) µs taken by the previous acquired frame
+
+    def time_us(self, frame: Frame) -> int:
+        if frame.acquired_at is None:
+            return int(round(frame.captured_at * 1e6))
+        ts_us = int(round(frame.acquired_at * 1e6))
+        if self._last is not None and self._last[0] <= ts_us <= self._last[1]:
+            ts_us = self._last[1] + 1
+        return ts_us
+
+    def taken(self, frame: Frame, points: list[Point]) -> None:
+        """Remember the span the frame's points use (only acquired frames can collide)."""
+        if frame.acquired_at is not None and points:
+            start = points[0].ts_us
+            self._last = (start, max([start, *(p.ts_us for p in points if p.measurement == "object")]))
+
+
+def image_fields(frame: Frame) -> dict[str, FieldValue]:
+    """What the file or camera said about the frame, as fields of its `frame` point (fields, not
+    tags: a file name per point would make a series per file): file, plane_t/z/c, channel,
+    stage_x_um..., and acquired_at (ISO 8601 UTC) where the file gives one."""
+    fields: dict[str, FieldValue] = dict(frame.meta.fields)
+    if frame.acquired_at is not None:
+        fields["acquired_at"] = datetime.fromtimestamp(frame.acquired_at, timezone.utc).isoformat(timespec="microseconds")
+    return fields
 
 
 @dataclass
@@ -102,6 +152,7 @@ class Publisher:
         self.board = board
         self.processed = 0
         self._dropped_reported = 0
+        self._clock = FrameClock()
 
     def publish(self, result: FrameResult) -> None:
         """Every captured frame writes its frame point per model: with counts when analysed,
@@ -110,34 +161,37 @@ class Publisher:
         self.board.fps.tick()
         total = ctx.dropped()
         dropped, self._dropped_reported = total - self._dropped_reported, total
-        um, quality, tags = ctx.calibration(), result.quality, ctx.tags()
+        (um, calibrated_by), quality, tags = ctx.calibration.chosen(), result.quality, ctx.tags()
         fov = frame.image.shape[0] * frame.image.shape[1] * um**2 / 1e6 if um else None
+        at, image = self._clock.time_us(frame) / 1e6, image_fields(frame)
         points: list[Point] = []
         main_fields: dict[str, FieldValue] = {}
         for pipeline, analysis in zip(result.pipelines, result.analyses, strict=True):
             extra = FrameExtra(analysis.status, quality.focus, quality.saturated, quality.dark, fov)
-            measure = FrameMeasure(index=frame.index, captured_at=frame.captured_at, fps=self.board.fps.fps,
+            measure = FrameMeasure(index=frame.index, captured_at=at, fps=self.board.fps.fps,
                                    inference_ms=analysis.inference_ms,
                                    latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0,
                                    dropped_frames=dropped, run_id=ctx.run_id)
             own = model_points(pipeline, analysis, measure, tags, um, extra)
+            own[0].fields.update(image)
             main_fields = main_fields or {**own[0].fields, "analysed": extra.analysed}
             points.extend(own)
         if result.main is not None and ctx.experiments is not None:
-            points.extend(self._record(result, points[0].ts_us, um))
+            points.extend(self._record(result, points[0].ts_us, um, calibrated_by))
+        self._clock.taken(frame, points)
         ctx.store(points)
         if ctx.track_log is not None:
             ctx.track_log.add(points)
         self._post(result, main_fields)
         self.processed += 1
 
-    def _record(self, result: FrameResult, ts_us: int, um: float | None) -> list[Point]:
+    def _record(self, result: FrameResult, ts_us: int, um: float | None, calibrated_by: str) -> list[Point]:
         """The main model's frame in the running experiment's record; its `object` points."""
         main, frame = result.main, result.frame
         assert main is not None and self.context.experiments is not None
         card = main.card
         context = FrameContext(card.classes if card else (), card.name if card else "", card.version if card else "",
-                               um, frame.image.shape)
+                               um, frame.image.shape, frame.meta.fields, calibrated_by if um else "")
         return self.context.experiments.record(ts_us, frame.index, result.quality, main.status, main.detections, context)
 
     def _post(self, result: FrameResult, main_fields: dict[str, FieldValue]) -> None:

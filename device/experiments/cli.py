@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from device import __version__, jsonsafe
 from device.experiments.calibration import CalibrationProfile, ExperimentError, MicrometerLine
-from device.experiments.report import frames_csv, html_report, objects_csv
+from device.experiments.report import frames_csv, html_report, objects_csv, objects_geojson
 from device.experiments.store import ExperimentRequest, ExperimentStore, invalid
 from device.experiments.summary import summarise
 from device.tracking.experiment import experiment_tracking
@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
     acts.add_parser("list", help="experiments, newest first (JSON)")
     summary = acts.add_parser("summary", help="summary of one experiment (JSON)")
     summary.add_argument("id")
-    export = acts.add_parser("export", help="write <id>-frames.csv, <id>-objects.csv and <id>-report.html")
+    export = acts.add_parser("export", help="write <id>-frames.csv, <id>-objects.csv, <id>-objects.geojson (QuPath) and <id>-report.html")
     export.add_argument("id")
     export.add_argument("--out", default=".", help="folder for the files")
     prof = acts.add_parser("profile", help="save a calibration profile: --um-per-pixel, or --line x1 y1 x2 y2 --length-um")
@@ -123,8 +123,11 @@ def _act(args: argparse.Namespace, store: ExperimentStore, context: StoreContext
     (out / f"{experiment.id}-frames.csv").write_text(frames_csv(frames, list(summary["classes"])), encoding="utf-8")
     with open(out / f"{experiment.id}-objects.csv", "w", encoding="utf-8") as fh:
         fh.writelines(objects_csv(store.objects(experiment.id)))
+    with open(out / f"{experiment.id}-objects.geojson", "w", encoding="utf-8") as fh:
+        fh.writelines(objects_geojson(store.objects(experiment.id), list(summary["classes"])))
     (out / f"{experiment.id}-report.html").write_text(html_report(experiment, summary), encoding="utf-8")
-    return {"written": [str(out / f"{experiment.id}-{n}") for n in ("frames.csv", "objects.csv", "report.html")]}
+    names = ("frames.csv", "objects.csv", "objects.geojson", "report.html")
+    return {"written": [str(out / f"{experiment.id}-{n}") for n in names]}
 
 
 def main(args: argparse.Namespace, context: StoreContext) -> int:

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,7 +107,8 @@ class ExperimentRecorder:
             counts = json.dumps(dict(zip(context.classes, per_class, strict=False)), separators=(",", ":"))
         frame = (active.id, ts_us, index, analysed, _finite(quality.focus), _finite(quality.saturated),
                  _finite(quality.dark), len(detections) if detections is not None else None, counts,
-                 context.model, context.model_version, context.um_per_pixel, context.fov_mm2)
+                 context.model, context.model_version, context.um_per_pixel, context.fov_mm2,
+                 json.dumps(context.image, separators=(",", ":")) if context.image else None, context.calibration or None)
         rows, points = self._objects_of(active.id, ts_us, detections, context) if detections is not None else ([], [])
         self._commit(frame, rows)
         return points
@@ -265,16 +266,19 @@ class ExperimentRecorder:
 
 
 class FrameContext:
-    """What the record needs to know about the frame's setting (model, classes, calibration)."""
+    """What the record needs to know about the frame's setting (model, classes, calibration and
+    its source, and what the file says about the image: file, plane, stage position)."""
 
-    __slots__ = ("classes", "model", "model_version", "um_per_pixel", "fov_mm2")
+    __slots__ = ("classes", "model", "model_version", "um_per_pixel", "fov_mm2", "image", "calibration")
 
     def __init__(self, classes: Sequence[str], model: str, model_version: str, um_per_pixel: float | None,
-                 shape: tuple[int, ...]) -> None:
+                 shape: tuple[int, ...], image: Mapping[str, Any] | None = None, calibration: str = "") -> None:
         self.classes = tuple(classes)
         self.model, self.model_version = model, model_version
         self.um_per_pixel = um_per_pixel
         self.fov_mm2 = shape[0] * shape[1] * um_per_pixel**2 / 1e6 if um_per_pixel and len(shape) >= 2 else None
+        self.image = dict(image or {})
+        self.calibration = calibration
 
 
 def _finite(value: float) -> float | None:

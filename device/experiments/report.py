@@ -1,4 +1,5 @@
-"""Downloads of one experiment: per-frame CSV, per-object CSV and a self-contained HTML report.
+"""Downloads of one experiment: per-frame CSV, per-object CSV, per-object GeoJSON (QuPath) and a
+self-contained HTML report.
 
 Everything in them may come from a person or a bundle (names, notes, class names), so the report
 is rendered by an autoescaping Jinja2 template and CSV text cells cannot start a formula.
@@ -14,7 +15,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from device.colours import default_colour, hex_to_bgr
 from device.experiments import svg
 from device.experiments.store import Experiment
 from device.redact import redact
@@ -30,6 +32,10 @@ from device.tracking.report import tracks_section
 _TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent), autoescape=True, undefined=StrictUndefined)
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")  # OWASP, CSV injection
 FRAME_HEADER = ["time_utc", "ts_us", "frame_index", "analysed", "focus", "saturated_frac", "dark_frac", "count"]
+# Where the image came from (the file's own metadata, device/sources): what napari or QuPath need
+# to put a box back on its image. Empty for cameras and synthetic frames.
+IMAGE_COLUMNS = ("file", "plane_t", "plane_z", "plane_c", "plane_p", "channel")
+STAGE_COLUMNS = ("stage_x_um", "stage_y_um", "stage_z_um")
 
 
 def _iso_us(ts_us: int) -> str:
@@ -57,14 +63,16 @@ def frames_csv(frames: list[dict[str, Any]], classes: list[str]) -> str:
     out = io.StringIO()
     writer = _csv_writer(out)
     writer.writerow([*FRAME_HEADER, *(f"count_{c}" for c in classes), "density_per_mm2", "fov_mm2", "um_per_pixel",
-                     "model", "model_version"])
+                     "model", "model_version", "calibration", *IMAGE_COLUMNS, *STAGE_COLUMNS])
     for f in frames:
         counts = f["counts"]
         per_class = [counts.get(c, 0) if counts is not None else None for c in classes]
         density = f["count"] / f["fov_mm2"] if f["count"] is not None and f["fov_mm2"] else None
+        image = f.get("image") or {}
         writer.writerow([_cell(v) for v in (_iso_us(f["ts_us"]), f["ts_us"], f["frame_index"], f["analysed"], f["focus"],
                                             f["saturated"], f["dark"], f["count"], *per_class, density, f["fov_mm2"],
-                                            f["um_per_pixel"], f["model"], f["model_version"])])
+                                            f["um_per_pixel"], f["model"], f["model_version"], f.get("calibration"),
+                                            *(image.get(c) for c in (*IMAGE_COLUMNS, *STAGE_COLUMNS)))])
     return out.getvalue()
 
 
@@ -73,16 +81,68 @@ def objects_csv(objects: Iterable[dict[str, Any]]) -> Iterator[str]:
     out = io.StringIO()
     writer = _csv_writer(out)
     writer.writerow(["time_utc", "ts_us", "class", "x1", "y1", "x2", "y2", "width_um", "height_um", "area_um2",
-                     "size_um", "score"])
+                     "size_um", "score", "frame_index", *IMAGE_COLUMNS])
     for n, o in enumerate(objects, 1):
         size = math.sqrt(o["width_um"] * o["height_um"]) if o["width_um"] is not None else None
+        image = o.get("image") or {}
         writer.writerow([_cell(v) for v in (_iso_us(o["ts_us"]), o["ts_us"], o["class"], o["x1"], o["y1"], o["x2"],
-                                            o["y2"], o["width_um"], o["height_um"], o["area_um2"], size, o["score"])])
+                                            o["y2"], o["width_um"], o["height_um"], o["area_um2"], size, o["score"],
+                                            o.get("frame_index"), *(image.get(c) for c in IMAGE_COLUMNS))])
         if n % 2000 == 0:
             yield out.getvalue()
             out.seek(0)
             out.truncate()
     yield out.getvalue()
+
+
+def _rgb(colour: str) -> list[int]:
+    b, g, r = hex_to_bgr(colour)
+    return [r, g, b]
+
+
+def _feature(o: dict[str, Any], colour: str) -> dict[str, Any]:
+    """One object as a QuPath detection: its box as a closed Polygon ring in image pixels (x right,
+    y down, QuPath's own coordinates), the class as its classification, the sizes as measurements."""
+    x1, y1, x2, y2 = (float(o[k]) for k in ("x1", "y1", "x2", "y2"))
+    measurements: dict[str, float] = {"score": float(o["score"]), "width_px": round(x2 - x1, 3), "height_px": round(y2 - y1, 3)}
+    if o["width_um"] is not None and o["height_um"] is not None:
+        measurements.update(width_um=float(o["width_um"]), height_um=float(o["height_um"]),
+                            area_um2=float(o["area_um2"]), size_um=math.sqrt(o["width_um"] * o["height_um"]))
+    image = o.get("image") or {}
+    geometry: dict[str, Any] = {"type": "Polygon", "coordinates": [[[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]]]}
+    if "plane_t" in image or "plane_z" in image:  # QuPath's ImagePlane (c -1: every channel)
+        geometry["plane"] = {"c": -1, "z": int(image.get("plane_z", 0)), "t": int(image.get("plane_t", 0))}
+    properties: dict[str, Any] = {
+        "objectType": "detection", "isLocked": False,
+        "classification": {"name": str(o["class"]), "color": _rgb(colour)},
+        "measurements": {k: v for k, v in measurements.items() if math.isfinite(v)},
+        "time_utc": _iso_us(o["ts_us"]), "frame_index": o.get("frame_index"),
+        **{k: image[k] for k in IMAGE_COLUMNS if k in image},
+    }
+    return {"type": "Feature", "id": f"{o['ts_us']}-{o['n']}", "geometry": geometry, "properties": properties}
+
+
+def objects_geojson(objects: Iterable[dict[str, Any]], classes: Sequence[str] = (), file: str | None = None) -> Iterator[str]:
+    """The objects as one GeoJSON FeatureCollection (RFC 7946) that QuPath imports as detections
+    (File > Import objects, or drag the file onto the image), streamed. Class colours are the
+    defaults of device/colours.py by the class's place in `classes`; `file` keeps the objects of
+    one image file, as QuPath wants one image's objects at a time."""
+    colours: dict[str, str] = {name: default_colour(i) for i, name in enumerate(classes)}
+    yield '{"type":"FeatureCollection","features":['
+    first, batch = True, []
+    n = 0
+    for o in objects:
+        if file is not None and (o.get("image") or {}).get("file") != file:
+            continue
+        colour = colours.setdefault(str(o["class"]), default_colour(len(colours)))
+        n += 1
+        text = json.dumps(_feature({**o, "n": n}, colour), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        batch.append(text if first else "," + text)
+        first = False
+        if len(batch) >= 2000:
+            yield "".join(batch)
+            batch = []
+    yield "".join(batch) + "]}\n"
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -129,9 +189,16 @@ def _metrics(metrics: dict[str, Any]) -> str:
 
 
 def _calibration(experiment: Experiment, summary: dict[str, Any]) -> str:
+    """Which µm per pixel the sizes use and where it came from: the experiment's profile, the
+    image files' own metadata (OME, ImageJ) or the device config."""
     cal = experiment.calibration
     if cal is not None:
-        return f"profile {cal.name}: {cal.um_per_pixel} µm/px ({cal.objective} {cal.camera})".strip()
+        return f"experiment profile {cal.name}: {cal.um_per_pixel} µm/px ({cal.objective} {cal.camera})".strip()
+    used = summary.get("calibrations") or []
+    if used:
+        shown = [f"{c['source'] or 'device default'}: {c['um_per_pixel']:.6g} µm/px" for c in used[:4]]
+        more = f"; and {len(used) - 4} more" if len(used) > 4 else ""
+        return "; ".join(shown) + more + " (no profile chosen)"
     scales = summary.get("um_per_pixel") or []
     if scales:
         return f"device default: {', '.join(str(s) for s in scales)} µm/px (no profile chosen)"
@@ -165,7 +232,9 @@ def html_report(experiment: Experiment, summary: dict[str, Any]) -> str:
     excluded = ", ".join(f"{k} {v}" for k, v in frames["excluded_by_reason"].items()) or "none"
     figures = [(k, _f(v)) for k, v in (
         ("Frames recorded", frames["total"]), ("Frames analysed", frames["analysed"]),
-        ("Frames excluded", f"{frames['excluded']} ({excluded})"), ("Field of view (mm²)", summary["fov_mm2"]),
+        ("Frames excluded", f"{frames['excluded']} ({excluded})"),
+        ("Calibration (sizes in µm)" if summary["size_unit"] == "µm" else "Calibration", _calibration(experiment, summary)),
+        ("Field of view (mm²)", summary["fov_mm2"]),
         ("All objects / frame", summary["total"]["mean"]), ("All objects / mm²", summary["total"]["density_per_mm2"]))]
     unit = summary["size_unit"]
     return _TEMPLATES.get_template("report.html").render(

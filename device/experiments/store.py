@@ -34,7 +34,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS one_running ON experiments(running);
 CREATE TABLE IF NOT EXISTS frames (
     experiment TEXT NOT NULL, ts_us INTEGER NOT NULL, frame_index INTEGER, analysed TEXT NOT NULL,
     focus REAL, saturated REAL, dark REAL, count INTEGER, counts TEXT, model TEXT, model_version TEXT,
-    um_per_pixel REAL, fov_mm2 REAL, PRIMARY KEY (experiment, ts_us)
+    um_per_pixel REAL, fov_mm2 REAL, image TEXT, calibration TEXT, PRIMARY KEY (experiment, ts_us)
 );
 CREATE TABLE IF NOT EXISTS objects (
     experiment TEXT NOT NULL, ts_us INTEGER NOT NULL, class TEXT NOT NULL, x1 REAL, y1 REAL, x2 REAL, y2 REAL,
@@ -43,7 +43,10 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_by_experiment ON objects(experiment, ts_us);
 """
 FRAME_COLUMNS = ("ts_us", "frame_index", "analysed", "focus", "saturated", "dark", "count", "counts", "model",
-                 "model_version", "um_per_pixel", "fov_mm2")
+                 "model_version", "um_per_pixel", "fov_mm2", "image", "calibration")
+# image: JSON of what the file said about the frame (file, plane_t/z/c, channel, stage_x_um...);
+# calibration: where um_per_pixel came from. Both added to stores made before them (_ADDED_FRAME_COLUMNS).
+_ADDED_FRAME_COLUMNS = ("image", "calibration")
 OBJECT_COLUMNS = ("ts_us", "class", "x1", "y1", "x2", "y2", "width_um", "height_um", "area_um2", "score")
 _INSERT_FRAME = (f"INSERT OR REPLACE INTO frames (experiment, {', '.join(FRAME_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * (len(FRAME_COLUMNS) + 1))})")
@@ -130,6 +133,19 @@ class ExperimentStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._db().executescript(_SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Columns newer than the store's file (an upgrade keeps its experiments)."""
+        db = self._db()
+        have = {row[1] for row in db.execute("PRAGMA table_info(frames)")}
+        for column in _ADDED_FRAME_COLUMNS:
+            if column not in have:
+                try:
+                    db.execute(f"ALTER TABLE frames ADD COLUMN {column} TEXT")
+                except sqlite3.OperationalError as exc:  # another process added it just now
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -227,13 +243,21 @@ class ExperimentStore:
         out = [dict(zip(FRAME_COLUMNS, row, strict=True)) for row in rows]
         for frame in out:
             frame["counts"] = json.loads(frame["counts"]) if frame["counts"] else None
+            frame["image"] = json.loads(frame["image"]) if frame["image"] else {}
         return out
 
     def objects(self, experiment_id: str) -> Iterable[dict[str, Any]]:
-        cursor = self._db().execute(f"SELECT {', '.join(OBJECT_COLUMNS)} FROM objects WHERE experiment = ? ORDER BY ts_us, rowid",
-                                    (experiment_id,))
+        """Each object with its frame's `frame_index` and `image` (file, plane: where to put the box back)."""
+        columns = ", ".join(f"o.{c}" for c in OBJECT_COLUMNS)
+        cursor = self._db().execute(
+            f"SELECT {columns}, f.frame_index, f.image FROM objects o LEFT JOIN frames f "
+            "ON f.experiment = o.experiment AND f.ts_us = o.ts_us WHERE o.experiment = ? ORDER BY o.ts_us, o.rowid",
+            (experiment_id,))
         for row in cursor:
-            yield dict(zip(OBJECT_COLUMNS, row, strict=True))
+            out = dict(zip(OBJECT_COLUMNS, row[: len(OBJECT_COLUMNS)], strict=True))
+            out["frame_index"], image = row[-2], row[-1]
+            out["image"] = json.loads(image) if image else {}
+            yield out
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)

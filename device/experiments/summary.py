@@ -92,6 +92,7 @@ def summarise(experiment: Experiment, frames: list[dict[str, Any]], objects: Ite
     fovs = [f["fov_mm2"] for f in analysed if f["fov_mm2"]]
     fov = float(np.mean(fovs)) if fovs else None
     scales = sorted({f["um_per_pixel"] for f in frames if f["um_per_pixel"]})
+    calibrations = sorted({(f.get("calibration") or "", f["um_per_pixel"]) for f in frames if f["um_per_pixel"]})
     # µm when every analysed frame was calibrated (a profile, or the device's default um_per_pixel)
     calibrated = bool(analysed) and all(f["um_per_pixel"] for f in analysed)
     sizes: dict[str, list[float]] = {c: [] for c in classes}
@@ -102,11 +103,15 @@ def summarise(experiment: Experiment, frames: list[dict[str, Any]], objects: Ite
             size = math.sqrt((obj["x2"] - obj["x1"]) * (obj["y2"] - obj["y1"]))
         sizes.setdefault(obj["class"], []).append(size)
     unit = "µm" if calibrated else "px"
-    end = experiment.stopped or (frames[-1]["ts_us"] / 1e6 if frames else experiment.started)
+    start, end = experiment.started, experiment.stopped or (frames[-1]["ts_us"] / 1e6 if frames else experiment.started)
+    first, last = (frames[0]["ts_us"] / 1e6, frames[-1]["ts_us"] / 1e6) if frames else (start, end)
+    if first < start - 60 or last > end + 60:  # frames at the files' own acquisition times, not the device's
+        start, end = first, last
     per_class = {c: {"count": count_stats([f["counts"].get(c, 0) for f in analysed], fov),
                      "size": size_stats(sizes.get(c, []), unit)} for c in classes}
     return {"experiment": experiment.public(), "frames": {"total": len(frames), "analysed": len(analysed),
             "excluded": sum(excluded.values()), "excluded_by_reason": excluded},
-            "fov_mm2": fov, "size_unit": unit, "um_per_pixel": scales, "classes": per_class,
+            "fov_mm2": fov, "size_unit": unit, "um_per_pixel": scales,
+            "calibrations": [{"source": source, "um_per_pixel": um} for source, um in calibrations], "classes": per_class,
             "total": count_stats([sum(f["counts"].values()) for f in analysed], fov),
-            "time_course": _time_course(frames, classes, experiment.started, end)}
+            "time_course": _time_course(frames, classes, start, end)}

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from device import __version__
 from device.experiments.calibration import CalibrationProfile, ExperimentError, MicrometerLine
 from device.experiments.recorder import ExperimentRecorder
-from device.experiments.report import frames_csv, html_report, objects_csv
+from device.experiments.report import frames_csv, html_report, objects_csv, objects_geojson
 from device.experiments.store import Experiment, ExperimentRequest, invalid
 from device.experiments.summary import summarise
 from device.panel.base import runtime
@@ -122,6 +122,17 @@ def objects(experiment_id: str) -> Response:
     experiment = _experiment(experiment_id)
     recorder().flush()  # rows of the last second (or of frames in flight at the stop) first
     return _download(objects_csv(recorder().store.objects(experiment.id)), "text/csv", f"{experiment.id}-objects.csv")
+
+
+@bp.get("/api/experiments/<experiment_id>/objects.geojson")
+def objects_qupath(experiment_id: str) -> Response:
+    """The objects as QuPath detections; `?file=NAME` keeps one image file's (QuPath imports per image)."""
+    experiment = _experiment(experiment_id)
+    recorder().flush()
+    store = recorder().store
+    classes = list(dict.fromkeys(c for f in store.frames(experiment.id) if f["counts"] for c in f["counts"]))
+    body = objects_geojson(store.objects(experiment.id), classes, request.args.get("file"))
+    return _download(body, "application/geo+json", f"{experiment.id}-objects.geojson")
 
 
 @bp.get("/api/experiments/<experiment_id>/report.html")

@@ -26,7 +26,7 @@ def test_cli_journey(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     capsys.readouterr()
     assert _run(tmp_path, "export", started["id"], "--out", str(tmp_path / "out")) == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == [f"{started['id']}-{n}" for n in ("frames.csv", "objects.csv", "report.html")]
+    assert written == [f"{started['id']}-{n}" for n in ("frames.csv", "objects.csv", "objects.geojson", "report.html")]
 
 
 @pytest.mark.parametrize("args", [("stop",), ("start", "x", "--profile", "none"), ("start", "bad\x1bname"),

@@ -32,6 +32,7 @@
       cell(r, e.calibration ? e.calibration.name + " (" + e.calibration.um_per_pixel.toPrecision(4) + " µm/px)" : "none");
       const td = r.insertCell(); const base = "/panel/api/experiments/" + encodeURIComponent(e.id);
       link(td, base + "/frames.csv", "frames CSV"); link(td, base + "/objects.csv", "objects CSV");
+      link(td, base + "/objects.geojson", "objects GeoJSON (QuPath)");
       link(td, base + "/report.html", "report"); link(td, base + "/report.html?view=1", "view");
     }
   }
