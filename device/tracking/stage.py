@@ -66,6 +66,7 @@ class TrackingStage:
         self._last_points = t
         self._last_t = t
         self._frame_count = 0
+        self._counting_from = 0  # frame count from which the chamber concentration is shown (reset_counts)
 
     @property
     def um_per_pixel(self) -> float | None:
@@ -161,6 +162,8 @@ class TrackingStage:
         """Flow: forward crossings / volume that flowed since the line was set. Chamber: objects of
         the class in the newest frame / imaged volume."""
         s = self.settings
+        if self._frame_count < self._counting_from:  # just reset: shown again once tracks are confirmed anew
+            return None
         if s.flow_rate_ul_min and self.counter is not None:
             return concentration(int(self.counter.counts[cid, 0]), flowed_volume_ul(s.flow_rate_ul_min, self._last_t - self.counter.started))
         um = self._um()
@@ -238,9 +241,12 @@ class TrackingStage:
             return updated
 
     def reset_counts(self) -> None:
-        """Start unique counts, motility and crossings afresh (a new sample, a new experiment);
-        open tracks go on, but only count again if they are confirmed anew."""
+        """Start unique counts, motility, crossings and concentrations afresh (a new sample, a new
+        experiment); open tracks go on, but only count again if they are confirmed anew. The chamber
+        concentration (objects in view / imaged volume) is withheld for min_frames frames, so the
+        figure shown right after a reset is never the old sample's."""
         with self._lock:
+            self._counting_from = self._frame_count + self.settings.min_frames
             n = len(self._classes)
             self.motility = MotilityStats(n, self.settings.motile_speed)
             self.unique = np.zeros(max(n, 1), np.int64)

@@ -2,7 +2,8 @@
 stream, flow rate / depth for concentrations, the track-id toggle, and resetting the counts.
 
 Every change goes through the running device's TrackingStage, which validates first: a bad line
-or a negative flow rate is a 400 with the reason, and nothing changes.
+or a negative flow rate is a 400 with the reason, and nothing changes. Flow rate and depth may
+come as typed text: "1,5" (a decimal comma) is 1.5; text that is no number is refused by name.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 from flask import Blueprint, abort
 from pydantic import ValidationError
 
+from device.field_errors import field_label, readable
 from device.panel.base import runtime
 from device.panel.jsonbody import json_object
 from device.tracking.crossing import LineError
+from device.tracking.settings import TrackingSettings
 from device.tracking.stage import TrackingStage
 
 bp = Blueprint("panel_tracking", __name__, template_folder="templates", static_folder="static",
@@ -53,14 +56,34 @@ def line() -> dict[str, Any]:
         abort(400, description=f"{exc}; the line was not changed")
 
 
+NUMBERS = ("flow_rate_ul_min", "depth_um")
+
+
+def typed_number(name: str, value: object) -> object:
+    """A number as a person types it: '2.5', '1,5' (decimal comma), ' 20 ', '' (none). Anything
+    else that is text is refused here with the box's name; numbers and null pass to the stage."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().replace("\u00a0", "").replace(" ", "")
+    if not text:
+        return None
+    if text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
+    try:
+        return float(text)
+    except ValueError:
+        abort(400, description=f"{field_label(name)}: '{value.strip()[:20]}' is not a number (write e.g. 1.5 or 1,5); nothing was changed")
+
+
 @bp.post("/settings")
 def settings() -> dict[str, Any]:
     """{"flow_rate_ul_min": 2.5, "depth_um": 20, "show_ids": false} (null clears a value)."""
+    body = _body()
+    body = {k: typed_number(k, v) if k in NUMBERS else v for k, v in body.items()}
     try:
-        updated = _stage().configure(_body())
+        updated = _stage().configure(body)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        abort(400, description=f"{problems}; nothing was changed")
+        abort(400, description=f"{readable(exc, TrackingSettings)}; nothing was changed")
     except ValueError as exc:
         abort(400, description=f"{exc}; nothing was changed")
     return {"flow_rate_ul_min": updated.flow_rate_ul_min, "depth_um": updated.depth_um, "show_ids": updated.show_ids}

@@ -57,9 +57,12 @@ def test_bad_lines_are_400_and_keep_the_old_line(auth: Auth, stage: TrackingStag
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ({"flow_rate_ul_min": -2}, "flow_rate_ul_min"),
-    ({"depth_um": -10}, "depth_um"),
-    ({"flow_rate_ul_min": "fast"}, "flow_rate_ul_min"),
+    ({"flow_rate_ul_min": -2}, "Flow rate (µL/min) must be at least 0.000001"),
+    ({"depth_um": -10}, "Depth (µm) must be at least 0.01"),
+    ({"flow_rate_ul_min": "fast"}, "Flow rate (µL/min): 'fast' is not a number"),
+    ({"flow_rate_ul_min": "abc"}, "is not a number (write e.g. 1.5 or 1,5)"),
+    ({"depth_um": "1.000,5"}, "Depth (µm): '1.000,5' is not a number"),
+    ({"show_ids": "yes"}, "Track ids on the stream must be true or false"),
     ({"gate_px": 50}, "cannot change gate_px"),
 ])
 def test_bad_flow_settings_are_400_and_change_nothing(auth: Auth, stage: TrackingStage, body: object, message: str) -> None:
@@ -82,3 +85,43 @@ def test_device_without_tracking_says_so(auth: Auth, client: FlaskClient) -> Non
     auth.login()
     response = client.get("/panel/api/tracking")
     assert response.status_code == 409 and "tracking.enabled" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(("typed", "stored"), [("1,5", 1.5), (" 2.5 ", 2.5), ("0,25", 0.25), ("", None), (3, 3.0)])
+def test_flow_rate_typed_with_a_decimal_comma_is_stored(auth: Auth, client: FlaskClient, stage: TrackingStage,
+                                                       typed: object, stored: float | None) -> None:
+    """What the Apply button sends: the text of the box; the answer and the live state carry the value in force."""
+    auth.login()
+    response = auth.json("POST", "/panel/api/tracking/settings", {"flow_rate_ul_min": typed, "depth_um": "20"})
+    assert response.status_code == 200 and response.get_json()["flow_rate_ul_min"] == stored  # type: ignore[attr-defined]
+    assert stage.settings.flow_rate_ul_min == stored and stage.settings.depth_um == 20.0
+    state = client.get("/panel/api/tracking").get_json()
+    assert state["flow_rate_ul_min"] == stored and state["depth_um"] == 20.0
+
+
+def test_no_internal_field_names_in_the_messages(auth: Auth, stage: TrackingStage) -> None:
+    auth.login()
+    error = auth.json("POST", "/panel/api/tracking/settings", {"flow_rate_ul_min": 0, "depth_um": 0}).get_json()["error"]  # type: ignore[attr-defined]
+    assert "flow_rate_ul_min" not in error and "depth_um" not in error and "Input should" not in error
+    assert "Flow rate (µL/min) must be at least" in error and "Depth (µm) must be at least" in error
+
+
+def test_reset_counts_clears_the_concentrations(auth: Auth, client: FlaskClient, runtime: SyntheticRuntime) -> None:
+    """A chamber concentration (depth set, calibrated) is gone right after Reset counts; it comes back
+    once the tracks in view are confirmed anew."""
+    stage = TrackingStage(TrackingSettings(min_frames=2, depth_um=20.0), um_per_pixel=1.0)
+    runtime.stage = stage
+
+    def frames(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            frame = runtime.scope.read()
+            stage.update(frame.truth, i / 10, frame.image.shape[:2], "model", CLASSES, {})
+
+    frames(0, 4)
+    auth.login()
+    assert client.get("/panel/api/tracking").get_json()["concentration"]["cell"]["per_ul"] > 0
+    after = auth.json("POST", "/panel/api/tracking/reset", {}).get_json()  # type: ignore[attr-defined]
+    assert "concentration" not in after and after["unique_total"] == 0
+    assert "concentration" not in client.get("/panel/api/tracking").get_json()
+    frames(4, 2)
+    assert client.get("/panel/api/tracking").get_json()["concentration"]["cell"]["per_ul"] > 0

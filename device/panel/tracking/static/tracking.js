@@ -49,16 +49,32 @@
   };
   document.getElementById("reset-counts").onclick = async () => {
     const r = await panel.send(api + "/reset", "POST", {});
-    panel.message(r.ok ? "counts reset" : r.data.error, r.ok ? "ok" : "error"); refresh();
+    if (r.ok) show(r.data);  // at once: the counts and concentrations shown are the new sample's
+    panel.message(r.ok ? "counts and concentrations reset" : r.data.error, r.ok ? "ok" : "error"); refresh();
   };
   document.getElementById("show-ids").onchange = async (e) => {
     const r = await panel.send(api + "/settings", "POST", { show_ids: e.target.checked });
     if (!r.ok) panel.message(r.data.error, "error");
   };
-  const number = (id) => { const v = document.getElementById(id).value.trim(); return v === "" ? null : Number(v); };
+  // Flow rate and depth: the text as typed goes to the device ("1,5" is 1.5 there; "abc" is refused
+  // with a message); the boxes show the values in force (also one set in the config) until edited.
+  const flowBox = document.getElementById("flow-rate"), depthBox = document.getElementById("depth");
+  let edited = false;
+  [flowBox, depthBox].forEach((box) => box.addEventListener("input", () => { edited = true; }));
+  const shown = (v) => (typeof v === "number" ? String(v) : "");
+  const inForce = (s) => "flow rate " + (typeof s.flow_rate_ul_min === "number" ? s.flow_rate_ul_min + " µL/min" : "none") +
+    " · depth " + (typeof s.depth_um === "number" ? s.depth_um + " µm" : "none");
+  function showSettings(s) {
+    document.getElementById("flow-in-force").textContent = "in force: " + inForce(s);
+    if (!edited && document.activeElement !== flowBox && document.activeElement !== depthBox) {
+      flowBox.value = shown(s.flow_rate_ul_min); depthBox.value = shown(s.depth_um);
+    }
+  }
   document.getElementById("apply-flow").onclick = async () => {
-    const r = await panel.send(api + "/settings", "POST", { flow_rate_ul_min: number("flow-rate"), depth_um: number("depth") });
-    panel.message(r.ok ? "flow settings applied" : r.data.error, r.ok ? "ok" : "error"); refresh();
+    const r = await panel.send(api + "/settings", "POST", { flow_rate_ul_min: flowBox.value, depth_um: depthBox.value });
+    if (r.ok) { edited = false; showSettings(r.data); panel.message("applied: " + inForce(r.data), "ok"); }
+    else panel.message(r.data.error, "error");
+    refresh();
   };
 
   const fmt = (v, d) => (typeof v === "number" ? v.toFixed(d) : "–");
@@ -68,6 +84,7 @@
     document.getElementById("unique-total").textContent = s.unique_total;
     document.getElementById("open-tracks").textContent = s.open_tracks;
     document.getElementById("show-ids").checked = s.show_ids;
+    showSettings(s);
     const table = document.getElementById("tracking-table");
     table.innerHTML = "<tr><th>class</th><th>unique</th><th>crossed fwd / rev</th><th>median speed</th><th>motile</th><th>per µL (95 % CI)</th></tr>";
     for (const [name, unique] of Object.entries(s.unique || {})) {
