@@ -21,6 +21,18 @@ from device.tracking.stage import TrackingStage
 from device.web_protocol import LatestFrame, NoModel
 
 
+def hive_state(backend_state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A remote model's hive in a few words for the pages: down (no endpoint ready) and why,
+    the deadline in force and how it was chosen; None for a model that runs locally."""
+    if backend_state is None:
+        return None
+    endpoints = backend_state.get("endpoints", [])
+    down = not any(e.get("ready") for e in endpoints)
+    why = "; ".join(f"{e['url']}: {e['reason']}" for e in endpoints if not e.get("ready"))
+    return {"down": down, "reason": why, "local": backend_state.get("local"), "deadline_ms": backend_state.get("deadline_ms"),
+            "deadline": backend_state.get("deadline")}
+
+
 class DeviceFacade:
     """Implements DeviceRuntime; every answer is read from the parts when asked."""
 
@@ -52,7 +64,11 @@ class DeviceFacade:
                    "experiment": active.public() if active else None}
         stage = parts.tracking()
         tracking = {"tracking": stage.live()} if stage is not None else {}
-        return {**parts.board.live_stats(), **science, **{k: v for k, v in self.health().items() if k != "ok"}, **tracking}
+        health = self.health()
+        board = parts.board.live_stats()
+        for slot, model in board["models"].items():
+            model["hive"] = hive_state(health["hive"]["models"].get(slot))
+        return {**board, **science, **{k: v for k, v in health.items() if k != "ok"}, **tracking}
 
     def history(self, seconds: float) -> list[dict[str, Any]]:
         return self.parts.outbox.history(seconds)
@@ -75,7 +91,11 @@ class DeviceFacade:
         return self.parts.feed.switch_model(bundle_path)
 
     def feed_models(self) -> list[dict[str, Any]]:
-        return self.parts.feed.models()
+        """The feed's models, each with the route its newest analysed frame took and, on the
+        hive, whether the hive answers."""
+        remote = self.health()["hive"]["models"]
+        routes = self.parts.board.routes
+        return [{**m, "route": routes.get(m["name"]), "hive": hive_state(remote.get(m["name"]))} for m in self.parts.feed.models()]
 
     def add_model(self, name: str, bundle_path: Path, every: int = 1, overlay: bool = True) -> ModelCard:
         return self.parts.feed.add_model(name, bundle_path, every, overlay)

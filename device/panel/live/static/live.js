@@ -5,7 +5,8 @@
   const img = document.getElementById("stream");
   if (!img) return;
   img.src = "/stream.mjpg";
-  const REASONS = { out_of_focus: "out of focus", overexposed: "overexposed", underexposed: "too dark", no_model: "no model loaded", skipped: "skipped (unusable)" };
+  const REASONS = { out_of_focus: "out of focus", overexposed: "overexposed", underexposed: "too dark", no_model: "no model loaded", skipped: "skipped (runs every k-th frame)", failed: "failed (unusable frame)" };
+  const STYLES = ["solid", "dashed", "corners", "dotted"];
   const elapsed = (s) => { s = Math.round(s); return (s >= 3600 ? Math.floor(s / 3600) + " h " : "") + (Math.floor(s / 60) % 60) + " min " + (s % 60) + " s"; };
   function text(id, value, cls) { const el = document.getElementById(id); el.textContent = value; if (cls !== undefined) el.className = cls; return el; }
   function show(s) {
@@ -30,7 +31,43 @@
       r.insertCell().textContent = analysed === "ok" ? n : "–";
       r.insertCell().textContent = fov && analysed === "ok" ? (n / fov).toFixed(1) : "";
     }
+    models(s);
     text("live-calibration", s.um_per_pixel ? "Calibration " + s.um_per_pixel.toPrecision(4) + " µm/px" + (fov ? " · field of view " + fov.toPrecision(3) + " mm²" : "") : "Not calibrated: sizes in pixels.");
+  }
+  // Where a model's frames ran: on this device, on a hive server, or locally because the hive did not answer.
+  function route(m) {
+    const r = m.route;
+    if (!r) return m.hive ? "hive (no frame analysed yet)" : "–";
+    if (r.startsWith("remote:")) return "hive " + r.slice(7);
+    if (r === "fallback") return "this device (fallback: the hive did not answer)";
+    return "this device";
+  }
+  function models(s) {
+    const t = document.getElementById("live-models"); if (!t) return;
+    const entries = Object.entries(s.models || {});
+    t.innerHTML = "";
+    const classes = [...new Set(entries.flatMap(([, m]) => Object.keys(m.colours || {})))];
+    const head = t.insertRow();
+    ["Slot", "Model", "Box style", "Runs on", "Objects", ...classes, "vs main"].forEach((h) => { const th = document.createElement("th"); th.textContent = h; head.append(th); });
+    const main = (s.models || {}).main;
+    entries.forEach(([slot, m], i) => {
+      const r = t.insertRow(); r.dataset.slot = slot;
+      r.insertCell().textContent = slot;
+      r.insertCell().textContent = m.model || "no model";
+      r.insertCell().textContent = STYLES[i % STYLES.length];
+      const where = r.insertCell(); where.className = "route" + (m.route === "fallback" ? " fallback" : ""); where.textContent = route(m);
+      const n = r.insertCell(); n.className = "count";
+      if (typeof m.count === "number") n.textContent = m.count;
+      else { n.textContent = m.excluded || "not analysed"; n.classList.add("excluded"); }
+      for (const c of classes) r.insertCell().textContent = m.counts && c in m.counts ? m.counts[c] : "–";
+      const d = r.insertCell(); d.className = "delta";
+      d.textContent = slot === "main" ? "" : (typeof m.count === "number" && main && typeof main.count === "number" ? (m.count - main.count >= 0 ? "+" : "") + (m.count - main.count) : "–");
+    });
+    const down = entries.filter(([, m]) => m.hive && m.hive.down);
+    const banner = document.getElementById("live-hive");
+    banner.hidden = !down.length;
+    if (down.length) banner.textContent = "The hive is down for " + down.map(([slot]) => slot).join(", ") + ": " +
+      (down.some(([, m]) => !m.hive.local) ? "frames it does not answer are not analysed (no local model). " : "frames run on this device's own model (fallback). ") + down[0][1].hive.reason;
   }
   async function poll() { const r = await panel.send("/panel/api/live/stats", "GET"); if (r.ok) show(r.data); }
   if (window.EventSource) {
