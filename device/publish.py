@@ -91,12 +91,13 @@ class FrameClock:
     the previous frame's last `object` point (its objects sit at time + i µs)."""
 
     def __init__(self) -> None:
-        self._last: tuple[int, int] | None = None  # (first, last) µs taken by the previous acquired frame
+        self._last: tuple[int, int] | None = None  # previous acquired frame: its own time, the last µs its points took
+        self._acquired_us = 0
 
     def time_us(self, frame: Frame) -> int:
         if frame.acquired_at is None:
             return int(round(frame.captured_at * 1e6))
-        ts_us = int(round(frame.acquired_at * 1e6))
+        self._acquired_us = ts_us = int(round(frame.acquired_at * 1e6))
         if self._last is not None and self._last[0] <= ts_us <= self._last[1]:
             ts_us = self._last[1] + 1
         return ts_us
@@ -104,8 +105,8 @@ class FrameClock:
     def taken(self, frame: Frame, points: list[Point]) -> None:
         """Remember the span the frame's points use (only acquired frames can collide)."""
         if frame.acquired_at is not None and points:
-            start = points[0].ts_us
-            self._last = (start, max([start, *(p.ts_us for p in points if p.measurement == "object")]))
+            end = max([points[0].ts_us, *(p.ts_us for p in points if p.measurement == "object")])
+            self._last = (min(self._acquired_us, points[0].ts_us), end)
 
 
 def image_fields(frame: Frame) -> dict[str, FieldValue]:
