@@ -81,11 +81,29 @@ class HiveRouter:
             client.close()
         self._clients.clear()
 
-    def deadline_s(self) -> float:
-        if self.settings.deadline_ms is not None:
-            return self.settings.deadline_ms / 1000.0
-        period = self._period_s() or UNKNOWN_PERIOD_S
-        return self.settings.deadline_periods * period
+    def deadline_s(self, state: EndpointState | None = None) -> float:
+        return self.deadline(state)[0]
+
+    def deadline(self, state: EndpointState | None = None) -> tuple[float, str]:
+        """This frame's deadline (s) and how it was chosen. A fixed `deadline_ms` wins; else it
+        follows the endpoint's measured round trip (latency_factor x its median), never under
+        `deadline_periods` frame periods nor over `deadline_max_ms`; before any round trip is
+        measured it is `deadline_max_ms`. A LAN's 150-280 ms round trip at 15 frames/s so gets
+        ~550 ms instead of 100 ms, and frames stop flapping to the fallback."""
+        cfg = self.settings
+        if cfg.deadline_ms is not None:
+            return cfg.deadline_ms / 1000.0, "fixed (deadline_ms)"
+        least = cfg.deadline_periods * (self._period_s() or UNKNOWN_PERIOD_S)
+        if not cfg.latency_factor:
+            return least, f"{cfg.deadline_periods:g} frame periods"
+        state = state if state is not None else self.best()
+        measured = state.latency_ms if state is not None else None
+        if measured is None:
+            return max(least, cfg.deadline_max_ms / 1000.0), "not measured yet (deadline_max_ms)"
+        wanted = min(cfg.latency_factor * measured / 1000.0, cfg.deadline_max_ms / 1000.0)
+        if wanted <= least:
+            return least, f"{cfg.deadline_periods:g} frame periods (round trip {measured:.0f} ms)"
+        return wanted, f"{cfg.latency_factor:g} x measured round trip {measured:.0f} ms" + (" (capped)" if wanted >= cfg.deadline_max_ms / 1000.0 else "")
 
     # ---- readiness -----------------------------------------------------------------------------
     def probe_once(self) -> None:
@@ -128,15 +146,18 @@ class HiveRouter:
         state = self.best()
         if state is None:
             return None
-        deadline = self.deadline_s()
+        deadline = self.deadline_s(state)
         start = time.perf_counter()
         try:
             reply = self._client(state.url).infer(data, input_name, self.settings.jpeg_quality, time.monotonic() + deadline)
         except HiveError as exc:
+            if "too slow" in str(exc):  # at least the deadline: the measured deadline grows with a slower network
+                state.latencies_ms.append(deadline * 1000.0)
             self.reject(state.url, str(exc))
             return None
         latency = (time.perf_counter() - start) * 1000.0
         if latency > deadline * 1000.0:
+            state.latencies_ms.append(latency)
             self.reject(state.url, f"too slow: {latency:.0f} ms > deadline {deadline * 1000:.0f} ms")
             return None
         state.latencies_ms.append(latency)
@@ -158,7 +179,8 @@ class HiveRouter:
         return "; ".join(f"{s.url}: {s.reason}" for s in self.states.values() if not s.ready) or "no endpoint ready"
 
     def health(self) -> dict[str, Any]:
-        return {"deadline_ms": round(self.deadline_s() * 1000.0, 1), "transport": self.settings.transport,
+        deadline, basis = self.deadline()
+        return {"deadline_ms": round(deadline * 1000.0, 1), "deadline": basis, "transport": self.settings.transport,
                 "endpoints": [{"url": s.url, "ready": s.ready, "reason": s.reason, "frames": s.frames, "failures": s.failures,
                                "latency_ms": None if s.latency_ms is None else round(s.latency_ms, 2)}
                               for s in self.states.values()]}

@@ -18,8 +18,10 @@ class HiveSettings(BaseModel):
     endpoints: list[str] = Field(default_factory=list, description="KServe v2 HTTP endpoints of hive GPU servers, e.g. http://hive-gpu-1:8000 (comma-separated in the environment)")
     transport: Literal["tensor", "jpeg"] = Field("tensor", description="Send the preprocessed float tensor, or the fitted frame as JPEG (decoded on the server; ~20x fewer bytes)")
     jpeg_quality: int = Field(95, ge=50, le=100, description="JPEG quality when transport is jpeg (95: counts within one object of the tensor path on the demo model; 90: within two, 40 % fewer bytes)")
-    deadline_periods: float = Field(1.5, gt=0, le=20, description="Per-frame deadline in frame periods of the source; past it the frame runs on the local model")
-    deadline_ms: float | None = Field(None, gt=0, description="Fixed per-frame deadline in ms instead of deadline_periods")
+    deadline_periods: float = Field(1.5, gt=0, le=20, description="Least per-frame deadline, in frame periods of the source; past the deadline the frame runs on the local model")
+    latency_factor: float = Field(2.5, ge=0, le=20, description="The deadline follows the endpoint's measured round trip: this many times its median (of the last 20 frames), never under deadline_periods; 0 = deadline_periods alone")
+    deadline_max_ms: float = Field(1000.0, gt=0, le=60_000, description="Most a measured deadline may grow to, and the deadline before any round trip was measured")
+    deadline_ms: float | None = Field(None, gt=0, description="Fixed per-frame deadline in ms instead of the measured one")
     probe_interval_s: float = Field(2.0, gt=0, le=300, description="How often every endpoint's readiness is checked (/v2/health/ready, model ready)")
     local_backend: str = Field("auto", description="Local backend used when the hive is slow, gone or answers malformed outputs: auto or a backend that runs on the device ('none': frames are then recorded as not analysed)")
 

@@ -44,6 +44,7 @@ class FakeKServe:
         self.session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
         self.model = triton_model_name(self.card)
         self.mode, self.drip_s = mode, drip_s
+        self.latency_s = 0.0  # added to every inference answer: a LAN's round trip on loopback
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.inputs_seen: list[str] = []
@@ -115,6 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, json.dumps({"error": "no such model"}).encode())
             return
         fake.infers += 1
+        time.sleep(fake.latency_s)
         split = int(self.headers["Inference-Header-Content-Length"])
         request = json.loads(body[:split])
         item = request["inputs"][0]
