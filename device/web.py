@@ -31,6 +31,7 @@ OUTPUT_HIGH_WATERMARK = 1024 * 1024  # a viewer more than ~1 MB behind pauses it
 
 def create_app(config: DeviceConfig, runtime: DeviceRuntime, with_panel: bool = True) -> Flask:
     """The runtime is reachable by every blueprint as current_app.extensions["scopehive.runtime"]."""
+    from device import openapi
     from device.live import bp as live_bp
 
     app = Flask("device")
@@ -43,6 +44,7 @@ def create_app(config: DeviceConfig, runtime: DeviceRuntime, with_panel: bool = 
         "SSE": ClientLimit("live-statistics (SSE)", config.web.max_sse_clients, "web.max_sse_clients"),
     }
     app.register_blueprint(live_bp)
+    app.register_blueprint(openapi.bp)  # /openapi.json: the JSON API as it is wired (device/openapi.py)
     if with_panel:
         from device import panel
 
