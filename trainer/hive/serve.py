@@ -6,9 +6,15 @@ several devices together (dynamic batching)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import signal
+import socket
+import sys
 import sysconfig
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,59 @@ class Ports:
     grpc: int = 8001
     metrics: int = 8002
     host: str = "127.0.0.1"
+
+    def named(self) -> list[tuple[int, str]]:
+        return [(self.http, "KServe v2 HTTP, --http-port"), (self.grpc, "KServe v2 gRPC, --grpc-port"),
+                (self.metrics, "Prometheus metrics, --metrics-port")]
+
+
+EXIT_TIMEOUT_S = 5  # on SIGTERM/SIGINT, in-flight requests get this long before tritonserver exits
+
+
+class PortInUse(OSError):
+    """A port of the server is taken (often the previous `trainer serve` still shutting down)."""
+
+
+def ports_in_use(ports: Ports) -> list[str]:
+    """Which of the three ports something listens on now. Bound with SO_REUSEADDR, as tritonserver
+    binds: a port only left in TIME_WAIT by a server that just stopped is free."""
+    taken = []
+    for port, what in ports.named():
+        with socket.socket(socket.AF_INET6 if ":" in ports.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((ports.host, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                taken.append(f"{ports.host}:{port} ({what})")
+    return taken
+
+
+def check_ports(ports: Ports) -> None:
+    """Say "address already in use" for what it is, before Triton starts: otherwise PyTriton's
+    readiness check reaches the *other* server on the port and reports its refusal of our access
+    token (`403 ... triton-access-token`), which names the wrong problem."""
+    taken = ports_in_use(ports)
+    if taken:
+        raise PortInUse(errno.EADDRINUSE, f"address already in use: {', '.join(taken)}; another hive server (or a "
+                        f"previous `trainer serve` still stopping) holds it: stop it, or choose other ports")
+
+
+@contextlib.contextmanager
+def sigterm_stops_triton() -> Iterator[None]:
+    """SIGTERM (docker stop, systemd, kill) ends serving like Ctrl+C: PyTriton then stops its
+    tritonserver child and waits for it, so the ports are free when this process exits. Without
+    it the child outlived us by ~30 s (its parent-death signal starts a graceful exit of its own)
+    and a restart in that window failed."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def use_own_libpython() -> None:
@@ -80,17 +139,33 @@ def bind(triton: Any, model: ServedModel) -> None:
 
 
 def serve(bundles: list[Path], ports: Ports) -> None:
-    """Blocks until SIGINT/SIGTERM; logs each model's name as devices must configure it."""
+    """Blocks until SIGINT/SIGTERM, then stops tritonserver before returning; logs each model's
+    name as devices must configure it. A port in use exits with status 2 and says so."""
     use_own_libpython()
     from pytriton.triton import Triton, TritonConfig
 
     models = [load_served_model(b) for b in bundles]  # fail on a bad bundle before the server starts
     config = TritonConfig(http_address=ports.host, http_port=ports.http, grpc_address=ports.host, grpc_port=ports.grpc,
-                          metrics_address=ports.host, metrics_port=ports.metrics, exit_on_error=True)
-    with Triton(config=config) as triton:
-        for model in models:
-            bind(triton, model)
-            log.info("serving %s as %s and %s", model.root, model.name, model.jpeg_name)
-        print(f"hive server ready: http://{ports.host}:{ports.http} (KServe v2), gRPC {ports.grpc}, metrics {ports.metrics}; "
-              f"models: {', '.join(m.name for m in models)}", flush=True)
-        triton.serve()
+                          metrics_address=ports.host, metrics_port=ports.metrics, exit_on_error=True,
+                          exit_timeout_secs=EXIT_TIMEOUT_S)
+    try:
+        check_ports(ports)
+        with sigterm_stops_triton(), Triton(config=config) as triton:
+            for model in models:
+                bind(triton, model)
+                log.info("serving %s as %s and %s", model.root, model.name, model.jpeg_name)
+            print(f"hive server ready: http://{ports.host}:{ports.http} (KServe v2), gRPC {ports.grpc}, metrics {ports.metrics}; "
+                  f"models: {', '.join(m.name for m in models)}", flush=True)
+            triton.serve()
+    except PortInUse as exc:
+        print(f"error: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        pass  # SIGINT/SIGTERM during start-up: the context above has stopped tritonserver
+    except Exception as exc:
+        taken = ports_in_use(ports)  # a port taken while Triton started shows up as some other error
+        if not taken:
+            raise
+        print(f"error: address already in use: {', '.join(taken)} ({type(exc).__name__}: {str(exc)[:200]})", file=sys.stderr)
+        raise SystemExit(2) from None
+    print("hive server stopped", flush=True)
