@@ -107,3 +107,13 @@ def test_synthetic_package_command(tmp_path: Path) -> None:
     with zipfile.ZipFile(out) as archive:
         manifest = json.loads(archive.read("manifest.json"))
     assert manifest["image_count"] == 3 and manifest["classes"] == ["cell", "crystal", "debris"]
+
+
+def test_backend_triton_is_offered_on_the_command_line() -> None:
+    """`--backend triton` (the hive) is one of the choices `run --help` lists, and is accepted."""
+    from device.cli import _parser
+
+    shown = subprocess.run([sys.executable, "-m", "device", "run", "--help"], cwd=ROOT, env=_env(), capture_output=True,
+                           text=True, timeout=60)
+    assert "triton" in shown.stdout.split("--backend", 1)[1].split("--", 1)[0], shown.stdout
+    assert _parser().parse_args(["run", "--backend", "triton"]).backend == "triton"
