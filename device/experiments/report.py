@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from device.colours import default_colour, hex_to_bgr
+from device.colours import class_colours, default_colour, hex_to_bgr
 from device.experiments import svg
 from device.experiments.store import Experiment
 from device.redact import redact
@@ -152,34 +153,73 @@ def _f(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-CLASS_HEAD = ("class", "frames", "objects / frame (mean ± sd)", "95 % CI", "density / mm²", "size median ({unit})",
-              "size IQR ({unit})", "objects")
+CLASS_HEAD = ("class", "unique objects (tracks)", "objects / frame (mean ± sd)", "95 % CI of the mean (blocks)",
+              "density / mm²", "size median ({unit})", "size IQR ({unit})", "object-frames (boxes summed over frames)")
+EXCLUDED_COLOUR = "#98a2b3"  # grey: excluded frames are "not analysed", never the green of a class or of "ok"
 
 
-def _class_rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
+def colours_of(classes: list[str], chosen: dict[str, str] | None = None) -> dict[str, str]:
+    """Each class's colour as the stream draws it (device/colours.py: the project's choice, else
+    the default for its position in the model's class list, which is the summary's order)."""
+    safe = {k: v for k, v in (chosen or {}).items() if re.fullmatch(r"#[0-9a-fA-F]{6}", str(v))}  # goes into style=""
+    return dict(zip(classes, class_colours(classes, safe), strict=True))
+
+
+def _unique(summary: dict[str, Any], name: str) -> str:
+    tracking = summary.get("tracking") or {}
+    found = (tracking.get("classes") or {}).get(name)
+    return str(found["unique"]) if found and "unique" in found else "–"
+
+
+def _class_rows(summary: dict[str, Any], colours: dict[str, str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for name, stats in summary["classes"].items():
         c, s = stats["count"], stats["size"]
-        ci = f"{c['ci95'][0]:.3g} – {c['ci95'][1]:.3g}" if c["ci95"] else "–"
+        ci = f"{c['ci95'][0]:.3g} – {c['ci95'][1]:.3g} ({c.get('ci95_blocks', 0)} blocks)" if c["ci95"] else "–"
         iqr = f"{s['q25']:.3g} – {s['q75']:.3g}" if s["q25"] is not None else "–"
-        rows.append((str(name), str(c["frames"]), f"{_f(c['mean'])} ± {_f(c['sd'])}", ci, _f(c["density_per_mm2"]),
-                     _f(s["median"]), iqr, str(s["objects"])))
+        rows.append({"colour": colours.get(str(name), EXCLUDED_COLOUR), "name": str(name),
+                     "cells": (_unique(summary, str(name)), f"{_f(c['mean'])} ± {_f(c['sd'])}", ci,
+                               _f(c["density_per_mm2"]), _f(s["median"]), iqr, str(s["objects"]))})
     return rows
 
 
-def _plots(summary: dict[str, Any]) -> list[Markup]:
+def _plots(summary: dict[str, Any], colours: dict[str, str]) -> list[Markup]:
     """SVG charts; svg.py escapes every label it writes, so they go into the page as markup."""
     course = summary["time_course"]
     plots = [svg.line_chart("Objects per frame over time", course["t_s"], course["mean_count"], "time since start (s)",
-                            "objects per analysed frame")]
+                            "objects per analysed frame", colours)]
     plots.append(svg.line_chart("Excluded frames over time", course["t_s"], {"excluded": course["excluded"]},
-                                "time since start (s)", "frames excluded"))
+                                "time since start (s)", "frames excluded", {"excluded": EXCLUDED_COLOUR}))
     for name, stats in summary["classes"].items():
         hist = stats["size"]["histogram"]
         if hist:
             plots.append(svg.histogram(f"Size of {name} (n = {stats['size']['objects']})", hist["edges"], hist["counts"],
-                                       f"size, sqrt(width x height) ({summary['size_unit']})"))
+                                       f"size, sqrt(width x height) ({summary['size_unit']})",
+                                       colour=colours.get(str(name), svg.COLOURS[0])))
     return [Markup(p) for p in plots]  # svg.py escapes every text it writes
+
+
+def quality_gates(quality: dict[str, Any]) -> str:
+    """The frame-quality gates of the experiment as a sentence (device/experiments/quality.py)."""
+    if not quality:
+        return "not recorded"
+    if quality.get("enabled") is False:
+        return "off: every frame was analysed"
+    q, parts = dict(quality), []
+    q.pop("enabled", None)
+    relative, window = q.pop("focus_relative_min", None), q.pop("focus_window", None)
+    if relative:
+        parts.append(f"out of focus below {100 * relative:.0f} % of the sharp reference (90th percentile of the last "
+                     f"{window or '?'} frames)")
+    if q.get("focus_min"):
+        parts.append(f"out of focus below a focus score of {q.pop('focus_min'):g}")
+    q.pop("focus_min", None)
+    if (saturated := q.pop("saturated_max", None)) is not None:
+        parts.append(f"badly exposed above {100 * saturated:g} % saturated pixels")
+    if (dark := q.pop("dark_max", None)) is not None:
+        parts.append(f"or above {100 * dark:g} % black pixels")
+    parts += [f"{k.replace('_', ' ')} {v}" for k, v in sorted(q.items())]
+    return "; ".join(parts) or "none"
 
 
 def _metrics(metrics: dict[str, Any]) -> str:
@@ -189,11 +229,14 @@ def _metrics(metrics: dict[str, Any]) -> str:
 
 
 def _calibration(experiment: Experiment, summary: dict[str, Any]) -> str:
+    return calibration_text(experiment.calibration.model_dump() if experiment.calibration is not None else None, summary)
+
+
+def calibration_text(profile: dict[str, Any] | None, summary: dict[str, Any]) -> str:
     """Which µm per pixel the sizes use and where it came from: the experiment's profile, the
     image files' own metadata (OME, ImageJ) or the device config."""
-    cal = experiment.calibration
-    if cal is not None:
-        return f"experiment profile {cal.name}: {cal.um_per_pixel} µm/px ({cal.objective} {cal.camera})".strip()
+    if profile is not None:
+        return f"experiment profile {profile['name']}: {profile['um_per_pixel']} µm/px ({profile['objective']} {profile['camera']})".strip()
     used = summary.get("calibrations") or []
     if used:
         shown = [f"{c['source'] or 'device default'}: {c['um_per_pixel']:.6g} µm/px" for c in used[:4]]
@@ -220,27 +263,43 @@ def _provenance(experiment: Experiment, summary: dict[str, Any]) -> list[tuple[s
     return [(k, _f(v)) for k, v in (
         ("Model", f"{model.get('name', 'none')} {model.get('version', '')}"), ("Model sha256", str(model.get("sha256", "–"))),
         ("Validation metrics", _metrics(model.get("metrics") or {})), ("Score threshold", model.get("score_threshold")),
-        ("Quality gates", json.dumps(prov.get("quality", {}), sort_keys=True)),
+        ("Quality gates (excluded frames)", quality_gates(prov.get("quality") or {})),
         ("Calibration", _calibration(experiment, summary)), ("Source", redact(str(prov.get("source", "–")))),
         ("Software", f"ScopeHive {prov.get('software', '?')}"))]
 
 
-def html_report(experiment: Experiment, summary: dict[str, Any]) -> str:
-    """The whole report as one HTML document, rendered by the autoescaping template report.html:
-    names, sample, operator, notes, device, project and source are text, never markup."""
+def _figures(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary table: unique objects first (what was there), then frames, then per-frame means."""
     frames = summary["frames"]
     excluded = ", ".join(f"{k} {v}" for k, v in frames["excluded_by_reason"].items()) or "none"
-    figures = [(k, _f(v)) for k, v in (
+    tracking = summary.get("tracking") or {}
+    unique = sum(int(c.get("unique", 0)) for c in (tracking.get("classes") or {}).values())
+    camera, dropped = frames.get("camera", frames["total"]), frames.get("dropped", 0)
+    share = f" ({100 * dropped / camera:.0f} %)" if camera else ""
+    return [(k, _f(v)) for k, v in (
+        ("Unique objects (tracked)", unique if tracking.get("classes") else "– (no tracks recorded)"),
+        ("Camera frames", camera),
+        ("Dropped camera frames", f"{dropped}{share}" + (": the device could not keep up with the camera and skipped them"
+                                                           if dropped else "")),
         ("Frames recorded", frames["total"]), ("Frames analysed", frames["analysed"]),
         ("Frames excluded", f"{frames['excluded']} ({excluded})"),
-        ("Calibration (sizes in µm)" if summary["size_unit"] == "µm" else "Calibration", _calibration(experiment, summary)),
+        ("Calibration (sizes in µm)" if summary["size_unit"] == "µm" else "Calibration",
+         calibration_text((summary.get("experiment") or {}).get("calibration"), summary)),
         ("Field of view (mm²)", summary["fov_mm2"]),
         ("All objects / frame", summary["total"]["mean"]), ("All objects / mm²", summary["total"]["density_per_mm2"]))]
+
+
+def html_report(experiment: Experiment, summary: dict[str, Any], colours: dict[str, str] | None = None) -> str:
+    """The whole report as one HTML document, rendered by the autoescaping template report.html:
+    names, sample, operator, notes, device, project and source are text, never markup. `colours`:
+    the project's class colours by name (the stream's); without, the shared default palette."""
     unit = summary["size_unit"]
+    palette = colours_of(list(summary["classes"]), colours)
     return _TEMPLATES.get_template("report.html").render(
         name=experiment.request.name, generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        info=_info(experiment), figures=figures, class_head=[h.format(unit=unit) for h in CLASS_HEAD],
-        class_rows=_class_rows(summary), plots=_plots(summary),
+        info=_info(experiment), figures=_figures(summary), class_head=[h.format(unit=unit) for h in CLASS_HEAD],
+        class_rows=_class_rows(summary, palette), plots=_plots(summary, palette),
+        blocks=max((c["count"].get("ci95_blocks", 0) for c in summary["classes"].values()), default=0),
         tracks=Markup(tracks_section(summary.get("tracking"))),  # tracks_section escapes its own text
         provenance=_provenance(experiment, summary),
     ) + "\n"

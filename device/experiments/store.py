@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from device.experiments.calibration import CalibrationProfile, ExperimentError, clean_text
+from device.field_errors import readable
 from device.metrics.disk import open_wal, write_transaction
 
 _SCHEMA = """
@@ -120,9 +121,8 @@ def _slug(name: str) -> str:
 
 
 def invalid(exc: ValidationError) -> ExperimentError:
-    """A pydantic error as one readable sentence naming the fields."""
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()[:4]]
-    return ExperimentError("; ".join(parts))
+    """A pydantic error as one readable sentence naming the fields by their labels ("Name must not be empty")."""
+    return ExperimentError(readable(exc))
 
 
 class ExperimentStore:

@@ -6,6 +6,8 @@ Every figure is defined so that the same InfluxQL over the same points gives the
 per-object `size_um` (the box's geometric-mean side, sqrt(width x height)), a median of an even
 number of values is the mean of the middle two (numpy's and InfluxQL's rule), the quartiles are
 InfluxQL's nearest-rank `percentile()`, and sd is the sample standard deviation (`stddev()`).
+The 95 % interval of a count is the exception: it is over blocks of consecutive frames (see
+`count_stats`), since frames of one field are not independent.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 HISTOGRAM_BINS = 20
 TIME_BINS = 40
+BLOCKS = 10  # the count's 95 % interval is over up to this many blocks of consecutive frames
+MIN_BLOCK_FRAMES = 5
 
 
 def t95(n: int) -> float:
@@ -31,17 +35,43 @@ def t95(n: int) -> float:
     return _T95[df - 1] if 1 <= df <= len(_T95) else 1.96
 
 
+def block_count(n: int) -> int:
+    """How many blocks of consecutive frames the interval is taken over: at most BLOCKS, at least
+    MIN_BLOCK_FRAMES frames each, and never fewer than two (one block has no spread)."""
+    return max(2, min(BLOCKS, n // MIN_BLOCK_FRAMES)) if n >= 2 else 0
+
+
 def count_stats(values: list[int], fov_mm2: float | None) -> dict[str, Any]:
-    """mean, sample sd, 95 % CI of the mean, and density per mm² of per-frame counts."""
+    """mean, sample sd, 95 % CI of the mean, and density per mm² of per-frame counts (in frame order).
+
+    Consecutive frames of one field show the same objects, so they are not independent samples and
+    mean ± t·sd/√n over frames would be far too narrow. The interval is over block means instead
+    (the batch-means method): the frames are cut into `block_count(n)` runs of consecutive frames,
+    and the interval is mean ± t·sd(block means)/√blocks. It says how steady the count was over
+    the experiment; it cannot say how the fields seen stand for the whole sample (only more fields can)."""
     n = len(values)
     if not n:
-        return {"frames": 0, "mean": None, "sd": None, "ci95": None, "density_per_mm2": None}
+        return {"frames": 0, "mean": None, "sd": None, "ci95": None, "ci95_blocks": 0, "density_per_mm2": None}
     arr = np.asarray(values, float)
     mean = float(arr.mean())
     sd = float(arr.std(ddof=1)) if n > 1 else 0.0
-    half = t95(n) * sd / math.sqrt(n) if n > 1 else 0.0
-    return {"frames": n, "mean": mean, "sd": sd, "ci95": [mean - half, mean + half],
+    blocks = block_count(n)
+    ci: list[float] | None = None
+    if blocks:
+        means = np.array([b.mean() for b in np.array_split(arr, blocks)])
+        half = t95(blocks) * float(means.std(ddof=1)) / math.sqrt(blocks)
+        ci = [mean - half, mean + half]
+    return {"frames": n, "mean": mean, "sd": sd, "ci95": ci, "ci95_blocks": blocks,
             "density_per_mm2": mean / fov_mm2 if fov_mm2 else None}
+
+
+def dropped_frames(frames: list[dict[str, Any]]) -> dict[str, int]:
+    """Camera frames the device never processed (the loop could not keep up and the capture kept
+    only the newest): gaps in the capture's frame index between recorded frames. A restart resets
+    the index; that step down is no gap."""
+    indices = [f["frame_index"] for f in frames if f.get("frame_index") is not None]
+    gaps = sum(max(0, b - a - 1) for a, b in zip(indices, indices[1:], strict=False))
+    return {"camera": len(frames) + gaps, "dropped": gaps}
 
 
 def nearest_rank(ordered: np.ndarray, percent: float) -> float:
@@ -109,8 +139,10 @@ def summarise(experiment: Experiment, frames: list[dict[str, Any]], objects: Ite
         start, end = first, last
     per_class = {c: {"count": count_stats([f["counts"].get(c, 0) for f in analysed], fov),
                      "size": size_stats(sizes.get(c, []), unit)} for c in classes}
+    camera = dropped_frames(frames)
     return {"experiment": experiment.public(), "frames": {"total": len(frames), "analysed": len(analysed),
-            "excluded": sum(excluded.values()), "excluded_by_reason": excluded},
+            "excluded": sum(excluded.values()), "excluded_by_reason": excluded,
+            "camera": camera["camera"], "dropped": camera["dropped"]},
             "fov_mm2": fov, "size_unit": unit, "um_per_pixel": scales,
             "calibrations": [{"source": source, "um_per_pixel": um} for source, um in calibrations], "classes": per_class,
             "total": count_stats([sum(f["counts"].values()) for f in analysed], fov),

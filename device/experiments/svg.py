@@ -58,13 +58,15 @@ def _svg(parts: list[str], label: str) -> str:
             f'viewBox="0 0 {W} {H}" width="{W}" height="{H}" font-family="sans-serif" font-size="11">{body}</svg>')
 
 
-def line_chart(title: str, xs: list[float], series: dict[str, list[float | None]], xlabel: str, ylabel: str) -> str:
-    """One line per series; None values break the line (e.g. a slice with only excluded frames)."""
+def line_chart(title: str, xs: list[float], series: dict[str, list[float | None]], xlabel: str, ylabel: str,
+               colours: dict[str, str] | None = None) -> str:
+    """One line per series, in `colours[name]` (a class's colour, device/colours.py) or the next of
+    COLOURS; None values break the line (e.g. a slice with only excluded frames)."""
     values = [v for s in series.values() for v in s if v is not None]
     frame = _Frame((min(xs, default=0.0), max(xs, default=1.0)), (0.0, max(values, default=1.0) * 1.1 or 1.0))
     parts = frame.axes(title, xlabel, ylabel)
     for k, (name, ys) in enumerate(series.items()):
-        colour = COLOURS[k % len(COLOURS)]
+        colour = (colours or {}).get(name) or COLOURS[k % len(COLOURS)]
         path, pen = [], "M"
         for x, y in zip(xs, ys, strict=False):
             if y is None:
@@ -72,15 +74,16 @@ def line_chart(title: str, xs: list[float], series: dict[str, list[float | None]
                 continue
             path.append(f"{pen}{frame.px(x):.1f},{frame.py(y):.1f}")
             pen = "L"
-        parts.append(f'<path d="{" ".join(path)}" fill="none" stroke="{colour}" stroke-width="1.8"/>')
-        parts.append(f'<text x="{W - RIGHT - 4}" y="{TOP + 12 + 13 * k}" text-anchor="end" fill="{colour}">{escape(name)}</text>')
+        parts.append(f'<path d="{" ".join(path)}" fill="none" stroke="{escape(colour)}" stroke-width="1.8"/>')
+        parts.append(f'<text x="{W - RIGHT - 4}" y="{TOP + 12 + 13 * k}" text-anchor="end" fill="{escape(colour)}">{escape(name)}</text>')
     return _svg(parts, title)
 
 
-def histogram(title: str, edges: list[float], counts: list[int], xlabel: str, ylabel: str = "objects") -> str:
+def histogram(title: str, edges: list[float], counts: list[int], xlabel: str, ylabel: str = "objects",
+              colour: str = COLOURS[0]) -> str:
     frame = _Frame((edges[0], edges[-1]), (0.0, max(counts, default=1) * 1.1 or 1.0))
     parts = frame.axes(title, xlabel, ylabel)
     for lo, hi, n in zip(edges[:-1], edges[1:], counts, strict=False):
         x, w = frame.px(lo), max(frame.px(hi) - frame.px(lo) - 1, 1)
-        parts.append(f'<rect x="{x:.1f}" y="{frame.py(n):.1f}" width="{w:.1f}" height="{frame.py(0) - frame.py(n):.1f}" fill="#2f6fdb"/>')
+        parts.append(f'<rect x="{x:.1f}" y="{frame.py(n):.1f}" width="{w:.1f}" height="{frame.py(0) - frame.py(n):.1f}" fill="{escape(colour)}"/>')
     return _svg(parts, title)

@@ -17,9 +17,10 @@ from device.experiments.recorder import ExperimentRecorder
 from device.experiments.report import frames_csv, html_report, objects_csv, objects_geojson
 from device.experiments.store import Experiment, ExperimentRequest, invalid
 from device.experiments.summary import summarise
-from device.panel.base import runtime
+from device.panel.base import runtime, state
 from device.panel.imaging import jpeg, to_display
 from device.panel.jsonbody import json_object
+from device.panel.workspace import current_on_device
 from device.tracking.experiment import experiment_tracking
 
 bp = Blueprint("experiments", __name__, template_folder="templates", static_folder="static",
@@ -135,10 +136,17 @@ def objects_qupath(experiment_id: str) -> Response:
     return _download(body, "application/geo+json", f"{experiment.id}-objects.geojson")
 
 
+def _class_colours() -> dict[str, str]:
+    """The colours the stream draws the classes in: the device's current project's (none: the default palette)."""
+    panel = state()
+    project = current_on_device(panel.projects, panel.data_dir)
+    return {c.name: c.color for c in project.classes} if project is not None else {}
+
+
 @bp.get("/api/experiments/<experiment_id>/report.html")
 def report(experiment_id: str) -> Response:
     experiment = _experiment(experiment_id)
-    html = html_report(experiment, _summary(experiment))
+    html = html_report(experiment, _summary(experiment), _class_colours())
     if request.args.get("view"):
         return Response(html, mimetype="text/html")
     return _download(html, "text/html", f"{experiment.id}-report.html")

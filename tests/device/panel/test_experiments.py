@@ -78,7 +78,8 @@ def test_calibrate_start_record_stop_download(auth: Auth, device: ExperimentRunt
     assert [k for k, _ in device.events] == ["experiment_started", "experiment_stopped"]
 
     summary = client.get(f"/panel/api/experiments/{experiment['id']}/summary").get_json()
-    assert summary["frames"] == {"total": 3, "analysed": 2, "excluded": 1, "excluded_by_reason": {"out_of_focus": 1}}
+    assert summary["frames"] == {"total": 3, "analysed": 2, "excluded": 1, "excluded_by_reason": {"out_of_focus": 1},
+                                 "camera": 3, "dropped": 0}
     cell = summary["classes"]["cell"]
     assert cell["count"]["mean"] == 1.0 and cell["count"]["density_per_mm2"] == pytest.approx(1.0 / (200 * 100 * 0.25 / 1e6))
     assert cell["size"]["median"] == pytest.approx((10 + np.sqrt(10 * 40) * 0.5) / 2)  # sizes 10 and 10 µm
@@ -95,12 +96,12 @@ def test_calibrate_start_record_stop_download(auth: Auth, device: ExperimentRunt
     ("/panel/api/experiments/stop", {}, "no experiment is running"),
     ("/panel/api/experiments/start", {"name": "a", "profile": "60x"}, "unknown calibration profile '60x'"),
     ("/panel/api/experiments/start", {"name": "bad\x1bname"}, "control character"),
-    ("/panel/api/experiments/start", {"name": ""}, "name"),
-    ("/panel/api/experiments/start", {"name": "a", "colour": "red"}, "colour"),
+    ("/panel/api/experiments/start", {"name": ""}, "Name must not be empty"),
+    ("/panel/api/experiments/start", {"name": "a", "colour": "red"}, "Colour is not a setting here"),
     ("/panel/api/experiments/start", ["not", "an", "object"], "JSON object"),
     ("/panel/api/calibration/profiles", {"name": "p", "line": {"x1": 3, "y1": 3, "x2": 3, "y2": 3, "length_um": 10}}, "shorter than one pixel"),
     ("/panel/api/calibration/profiles", {"name": "p", "line": {"x1": 0, "y1": 0, "x2": 90, "y2": 0, "length_um": -5}}, "more than 0"),
-    ("/panel/api/calibration/profiles", {"name": "p", "um_per_pixel": -0.2}, "greater than 0"),
+    ("/panel/api/calibration/profiles", {"name": "p", "um_per_pixel": -0.2}, "µm per pixel must be more than 0"),
     ("/panel/api/calibration/profiles", {"name": "p\x00", "um_per_pixel": 0.2}, "control character"),
 ])
 def test_bad_input_is_400_and_changes_nothing(auth: Auth, device: ExperimentRuntime, url: str, body: Any, message: str) -> None:
@@ -126,3 +127,68 @@ def test_api_needs_login_and_csrf(client: FlaskClient, device: ExperimentRuntime
     assert client.post("/panel/api/experiments/start", json={"name": "x"}).status_code == 400  # no CSRF token
     assert device.recorder.active is None
     assert client.get("/panel/api/experiments/nope/summary").status_code == 404
+
+
+def test_report_summary_says_unique_objects_first_and_dropped_frames(auth: Auth, device: ExperimentRuntime, client: FlaskClient) -> None:
+    """Two cells sitting still for 40 recorded frames while the camera delivered 79: the report
+    leads with unique objects, calls the per-frame sum object-frames, says 39 frames were dropped,
+    draws the classes in the stream's colours and writes the quality gates as a sentence."""
+    from html.parser import HTMLParser
+
+    from device.colours import default_colour
+
+    started = auth.json("POST", "/panel/api/experiments/start", {"name": "still field"}).get_json()  # type: ignore[attr-defined]
+    context = FrameContext(("cell", "debris"), "m", "1", 0.5, (200, 100, 3))
+    two_cells = Detections.from_lists([[0, 0, 20, 20], [40, 40, 60, 60]], [0.9, 0.8], [0, 0])
+    for k in range(40):  # the loop took every other camera frame
+        device.recorder.record(1_000_000 + k * 100_000, 1 + 2 * k, FrameQuality(40.0, 0.0, 0.0, "ok"), "ok", two_cells, context)
+    auth.json("POST", "/panel/api/experiments/stop", {})
+    html = client.get(f"/panel/api/experiments/{started['id']}/report.html?view=1").get_data(as_text=True)
+
+    class Tables(HTMLParser):
+        """Each table's rows as lists of cell texts (tables by id; those without one under '')."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: dict[str, list[list[str]]] = {}
+            self.table: str | None = None
+            self.cell = False
+            self.swatches: list[str | None] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            if tag == "table":
+                self.table = a.get("id") or ""
+                self.rows.setdefault(self.table, [])
+            elif tag == "tr" and self.table is not None:
+                self.rows[self.table].append([])
+            elif tag in ("td", "th") and self.table is not None:
+                self.rows[self.table][-1].append("")
+                self.cell = True
+            elif tag == "span" and a.get("class") == "swatch":
+                self.swatches.append(a.get("style"))
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "table":
+                self.table = None
+            elif tag in ("td", "th"):
+                self.cell = False
+
+        def handle_data(self, data: str) -> None:
+            if self.cell and self.table is not None:
+                self.rows[self.table][-1][-1] += data
+
+    parsed = Tables()
+    parsed.feed(html)
+    summary = {row[0]: row[1] for row in parsed.rows["summary"]}
+    assert list(summary)[0] == "Unique objects (tracked)"
+    assert summary["Camera frames"] == "79" and summary["Frames recorded"] == "40"
+    assert summary["Dropped camera frames"].startswith("39 (49 %)") and "could not keep up" in summary["Dropped camera frames"]
+    head, cell_row = ([c.strip() for c in row] for row in parsed.rows["classes"][:2])
+    assert head[1] == "unique objects (tracks)" and head[-1] == "object-frames (boxes summed over frames)"
+    assert cell_row[0] == "cell" and cell_row[-1] == "80"  # 2 cells x 40 frames, named for what it is
+    assert "blocks" in head[3] and "(8 blocks)" in cell_row[3]  # 40 frames: blocks of 5
+    assert parsed.swatches[0] == f"background:{default_colour(0)}"  # the stream's colour of class 0
+    gates = {row[0]: row[1] for row in parsed.rows[""] if len(row) == 2}.get("Quality gates (excluded frames)", "")
+    assert gates and "{" not in gates and "out of focus below 55 % of the sharp reference" in gates
+    assert "not independent" in html and "object-frames" in html.lower()
