@@ -29,7 +29,7 @@ from trainer.scoring import score_bundle
 from trainer.service import TokenError
 
 _TRAIN_FLAGS = ("epochs", "input_size", "width_multiplier", "weights", "seed", "batch_size", "crop",
-                "learning_rate", "val_fraction", "max_detections", "time_limit_min", "eval_every", "name", "version")
+                "learning_rate", "val_fraction", "max_detections", "time_limit_min", "eval_every", "init_from", "name", "version")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,6 +104,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         from trainer.pretrain import check_weights_file
 
         check_weights_file(config.weights, config.width_multiplier)  # before --out is touched
+    if config.init_from:
+        from trainer.warmstart import check
+
+        check(Path(config.init_from), dataset.classes, config.width_multiplier)  # before --out is touched
     from trainer.pipeline import train_dataset
 
     out = train_dataset(dataset, args.out, config, args.force, args.quiet, started)

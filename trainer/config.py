@@ -37,6 +37,8 @@ class TrainConfig(BaseModel):
         "the whole run ends within this many minutes on this machine (0: no limit)"
     )
     eval_every: int = Field(0, ge=0, description="Evaluate every N epochs (0: about ten times per run)")
+    init_from: str = Field("", description="A bundle folder whose warm_start weights seed this training (warm start; "
+                           "the same classes or more, the same width multiplier)")
     name: str = Field("", description="Model name in the bundle (default: the dataset's project)")
     version: str = Field("", description="Model version (default: date and time of the run)")
 

@@ -54,10 +54,11 @@ class Submission:
     held_out: str | None = None
     baseline: str | None = None  # the running model's bundle zip, to compare on the held-out frames
     options: dict[str, Any] = field(default_factory=dict)
+    warm_start: bool = True  # start from the baseline's weights when they fit
 
     def as_request(self) -> dict[str, Any]:
         return {"project": self.project, "package": self.package, "held_out": self.held_out,
-                "baseline": self.baseline, "options": self.options}
+                "baseline": self.baseline, "options": self.options, "warm_start": self.warm_start}
 
 
 def _key(body: dict[str, Any], name: str, device: str, required: bool) -> str | None:
@@ -79,10 +80,13 @@ def _key(body: dict[str, Any], name: str, device: str, required: bool) -> str | 
 def parse_submission(body: Any, device: str) -> Submission:
     """The JSON body of POST /v1/jobs (and /v1/plan) -> Submission, or Refused(400/403)."""
     if not isinstance(body, dict):
-        raise Refused(400, "the body must be a JSON object: {project, package, held_out?, baseline?, options?}")
-    unknown = sorted(set(body) - {"project", "package", "held_out", "baseline", "options"})
+        raise Refused(400, "the body must be a JSON object: {project, package, held_out?, baseline?, options?, warm_start?}")
+    unknown = sorted(set(body) - {"project", "package", "held_out", "baseline", "options", "warm_start"})
     if unknown:
-        raise Refused(400, f"unknown field(s) {', '.join(unknown)}: send project, package, held_out, baseline, options")
+        raise Refused(400, f"unknown field(s) {', '.join(unknown)}: send project, package, held_out, baseline, options, warm_start")
+    warm_start = body.get("warm_start", True)
+    if not isinstance(warm_start, bool):
+        raise Refused(400, "'warm_start' must be true (start from the running model's weights when they fit) or false")
     project = body.get("project")
     if not isinstance(project, str) or not _PROJECT.match(project):
         raise Refused(400, "'project' must be the project's short name (letters, digits, . _ -; at most 80)")
@@ -98,7 +102,7 @@ def parse_submission(body: Any, device: str) -> Submission:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         raise Refused(400, f"training options refused: {problems}") from None
     return Submission(project, str(_key(body, "package", device, True)), _key(body, "held_out", device, False),
-                      _key(body, "baseline", device, False), dict(options))
+                      _key(body, "baseline", device, False), dict(options), warm_start)
 
 
 def _fetch(store: ObjectStore, key: str, dest: Path) -> None:

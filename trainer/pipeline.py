@@ -36,6 +36,7 @@ from trainer.progress import ProgressReporter
 from trainer.report import render_markdown, render_png
 from trainer.tiling import TilePolicy
 from trainer.train import FitPlan, FitResult, fit
+from trainer.warmstart import source_files
 
 WORK_DIR = "train"  # inside --out: checkpoint and the spec `export` needs to rebuild the model
 _PARITY_FRAMES = 4
@@ -103,6 +104,7 @@ def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, c
     extras = {
         "report.md": render_markdown(card.name, card.version, metrics).encode(),
         "report.png": render_png(val, preds, dataset.classes, card.class_thresholds or {}),
+        **source_files(out / WORK_DIR / "best.weights.h5", ModelSpec(len(dataset.classes), config.width_multiplier), dataset.classes),
     }
     write_bundle(out, card, onnx_model, extras)
     return out

@@ -114,3 +114,37 @@ def render_png(samples: list[Sample], preds: list[Boxes], classes: list[str], cl
     fig.savefig(buffer, format="png", dpi=72)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def worst_summary(samples: list[Sample], kept: list[Boxes], classes: list[str], count: int = 4) -> list[dict[str, Any]]:
+    """The frames whose counts are furthest off, each with its true and found counts per class."""
+    truth = [Boxes.truth(s.boxes, s.classes) for s in samples]
+    out = []
+    for i in worst_frames(truth, kept, len(classes), count):
+        true = {name: int((samples[i].classes == c).sum()) for c, name in enumerate(classes)}
+        found = {name: int((kept[i].classes == c).sum()) for c, name in enumerate(classes)}
+        error = sum(abs(found[n] - true[n]) for n in classes)
+        if error:
+            out.append({"file": samples[i].file_name, "index": i, "true": true, "found": found, "count_error": error})
+    return out
+
+
+def render_worst_png(samples: list[Sample], kept: list[Boxes], classes: list[str], worst: list[dict[str, Any]]) -> bytes | None:
+    """The worst frames side by side, labels solid and the model's detections dashed (None: no frame erred)."""
+    if not worst:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(worst), figsize=(4.2 * len(worst), 4.6), squeeze=False)
+    for ax, frame in zip(axes[0], worst, strict=True):
+        _plot_frame(ax, samples[frame["index"]], kept[frame["index"]], classes)
+    fig.suptitle("held-out frames the new model counted worst: labels solid, its detections dashed", fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=72)
+    plt.close(fig)
+    return buffer.getvalue()
+

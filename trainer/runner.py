@@ -24,13 +24,19 @@ from typing import Any
 
 from trainer.bundle import BundleError, read_card
 from trainer.compare import compare, describe
+from trainer.config import TrainConfig
 from trainer.dataset import DatasetError, load_dataset_package
 from trainer.intake import job_prefix
 from trainer.jobs import Job, JobQueue
 from trainer.objectstore import ObjectStore, StoreError
+from trainer.report_figure import render_worst_png, worst_summary
+from trainer.warmstart import WarmStartError
+from trainer.warmstart import check as check_warm_start
 
 log = logging.getLogger(__name__)
 _BUNDLE_SKIP = {"train", "tensorboard", "progress.json"}
+WARM_NOTE = "warm_start.txt"
+WORST_PNG = "held_out_worst.png"
 _CANCEL_GRACE_S = 10.0
 
 
@@ -52,14 +58,33 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _train_command(job_dir: Path, options: dict[str, Any]) -> list[str]:
+def _train_command(job_dir: Path, options: dict[str, Any], init_from: Path | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "trainer", "train", str(job_dir / "package.zip"), "--out", str(job_dir / "bundle"),
            "--quiet", "--force"]
     for key, value in sorted(options.items()):
         cmd += [f"--{key.replace('_', '-')}", str(value)]
-    if (job_dir / "init.weights.h5").is_file():
-        cmd += ["--init-from", str(job_dir / "init.weights.h5")]
+    if init_from is not None:
+        cmd += ["--init-from", str(init_from)]
     return cmd
+
+
+def warm_start_source(job: Job, folder: Path) -> tuple[Path | None, str]:
+    """The running model's bundle folder to start from, or None, and the sentence the result shows."""
+    if not job.request.get("warm_start", True):
+        return None, "Cold start: warm start was turned off for this training."
+    baseline = folder / "baseline.zip"
+    if not baseline.is_file():
+        return None, "Cold start: the device runs no model of this project to start from."
+    source = folder / "baseline"
+    width = float((job.request.get("options") or {}).get("width_multiplier", TrainConfig.model_fields["width_multiplier"].default))
+    try:
+        if not source.is_dir():
+            unzip_bundle(baseline, source)
+        card = read_card(source)
+        check_warm_start(source, list(job.plan.get("classes") or []), width)
+    except (WarmStartError, BundleError, zipfile.BadZipFile) as exc:
+        return None, f"Cold start: {exc}."
+    return source, f"Warm start: training started from the weights of the running model {card.name}:{card.version}."
 
 
 def failure_message(log_path: Path, returncode: int) -> str:
@@ -151,8 +176,10 @@ class JobRunner:
     def _train(self, job: Job, stop: threading.Event) -> str:
         folder = self.job_dir(job.id)
         progress_path = folder / "bundle" / "progress.json"
+        init_from, note = warm_start_source(job, folder)
+        (folder / WARM_NOTE).write_text(note)
         with open(folder / "train.log", "ab") as log_file:
-            child = subprocess.Popen(_train_command(folder, job.request.get("options") or {}), stdout=log_file,
+            child = subprocess.Popen(_train_command(folder, job.request.get("options") or {}, init_from), stdout=log_file,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder,
                                      preexec_fn=_die_with_parent, start_new_session=True)
         self.queue.set_progress(job.id, {"state": "starting"}, "starting the training process")
@@ -202,7 +229,7 @@ class JobRunner:
             "model": {"name": card.name, "version": card.version, "label": f"{card.name}:{card.version}", "classes": card.classes},
             "validation": {k: card.metrics.get(k) for k in ("map50", "map50_95", "per_class", "count_error", "val_images", "val_objects")},
             "training": {k: (card.metrics.get("training") or {}).get(k) for k in ("epochs_run", "epochs", "best_epoch", "seconds", "notes")},
-            "warm_start": job.request.get("warm_start"),
+            "warm_start": (folder / WARM_NOTE).read_text() if (folder / WARM_NOTE).is_file() else None,
         }
         result.update(self._held_out(folder, card.classes))
         prefix = job_prefix(job.device, job.id)
@@ -211,6 +238,9 @@ class JobRunner:
         for name in ("report.png", "report.md"):
             if (bundle / name).is_file():
                 self.store.upload(f"{prefix}/{name}", bundle / name)
+        if (folder / WORST_PNG).is_file():
+            self.store.upload(f"{prefix}/{WORST_PNG}", folder / WORST_PNG)
+            result["held_out_worst_png"] = f"{prefix}/{WORST_PNG}"
         self.store.upload(f"{prefix}/bundle.zip", zipped, "application/zip")  # last: the job is done once it is there
         result["bundle"] = f"{prefix}/bundle.zip"
         result["report_png"] = f"{prefix}/report.png" if (bundle / "report.png").is_file() else None
@@ -221,7 +251,7 @@ class JobRunner:
         log.info("job %s done: %s", job.id, result["bundle"])
 
     def _held_out(self, folder: Path, classes: list[str]) -> dict[str, Any]:
-        from trainer.scoring import score_bundle
+        from trainer.scoring import score_bundle, score_bundle_kept
 
         held = folder / "held_out.zip"
         if not held.is_file():
@@ -230,8 +260,14 @@ class JobRunner:
             samples = load_dataset_package(held).samples
         except DatasetError as exc:
             return {"held_out": None, "comparison": None, "comparison_note": f"the held-out package could not be read: {exc}"}
-        new = score_bundle(folder / "bundle", samples, counts=True)
-        out: dict[str, Any] = {"held_out": {"images": len(samples), "objects": new["val_objects"], "new": new, "running": None}}
+        scored = score_bundle_kept(folder / "bundle", samples)
+        new = scored.figures
+        worst = worst_summary(samples, scored.kept, classes)
+        figure = render_worst_png(samples, scored.kept, classes, worst)
+        if figure is not None:
+            (folder / WORST_PNG).write_bytes(figure)
+        out: dict[str, Any] = {"held_out": {"images": len(samples), "objects": new["val_objects"], "new": new, "running": None,
+                                            "worst": [{k: v for k, v in w.items() if k != "index"} for w in worst]}}
         baseline = folder / "baseline.zip"
         if not baseline.is_file():
             return {**out, "comparison": None, "comparison_note": "the device runs no model of this project to compare with"}

@@ -129,6 +129,10 @@ def fit(plan: FitPlan, config: TrainConfig, reporter: ProgressReporter) -> FitRe
     keras.utils.set_random_seed(config.seed)
     spec = ModelSpec(len(plan.classes), config.width_multiplier, weights=config.backbone_weights())
     raw = build_raw_model(spec)
+    if config.init_from:
+        from trainer.warmstart import load_into
+
+        reporter.note(load_into(raw, Path(config.init_from), plan.classes))
     steps = reporter.steps_per_epoch
     control = RunControl(plan.plan.epochs, steps, config.eval_every, plan.limit_s, early_stop=may_stop_early(len(plan.val)))
     schedule = ShrinkableCosine(config.learning_rate, steps * control.epochs)

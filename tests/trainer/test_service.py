@@ -76,6 +76,26 @@ def test_a_job_goes_from_queued_through_training_to_a_bundle_in_the_store(worker
     assert worker.call("GET", f"/v1/jobs/{job['id']}", TOKEN_B).status_code == 404
     assert worker.call("GET", "/v1/jobs", TOKEN_B).json()["jobs"] == []
     assert [j["id"] for j in worker.call("GET", "/v1/jobs?project=blood").json()["jobs"]] == [job["id"]]
+    assert result["warm_start"].startswith("Cold start: the device runs no model")
+    worst = result["held_out"]["worst"]
+    assert all(w["count_error"] > 0 and w["file"].endswith(".png") for w in worst)
+    if worst:
+        assert (worker.store / result["held_out_worst_png"]).read_bytes()[:4] == b"\x89PNG"
+    _next_job_starts_from_the_running_models_weights_and_is_compared(worker, packages, result["bundle"])
+
+
+def _next_job_starts_from_the_running_models_weights_and_is_compared(worker: TrainerWorker, packages: dict[str, Path], running: str) -> None:
+    body = {"project": "blood", "package": worker.put("training/dev-a/p/train.zip", packages["train"]),
+            "held_out": worker.put("training/dev-a/p/held.zip", packages["held"]), "baseline": running,
+            "options": {**QUICK, "epochs": 1}}
+    second = worker.call("POST", "/v1/jobs", body=body).json()
+    done = worker.wait(str(second["id"]), lambda j: j["state"] in ("done", "failed", "cancelled", "interrupted"))
+    assert done["state"] == "done", done["message"]
+    assert done["result"]["warm_start"].startswith("Warm start: training started from the weights of the running model")
+    assert any("started from the running model's weights" in n for n in done["progress"].get("notes", []))
+    assert done["result"]["comparison"]["verdict"] in ("better", "worse", "same")
+    cold = worker.call("POST", "/v1/jobs", body={**body, "warm_start": "yes"})
+    assert cold.status_code == 400 and "warm_start" in cold.json()["error"]
 
 
 def test_a_second_job_queues_behind_the_first_and_both_can_be_cancelled(worker: TrainerWorker, packages: dict[str, Path]) -> None:

@@ -162,6 +162,8 @@ def start() -> Response:
             body[field] = value
     if "package" not in body:
         return _refuse("Nothing to train: press Train to check the project first.")
+    if "baseline" in body:
+        body["warm_start"] = request.form.get("warm_start") == "1"
     try:
         others = [j for j in client().jobs(project.slug) if j["state"] in ("queued", "running")]
         job = client().submit(body)
@@ -200,11 +202,12 @@ def job_json(job_id: str) -> tuple[Response, int] | Response:
         return jsonify(error=str(exc)), 503
 
 
-@bp.get("/training/jobs/<job_id>/report.png")
-def report(job_id: str) -> Response | tuple[str, int]:
+@bp.get("/training/jobs/<job_id>/report.png", defaults={"figure": "report_png"}, endpoint="report")
+@bp.get("/training/jobs/<job_id>/held-out-worst.png", defaults={"figure": "held_out_worst_png"}, endpoint="worst")
+def figure(job_id: str, figure: str) -> Response | tuple[str, int]:
     require_project()
     try:
-        key = (_job(job_id).get("result") or {}).get("report_png")
+        key = (_job(job_id).get("result") or {}).get(figure)
         if not key:
             return "this job has no report", 404
         return Response(shared_store().get(key), mimetype="image/png")

@@ -27,6 +27,7 @@ from device.panel.store import Project, ProjectStore
 from device.storage import Storage
 
 HELD_OUT_SHARE = 0.15
+WARM_START_FILES = ("warm_start.weights.h5", "warm_start.json")  # written by the trainer into every bundle
 MIN_IMAGES_FOR_HELD_OUT = 6  # below this every frame is needed for training
 
 
@@ -112,8 +113,9 @@ def put_content_addressed(storage: Storage, prefix: str, name: str, data: bytes)
 def _zip_folder(folder: Path) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in ("model.onnx", "model.json"):  # what scoring needs; engines and reports stay home
-            archive.write(folder / name, name)
+        for name in ("model.onnx", "model.json", *WARM_START_FILES):  # what scoring and warm start need; engines stay home
+            if (folder / name).is_file():
+                archive.write(folder / name, name)
     return buffer.getvalue()
 
 
