@@ -98,6 +98,8 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(bp)
     if not any(rule.rule == "/" for rule in app.url_map.iter_rules()):
         app.add_url_rule("/", "panel_home", lambda: _home())
+    if not any(rule.rule in ("/panel", "/panel/") for rule in app.url_map.iter_rules()):
+        app.add_url_rule("/panel/", "panel_index", lambda: _home())  # the README's address of the panel
 
 
 def _prune_models(panel: PanelState) -> None:

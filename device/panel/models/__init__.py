@@ -26,9 +26,11 @@ def index() -> str:
     project = require_project()
     models = state().models.list(project)
     running = _running_card()
+    running_id = state().models.running_id(project, running)
     return render_template(
         "models/index.html", project=project, models=models, running=running.label if running else None,
-        running_id=state().models.running_id(project, running), has_runtime=runtime() is not None,
+        running_id=running_id, has_runtime=runtime() is not None,
+        running_elsewhere=running if running is not None and running_id is None else None,  # --model / config, not uploaded
         feed=runtime().feed_models() if runtime() is not None else [],  # type: ignore[union-attr]
     )
 
@@ -129,6 +131,11 @@ def beside(model_id: str) -> Response:
         return back("models.index")
     try:
         stored = state().models.get(project, model_id)
+        already = next((m["name"] for m in device.feed_models() if m.get("label") == stored.card.label), None)
+        if already is not None:
+            flash(f"{stored.card.label} already runs on this feed (as '{already}'): nothing was added. "
+                  "Stop it there first to run it at another rate.", "error")
+            return back("models.index")
         name = feed_name(stored.card, [m["name"] for m in device.feed_models()])
         card = device.add_model(name, state().models.local_zip(project, model_id), int(every))
     except (PanelError, BundleError, ValueError) as exc:

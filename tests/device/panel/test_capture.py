@@ -139,3 +139,17 @@ def test_stored_names_keep_an_extension_that_matches_the_content(app: Flask, aut
     (meta,) = _store(app).list_images(slug)
     assert meta.file_name == stored and meta.original.endswith("/original.png")
     assert _store(app).read(meta.original) == png
+
+
+def test_thumbnail_names_show_where_the_names_differ(auth: Auth, client: FlaskClient) -> None:
+    import re
+
+    auth.login()
+    slug = auth.project()
+    names = ("blood-smear-slide-7-field-0001.png", "blood-smear-slide-7-field-0002.png")
+    files = [(io.BytesIO(_png(np.full((30, 40, 3), 90 + i, np.uint8))), n) for i, n in enumerate(names)]
+    assert auth.post(f"/panel/api/projects/{slug}/images", data={"files": files}, content_type="multipart/form-data").status_code == 201  # type: ignore[attr-defined]
+    page = client.get("/panel/capture/").get_data(as_text=True)
+    shown = re.findall(r'<span class="name muted">([^<]*)</span>', page)
+    assert len(shown) == 2 and len(set(shown)) == 2, shown
+    assert {s[-8:] for s in shown} == {"0001.png", "0002.png"} and all(len(s) <= 24 for s in shown)

@@ -59,3 +59,20 @@ def test_run_beside_hide_and_stop(device_app: Flask, running: Runtime, peak_bund
         assert "cannot be removed" in _page(auth.post("/panel/models/feed/main/remove", follow_redirects=True))
         page = _page(auth.post("/panel/models/feed/peaks-b/remove", follow_redirects=True))
         assert "'peaks-b' stopped" in page and [p.name for p in running.parts.feed.pipelines] == ["main"]
+
+
+def test_run_beside_twice_is_refused_and_the_running_model_is_listed(device_app: Flask, running: Runtime, peak_bundle_v2: Path) -> None:
+    with device_app.test_client() as client:
+        auth = Auth(client)
+        auth.login()
+        slug = auth.project()
+        page = _page(client.get("/panel/models/"))
+        main = facade(running).model_card()
+        assert main is not None and f"<b>{main.label}</b>" in page and "loaded by the device itself" in page  # --model, not uploaded
+        auth.post("/panel/models/", data={"bundle": (io.BytesIO(_zip(peak_bundle_v2)), "b.zip")}, content_type="multipart/form-data")
+        panel = device_app.extensions["scopehive.panel"]
+        model_id = panel.models.list(panel.projects.project(slug))[0].id
+        assert "now runs beside" in _page(auth.post(f"/panel/models/{model_id}/beside", data={"every": "1"}, follow_redirects=True))
+        again = _page(auth.post(f"/panel/models/{model_id}/beside", data={"every": "2"}, follow_redirects=True))
+        assert "peaks-b:2.0.0 already runs on this feed (as 'peaks-b'): nothing was added" in again
+        assert [p.name for p in running.parts.feed.pipelines] == ["main", "peaks-b"]

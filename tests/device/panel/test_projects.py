@@ -181,3 +181,10 @@ def test_removing_a_class_in_use_from_the_page_says_how_many_boxes_go(app: Flask
     done = auth.post(f"/panel/projects/{slug}/classes/1/remove", data={"boxes": "delete"}, follow_redirects=True)
     assert "Removed class 'crystal' and its 2 boxes." in html.unescape(done.data.decode())  # type: ignore[attr-defined]
     assert _store(app).project(slug).class_names == ["cell"] and _store(app).annotation(slug, image).boxes == []
+
+
+def test_panel_address_of_the_readme_opens_the_panel(client: FlaskClient) -> None:
+    for url in ("/panel/", "/panel"):
+        response = client.get(url)
+        assert response.status_code in (301, 302, 308), url
+        assert client.get(url, follow_redirects=True).status_code == 200

@@ -17,6 +17,10 @@
     count.textContent = n;
     document.getElementById("image-noun").textContent = n === 1 ? "image" : "images";
   }
+  // Names of one session share their start ("capture-2026-12-02T10-…"): keep the start and the end,
+  // where they differ (time, number, extension); the whole name is the tooltip. Same rule as the page's
+  // first render (capture/index.html).
+  const shortName = (n) => (n.length <= 24 ? n : n.slice(0, 7) + "…" + n.slice(-16));
   function addThumbs(images) {
     for (const m of images) {
       const a = document.createElement("a");
@@ -24,7 +28,7 @@
       a.title = m.file_name + " (" + m.width + "x" + m.height + ", " + m.dtype + ")";
       a.innerHTML = '<img alt=""><span class="name muted"></span><button type="button" class="delete-image" title="delete this image and its boxes">✕</button>';
       a.querySelector("img").src = "/panel/api/projects/" + slug + "/images/" + m.id + "/thumb.jpg";
-      a.querySelector("span").textContent = m.file_name;
+      a.querySelector("span").textContent = shortName(m.file_name);
       grid.prepend(a);
     }
   }

@@ -26,6 +26,10 @@
   function showList(experiments) {
     const t = document.getElementById("experiment-list"); t.innerHTML = "";
     const h = t.insertRow(); ["Name", "Id", "Started (UTC)", "Duration", "Calibration", "Downloads"].forEach((x) => { const th = document.createElement("th"); th.textContent = x; h.append(th); });
+    if (!experiments.length) {
+      const td = t.insertRow().insertCell(); td.colSpan = 6; td.className = "muted"; td.id = "no-experiments";
+      td.textContent = "None yet: start one above; it is listed here with its CSV and report downloads.";
+    }
     for (const e of experiments) {
       const r = t.insertRow(); r.className = "experiment-row"; r.dataset.id = e.id;
       cell(r, e.request.name); cell(r, e.id); cell(r, e.started_iso); cell(r, e.running ? "running" : fmtElapsed(e.elapsed_s));
