@@ -105,7 +105,7 @@ class LiveBoard:
 
     def live_stats(self) -> dict[str, Any]:
         """Counts of the main model's newest frame (`count` None when it was not analysed), and
-        per model on the feed its own count, counts per class, and where it runs."""
+        under `feed`, per model on the feed, its own count, counts per class, and where it runs."""
         latest = self._latest
         stats = dict(latest.stats) if latest else {}
         counts: dict[str, int] = {}
@@ -115,7 +115,7 @@ class LiveBoard:
         return {"time": time.time(), "frame_index": latest.index if latest else None, "counts": counts,
                 "colours": dict(zip(latest.classes, self.colours(latest.classes), strict=True)) if latest else {},
                 "fps": round(self.fps.fps, 2), "count": stats.get("count"), "inference": stats.get("inference"),
-                "inference_ms": stats.get("inference_ms"), "latency_ms": stats.get("latency_ms"), "models": models}
+                "inference_ms": stats.get("inference_ms"), "latency_ms": stats.get("latency_ms"), "feed": models}
 
     def _model(self, analysis: Analysis) -> dict[str, Any]:
         classes = tuple(analysis.card.classes) if analysis.card else ()

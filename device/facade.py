@@ -66,7 +66,7 @@ class DeviceFacade:
         tracking = {"tracking": stage.live()} if stage is not None else {}
         health = self.health()
         board = parts.board.live_stats()
-        for slot, model in board["models"].items():
+        for slot, model in board["feed"].items():
             model["hive"] = hive_state(health["hive"]["models"].get(slot))
         return {**board, **science, **{k: v for k, v in health.items() if k != "ok"}, **tracking}
 

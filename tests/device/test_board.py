@@ -58,9 +58,9 @@ def test_the_live_statistics_give_every_models_count_and_route() -> None:
     board = LiveBoard()
     board.post(_frame(CELLS, DEBRIS))
     board.post(_frame(BLURRED, SKIPPED))  # not analysed now: the route is the one the model last ran on
-    models = board.live_stats()["models"]
+    models = board.live_stats()["feed"]
     assert models["main"] == {**models["main"], "count": None, "counts": None, "route": "local", "excluded": "not analysed: out of focus"}
     assert models["debris"]["route"] == "remote:http://h:8000" and models["debris"]["inference"] == "skipped"
     board.post(_frame(CELLS, DEBRIS))
-    models = board.live_stats()["models"]
+    models = board.live_stats()["feed"]
     assert (models["main"]["count"], models["main"]["counts"], models["debris"]["count"]) == (2, {"cell": 1, "crystal": 1}, 1)

@@ -44,12 +44,12 @@
   }
   function models(s) {
     const t = document.getElementById("live-models"); if (!t) return;
-    const entries = Object.entries(s.models || {});
+    const entries = Object.entries(s.feed || {});
     t.innerHTML = "";
     const classes = [...new Set(entries.flatMap(([, m]) => Object.keys(m.colours || {})))];
     const head = t.insertRow();
     ["Slot", "Model", "Box style", "Runs on", "Objects", ...classes, "vs main"].forEach((h) => { const th = document.createElement("th"); th.textContent = h; head.append(th); });
-    const main = (s.models || {}).main;
+    const main = (s.feed || {}).main;
     entries.forEach(([slot, m], i) => {
       const r = t.insertRow(); r.dataset.slot = slot;
       r.insertCell().textContent = slot;
