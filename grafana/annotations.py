@@ -105,13 +105,23 @@ class TrainingRun(BaseModel):
     map50_95: float | None = Field(None, ge=0, le=1, description="COCO mAP@[.5:.95], when computed")
     started: datetime | None = Field(None, description="Start of training (aware); the annotation spans start..end")
     finished: datetime | None = Field(None, description="End of training (aware); default now")
+    device: str | None = Field(None, description="Device that asked for the training (the trainer service's jobs)")
+    verdict: str | None = Field(None, description="Against the running model on the held-out frames, in words")
 
 
 def mark_training(settings: GrafanaSettings, run: TrainingRun) -> int:
     """A training run finished: a region from start to end when the start is known, with its mAP."""
     score = f"mAP@0.5 {run.map50:.3f}" + (f", mAP@[.5:.95] {run.map50_95:.3f}" if run.map50_95 is not None else "")
-    text = f"Training finished: {run.model} {run.version} (project {run.project}), {score}"
-    tags = [TAG_APP, TAG_TRAINING, f"project:{run.project}", f"model:{run.model}", f"version:{run.version}"]
+    where = f"project {run.project}" + (f", device {run.device}" if run.device else "")
+    text = f"Training finished: {run.model} {run.version} ({where}), {score}" + (f"; {run.verdict}" if run.verdict else "")
+    tags = [TAG_APP, TAG_TRAINING, f"project:{run.project}", f"model:{run.model}", f"version:{run.version}",
+            *([f"device:{run.device}"] if run.device else [])]
     if run.started is None:
         return add(settings, text, tags, start=run.finished)
     return add(settings, text, tags, start=run.started, end=run.finished or datetime.now(timezone.utc))
+
+
+def mark_training_event(settings: GrafanaSettings, project: str, device: str, text: str, when: datetime | None = None) -> int:
+    """A point on the dashboards for a training job's start, or an end without a model (failed, cancelled, interrupted)."""
+    return add(settings, text, [TAG_APP, TAG_TRAINING, f"project:{project}", f"device:{device}"], start=when)
+

@@ -28,6 +28,7 @@ from trainer.config import TrainConfig
 from trainer.dataset import DatasetError, load_dataset_package
 from trainer.intake import job_prefix
 from trainer.jobs import Job, JobQueue
+from trainer.marks import TrainingMarks
 from trainer.objectstore import ObjectStore, StoreError
 from trainer.report_figure import render_worst_png, worst_summary
 from trainer.warmstart import WarmStartError
@@ -132,8 +133,10 @@ def unzip_bundle(src: Path, dest: Path, max_bytes: int = 2 << 30) -> Path:
 class JobRunner:
     """Takes queued jobs one at a time; `stop` ends the current one as interrupted (SIGTERM of the service)."""
 
-    def __init__(self, queue: JobQueue, store: ObjectStore, work_dir: Path, poll_s: float = 0.5) -> None:
+    def __init__(self, queue: JobQueue, store: ObjectStore, work_dir: Path, poll_s: float = 0.5,
+                 marks: TrainingMarks | None = None) -> None:
         self.queue = queue
+        self.marks = marks or TrainingMarks(None)
         self.store = store
         self.work_dir = work_dir
         self.poll_s = poll_s
@@ -146,13 +149,21 @@ class JobRunner:
         """Finish what `recover` found complete, then take queued jobs until `stop`."""
         for complete in self._complete:
             self._finish_or_fail(complete, resumed=True)
+            self._mark_end(complete.id)
         self._complete = []
         while not stop.is_set():
             job = self.queue.claim_next()
             if job is None:
                 stop.wait(self.poll_s)
                 continue
+            self.marks.started(job)
             self.run_job(job, stop)
+            self._mark_end(job.id)
+
+    def _mark_end(self, job_id: str) -> None:
+        final = self.queue.get_any(job_id)
+        if final is not None:
+            self.marks.ended(final)
 
     # ---- one job ---------------------------------------------------------------------------
     def run_job(self, job: Job, stop: threading.Event) -> None:
@@ -303,6 +314,7 @@ class JobRunner:
                               f"was restarted at {now}): training does not resume mid-run, nothing was published and the running "
                               "model is unchanged; press Train again to start over")
             log.warning("job %s interrupted by the last worker's end (%s)", job.id, where)
+            self._mark_end(job.id)
             shutil.rmtree(folder / "bundle", ignore_errors=True)
 
 

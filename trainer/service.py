@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlparse
 
 from trainer.intake import Refused, parse_submission, stage
 from trainer.jobs import JobQueue
+from trainer.marks import TrainingMarks
 from trainer.objectstore import ObjectStore
 from trainer.runner import JobRunner
 
@@ -207,7 +208,7 @@ def serve(host: str, port: int, work_dir: Path, store: ObjectStore, tokens: Toke
     """Run until SIGTERM/SIGINT; the job running then ends as `interrupted`, with the reason."""
     work_dir.mkdir(parents=True, exist_ok=True)
     queue = JobQueue(work_dir / "jobs.sqlite3")
-    runner = JobRunner(queue, store, work_dir)
+    runner = JobRunner(queue, store, work_dir, marks=TrainingMarks.from_env())
     runner.recover()  # before anything listens: a device never reads a dead job as running
     service = Service(queue, store, runner, tokens, work_dir)
     server = ThreadingHTTPServer((host, port), _handler(service))

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.grafana.fake_grafana import TOKEN as GRAFANA_TOKEN
+from tests.grafana.fake_grafana import FakeGrafana, running_grafana
 from tests.trainer.worker_support import (
     QUICK,
     SHARED,
@@ -48,9 +50,21 @@ def _submit(worker: TrainerWorker, packages: dict[str, Path], options: dict[str,
     return response.json()  # type: ignore[no-any-return]
 
 
-def test_a_job_goes_from_queued_through_training_to_a_bundle_in_the_store(worker: TrainerWorker, packages: dict[str, Path]) -> None:
+@pytest.fixture
+def marked_worker(tmp_path: Path) -> Iterator[tuple[TrainerWorker, FakeGrafana]]:
+    with running_grafana() as grafana:
+        w = TrainerWorker(tmp_path).start(GRAFANA_URL=grafana.url, GRAFANA_TOKEN=GRAFANA_TOKEN)
+        try:
+            yield w, grafana
+        finally:
+            w.stop()
+
+
+def test_a_job_goes_from_queued_through_training_to_a_bundle_in_the_store(marked_worker: tuple[TrainerWorker, FakeGrafana],
+                                                                          packages: dict[str, Path]) -> None:
     from device.models.bundle import load_bundle
 
+    worker, grafana = marked_worker
     job = _submit(worker, packages, {"epochs": 2}, held=True)
     assert job["state"] in ("queued", "running")
     assert job["plan"]["images"] == 8 and any("training images" in w for w in job["plan"]["warnings"])
@@ -82,6 +96,15 @@ def test_a_job_goes_from_queued_through_training_to_a_bundle_in_the_store(worker
     if worst:
         assert (worker.store / result["held_out_worst_png"]).read_bytes()[:4] == b"\x89PNG"
     _next_job_starts_from_the_running_models_weights_and_is_compared(worker, packages, result["bundle"])
+    deadline = time.monotonic() + 15  # the end mark follows the job's final state
+    while sum(a["text"].startswith("Training finished:") for a in grafana.accepted) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    texts = [a["text"] for a in grafana.accepted]  # the dashboards show each job's start and its end with the verdict
+    assert all({"scopehive", "training", "device:dev-a"} <= set(a["tags"]) for a in grafana.accepted), grafana.accepted
+    assert sum(t.startswith("Training started: project blood (device dev-a") for t in texts) == 2, texts
+    finished = [t for t in texts if t.startswith("Training finished:")]
+    assert len(finished) == 2 and "the device runs no model of this project to compare with" in finished[0]
+    assert any(w in finished[1] for w in ("better than", "worse than", "the same as")), finished[1]
 
 
 def _next_job_starts_from_the_running_models_weights_and_is_compared(worker: TrainerWorker, packages: dict[str, Path], running: str) -> None:

@@ -47,9 +47,9 @@ class TrainerWorker:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = root / "worker.log"
 
-    def start(self) -> TrainerWorker:
+    def start(self, **extra_env: str) -> TrainerWorker:
         env = {**os.environ, "SCOPEHIVE_TRAINER_TOKENS": f"dev-a={TOKEN_A},dev-b={TOKEN_B}", "SCOPEHIVE_TRAINER_TOKEN": SHARED,
-               "TF_CPP_MIN_LOG_LEVEL": "2"}
+               "TF_CPP_MIN_LOG_LEVEL": "2", **extra_env}
         self.store.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
