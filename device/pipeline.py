@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from device import heap
 from device.analysis import FAILED, NO_MODEL, SKIPPED, Analysis, Stage
 from device.inference.detector import Detector
 from device.models.bundle import BundleError
@@ -49,12 +50,16 @@ class ModelSlot:
         previous, self.detector, self.error, self.path = self.detector, detector, "", Path(path)
         if previous is not None:
             self._release(previous)
+            del previous  # this slot's last reference: a session no other slot shares is freed here
+            heap.trim()  # and the heap it leaves goes back to the system (device/heap.py)
         return detector
 
     def clear(self) -> None:
         previous, self.detector, self.error = self.detector, None, ""
         if previous is not None:
             self._release(previous)
+            del previous
+            heap.trim()
 
 
 def close_detector(detector: Detector) -> None:
