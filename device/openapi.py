@@ -102,6 +102,8 @@ OPERATIONS: dict[str, Op] = {
     "openapi.document": Op("This document", public=True, refusals=()),
     "live.healthz": Op("Healthy or not (200/503); details with a login or the stream token",
                        _obj(ok={"type": "boolean"}, status={"type": "string"}), public=True, refusals=(503,)),
+    "annotate.objects_geojson": Op("The image's boxes as QuPath objects (a GeoJSON download)", media="application/geo+json",
+                                   refusals=(401, 404)),
     "annotate.get_annotation": Op("The boxes of one image", _ref(AnnotationDoc)),
     "annotate.put_annotation": Op("Save all boxes of one image (409 with the current one when stale)", _ref(AnnotationDoc),
                                   body=_ref(AnnotationBody), refusals=(400, 401, 404, 409, 413)),

@@ -146,6 +146,22 @@ def objects_geojson(objects: Iterable[dict[str, Any]], classes: Sequence[str] = 
     yield "".join(batch) + "]}\n"
 
 
+def frame_geojson(boxes: Sequence[Sequence[float]], class_names: Sequence[str], scores: Sequence[float], colours: Sequence[str],
+                  captured_at: float, file: str | None = None, um_per_pixel: float | None = None) -> str:
+    """One frame's boxes (a captured image's annotations, or the newest analysed frame's
+    detections) as the same QuPath FeatureCollection the experiment export writes."""
+    ts_us = int(captured_at * 1e6)
+    features = []
+    for n, ((x1, y1, x2, y2), name, score, colour) in enumerate(zip(boxes, class_names, scores, colours, strict=True), 1):
+        w_um = (x2 - x1) * um_per_pixel if um_per_pixel else None
+        h_um = (y2 - y1) * um_per_pixel if um_per_pixel else None
+        o = {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": score, "class": name, "ts_us": ts_us, "n": n,
+             "width_um": w_um, "height_um": h_um, "area_um2": w_um * h_um if w_um and h_um else None,
+             "image": {"file": file} if file else {}}
+        features.append(_feature(o, colour))
+    return json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
 def _f(value: Any, digits: int = 3) -> str:
     """A value as the report shows it (plain text: the template escapes it)."""
     if value is None:

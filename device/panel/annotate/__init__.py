@@ -8,6 +8,7 @@ import numpy as np
 from flask import Blueprint, Response, abort, render_template, request
 from pydantic import ValidationError
 
+from device.experiments.report import frame_geojson
 from device.panel.base import project_for_api, require_project, runtime, state
 from device.panel.jsonbody import json_object
 from device.panel.records import MAX_BOXES
@@ -69,6 +70,27 @@ def original(slug: str, image_id: str) -> Response:
     data = state().projects.read(meta.original)
     return Response(data, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{meta.file_name}"'})
+
+
+def _taken(meta: ImageMeta) -> float:
+    captured = meta.acquisition.captured_at if meta.acquisition else None
+    return (captured or meta.created).timestamp()
+
+
+@bp.get("/api/projects/<slug>/images/<image_id>/objects.geojson")
+def objects_geojson(slug: str, image_id: str) -> Response:
+    """The image's boxes as QuPath objects (File > Import objects), class names and colours the project's."""
+    project = project_for_api(slug)
+    meta = _image(slug, image_id)
+    doc: AnnotationDoc = state().projects.annotation(slug, image_id)
+    by_id = {c.id: c for c in project.classes}
+    boxes = [b for b in doc.boxes if b.class_id in by_id]
+    body = frame_geojson([(b.x1, b.y1, b.x2, b.y2) for b in boxes], [by_id[b.class_id].name for b in boxes], [1.0] * len(boxes),
+                         [by_id[b.class_id].color for b in boxes], _taken(meta), meta.file_name,
+                         meta.acquisition.um_per_pixel if meta.acquisition else None)
+    stem = meta.file_name.rsplit(".", 1)[0] or image_id
+    return Response(body, mimetype="application/geo+json",
+                    headers={"Content-Disposition": f'attachment; filename="{stem}.geojson"'})
 
 
 @bp.get("/api/projects/<slug>/images/<image_id>/annotation")

@@ -70,6 +70,7 @@
     const m = current();
     $("file-name").textContent = m.file_name; $("file-name").title = m.file_name + " (" + m.width + "x" + m.height + ")";
     history.replaceState(null, "", "?image=" + m.id);
+    $("qupath-download").href = api(m.id, "/objects.geojson");
     progress(); legend();
     const r = await panel.send(api(m.id, "/annotation"), "GET");
     if (token !== S.loadSeq) return;
