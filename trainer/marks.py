@@ -24,7 +24,7 @@ def _when(epoch_s: float | None) -> datetime | None:
 
 class TrainingMarks:
     def __init__(self, settings: Any | None) -> None:
-        self.settings = settings  # grafana.annotations.GrafanaSettings, or None: no Grafana
+        self.settings: Any = settings  # grafana.annotations.GrafanaSettings, or None: no Grafana
 
     @classmethod
     def from_env(cls) -> TrainingMarks:
