@@ -57,3 +57,36 @@ def test_boxes_are_clipped_to_the_frame() -> None:
 def test_preprocess_returns_tensor_and_transform() -> None:
     tensor, transform = preprocess(np.zeros((8, 16, 3), np.uint8), _spec(), Normalization())
     assert tensor.shape == (1, 2, 4, 3) and transform.frame_width == 16
+
+
+def _numpy_normalize(image: np.ndarray, spec: InputSpec, norm: Normalization) -> np.ndarray:
+    """The normalisation the device ran before issue 27 (reversed view, astype, broadcast): the reference."""
+    if spec.color == "RGB":
+        image = image[:, :, ::-1]
+    std = np.asarray(norm.std, np.float32)
+    tensor = image.astype(np.float32) * (np.float32(norm.scale) / std) - np.asarray(norm.mean, np.float32) / std
+    if spec.layout == "NCHW":
+        tensor = tensor.transpose(2, 0, 1)
+    return np.ascontiguousarray(tensor[None])
+
+
+_NORMS = {
+    "demo (x/127.5 - 1)": Normalization(scale=1 / 127.5, mean=(1.0, 1.0, 1.0)),
+    "x/255": Normalization(),
+    "raw 0..255": Normalization(scale=1.0),
+    "ImageNet, per channel": Normalization(scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+}
+
+
+@pytest.mark.parametrize("norm", list(_NORMS.values()), ids=list(_NORMS))
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+def test_vectorised_normalize_gives_the_old_tensor_within_1e_6(norm: Normalization, layout: str, color: str) -> None:
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, (45, 70, 3), np.uint8)
+    frame[0, :2] = [[0, 0, 0], [255, 255, 255]]
+    image = frame[3:40, 5:66]  # a view, as a tile cut from a frame is
+    spec = InputSpec.model_validate({"width": 61, "height": 37, "layout": layout, "color": color})
+    ours, before = normalize(image, spec, norm), _numpy_normalize(image, spec, norm)
+    assert ours.shape == before.shape and ours.dtype == np.float32 and ours.flags.c_contiguous
+    assert float(np.abs(ours - before).max()) <= 1e-6
