@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from device.detections import iou_matrix  # one IoU for the device and the trainer
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
@@ -27,21 +29,6 @@ class Boxes:
     @classmethod
     def truth(cls, xyxy: np.ndarray, classes: np.ndarray) -> Boxes:
         return cls(np.asarray(xyxy, np.float64).reshape(-1, 4), np.ones(len(classes)), np.asarray(classes))
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in a [N, 4] with every box in b [M, 4] (xyxy)."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def match_image(dt: np.ndarray, gt: np.ndarray) -> np.ndarray:

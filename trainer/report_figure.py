@@ -109,6 +109,12 @@ def render_png(samples: list[Sample], preds: list[Boxes], classes: list[str], cl
         else:
             ax.axis("off")
     fig.suptitle("labels solid, detections dashed; one colour per class; bottom: largest count errors", fontsize=9)
+    return _png(fig)
+
+
+def _png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=72)
@@ -142,9 +148,5 @@ def render_worst_png(samples: list[Sample], kept: list[Boxes], classes: list[str
     for ax, frame in zip(axes[0], worst, strict=True):
         _plot_frame(ax, samples[frame["index"]], kept[frame["index"]], classes)
     fig.suptitle("held-out frames the new model counted worst: labels solid, its detections dashed", fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=72)
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
 

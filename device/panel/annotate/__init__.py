@@ -8,6 +8,7 @@ import numpy as np
 from flask import Blueprint, Response, abort, render_template, request
 from pydantic import ValidationError
 
+from device.detections import iou_matrix
 from device.experiments.report import frame_geojson
 from device.panel.base import project_for_api, require_project, runtime, state
 from device.panel.jsonbody import json_object
@@ -180,19 +181,6 @@ def preannotate(slug: str, image_id: str) -> dict[str, Any]:
 
 
 SAME_BOX_IOU = 0.5  # a proposal this close to a box of its class is that box again, not a new object
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in `a` (n, 4 xyxy) with every box in `b` (m, 4)."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def new_proposals(proposals: list[dict[str, Any]], existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
