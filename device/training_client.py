@@ -103,7 +103,7 @@ class TrainerClient:
         return payload
 
     def info(self) -> dict[str, Any]:
-        """{device: the name the trainer knows this device by (its store prefix), store, queue}."""
+        """{device: the name the trainer knows this device by (its store prefix), store, queue, fleet (None: fleet_setup says how)}."""
         info: dict[str, Any] = self._call("GET", "/v1/info")
         return info
 
@@ -125,4 +125,13 @@ class TrainerClient:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         job: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel", {})
+        return job
+
+    def rollout(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Start rolling the job's model out to the trainer's fleet, canary first (the trainer checks the confirmation too)."""
+        job: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/rollout", body)
+        return job
+
+    def rollback(self, job_id: str) -> dict[str, Any]:
+        job: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/rollback", {})
         return job

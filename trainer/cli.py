@@ -25,6 +25,7 @@ from trainer.errors import ExportError, OutputDirError, PretrainError, WeightsEr
 from trainer.fleet import cli as fleet_cli
 from trainer.objectstore import StoreError
 from trainer.publish import PublishError, StoreConfig, publish_bundle
+from trainer.rollouts import FleetConfigError, FleetSettings
 from trainer.scoring import score_bundle
 from trainer.service import TokenError
 
@@ -235,14 +236,15 @@ def cmd_worker(args: argparse.Namespace) -> None:
         raise StoreError("give --store (or SCOPEHIVE_STORE): the object store the devices export their packages to, "
                          "e.g. --store file:///srv/scopehive/store")
     tokens = Tokens.from_env()  # before anything listens: no token, no service
+    fleet = FleetSettings.from_env(worker_store=args.store)  # SCOPEHIVE_TRAINER_FLEET: "Roll out" from the panel
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(args.host, args.port, args.work, open_store(args.store), tokens)
+    serve(args.host, args.port, args.work, open_store(args.store), tokens, fleet=fleet)
 
 
 _COMMANDS = {"train": cmd_train, "worker": cmd_worker, "evaluate": cmd_evaluate, "pretrain": cmd_pretrain, "export": cmd_export,
              "build-engine": cmd_build_engine, "publish": cmd_publish, "serve": cmd_serve}
 _KNOWN_ERRORS = (DatasetError, BundleError, EngineError, PublishError, ValidationError, ExportError, OutputDirError,
-                 PretrainError, WeightsError, StoreError, TokenError)
+                 PretrainError, WeightsError, StoreError, TokenError, FleetConfigError)
 
 
 def main(argv: list[str] | None = None) -> int:

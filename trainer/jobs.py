@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress TEXT NOT NULL DEFAULT '{}',
     result TEXT,
     message TEXT NOT NULL DEFAULT '',
-    cancel INTEGER NOT NULL DEFAULT 0
+    cancel INTEGER NOT NULL DEFAULT 0,
+    rollout TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_device ON jobs (device, created);
 """
@@ -57,6 +58,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     cancel: bool = False
+    rollout: dict[str, Any] | None = None  # its bundle's fleet rollout, when one was started (trainer/rollouts.py)
 
     def public(self, position: int | None = None) -> dict[str, Any]:
         """What the device sees (JSON): no paths of the trainer's disk."""
@@ -64,6 +66,7 @@ class Job:
             "id": self.id, "project": self.project, "state": self.state, "message": self.message,
             "created": self.created, "started": self.started, "finished": self.finished,
             "cancel_requested": self.cancel, "plan": self.plan, "progress": self.progress, "result": self.result,
+            "rollout": self.rollout,
             "request": {k: v for k, v in self.request.items() if k in ("package", "held_out", "baseline", "options", "warm_start")},
         }
         if position is not None:
@@ -77,6 +80,7 @@ def _row(row: sqlite3.Row) -> Job:
         request=json.loads(row["request"]), plan=json.loads(row["plan"]), progress=json.loads(row["progress"]),
         result=json.loads(row["result"]) if row["result"] else None, message=row["message"],
         started=row["started"], finished=row["finished"], cancel=bool(row["cancel"]),
+        rollout=json.loads(row["rollout"]) if row["rollout"] else None,
     )
 
 
@@ -92,6 +96,9 @@ class JobQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a finished job survives a power cut
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "rollout" not in columns:  # a queue from before fleet rollouts: its jobs keep their history
+            self._db.execute("ALTER TABLE jobs ADD COLUMN rollout TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -191,3 +198,14 @@ class JobQueue:
         with self._lock:
             row = self._db.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
+
+    def set_rollout(self, job_id: str, rollout: dict[str, Any]) -> None:
+        """The fleet rollout of a done job's bundle: its state and outcome, kept across restarts."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET rollout = ? WHERE id = ?", (json.dumps(rollout), job_id))
+
+    def with_rollout(self) -> list[Job]:
+        """Every job that has had a rollout, newest first (for `recover`, and to find the fleet's last)."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE rollout IS NOT NULL ORDER BY created DESC").fetchall()
+        return [_row(r) for r in rows]

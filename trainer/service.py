@@ -5,6 +5,9 @@
     GET  /v1/jobs?project=P    this device's jobs, newest first
     GET  /v1/jobs/<id>         state, progress (epoch, loss, validation mAP, ETA, curves), result
     POST /v1/jobs/<id>/cancel
+    POST /v1/jobs/<id>/rollout {canary?, confirm_worse?}  a done job's model to the fleet, canary first (trainer/rollouts.py)
+    POST /v1/jobs/<id>/rollback                          that rollout undone
+    GET  /v1/info              this device's name, the store, the queue, the fleet (None: how to configure one)
     GET  /healthz              (no token) ok
 
 Every /v1 call carries `Authorization: Bearer <token>`. A token from SCOPEHIVE_TRAINER_TOKENS
@@ -34,6 +37,7 @@ from trainer.intake import Refused, parse_submission, stage
 from trainer.jobs import JobQueue
 from trainer.marks import TrainingMarks
 from trainer.objectstore import ObjectStore
+from trainer.rollouts import SETUP, FleetRollouts, FleetSettings
 from trainer.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -41,7 +45,7 @@ TOKEN_ENV = "SCOPEHIVE_TRAINER_TOKEN"
 TOKENS_ENV = "SCOPEHIVE_TRAINER_TOKENS"
 DEVICE_HEADER = "X-ScopeHive-Device"
 _DEVICE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_JOB_PATH = re.compile(r"^/v1/jobs/([0-9a-f]{12})(/cancel)?$")
+_JOB_PATH = re.compile(r"^/v1/jobs/([0-9a-f]{12})(?:/(cancel|rollout|rollback))?$")
 MAX_BODY = 64 * 1024
 
 
@@ -91,6 +95,7 @@ class Service:
     runner: JobRunner
     tokens: Tokens
     work_dir: Path
+    fleet: FleetRollouts | None = None
 
     def staging(self) -> Path:
         return self.work_dir / "staging"
@@ -107,6 +112,18 @@ class Service:
     def plan(self, device: str, body: Any) -> dict[str, Any]:
         submission = parse_submission(body, device)
         return stage(self.store, self.staging(), submission, plan_only=True)[1]
+
+    def info(self, device: str) -> dict[str, Any]:
+        fleet = self.fleet.settings.public() if self.fleet is not None else None
+        return {"device": device, "store": self.store.url, "queue": self.queue.busy(), "fleet": fleet,
+                **({} if fleet else {"fleet_setup": f"no fleet: to roll models out from the panel, {SETUP}"})}
+
+    def fleet_action(self, device: str, job_id: str, action: str, body: Any) -> dict[str, Any]:
+        if self.fleet is None:
+            raise Refused(409, f"this trainer has no fleet to roll out to: {SETUP}")
+        if action == "rollout":
+            return self.fleet.start(device, job_id, body)
+        return self.fleet.rollback(device, job_id)
 
 
 def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
@@ -162,7 +179,7 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
             if device is None:
                 return
             if url.path == "/v1/info":
-                self._reply(200, {"device": device, "store": service.store.url, "queue": service.queue.busy()})
+                self._reply(200, service.info(device))
             elif url.path == "/v1/jobs":
                 project = (parse_qs(url.query).get("project") or [""])[0] or None
                 jobs = service.queue.of_device(device, project)
@@ -186,6 +203,8 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
                     self._reply(201, service.submit(device, self._body()))
                 elif url.path == "/v1/plan":
                     self._reply(200, service.plan(device, self._body()))
+                elif (match := _JOB_PATH.match(url.path)) and match.group(2) in ("rollout", "rollback"):
+                    self._reply(202, service.fleet_action(device, match.group(1), match.group(2), self._body()))
                 elif (match := _JOB_PATH.match(url.path)) and match.group(2):
                     self._body()
                     job = service.queue.request_cancel(device, match.group(1))
@@ -204,13 +223,17 @@ def _handler(service: Service) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(host: str, port: int, work_dir: Path, store: ObjectStore, tokens: Tokens, ready: threading.Event | None = None) -> None:
+def serve(host: str, port: int, work_dir: Path, store: ObjectStore, tokens: Tokens, ready: threading.Event | None = None,
+          fleet: FleetSettings | None = None) -> None:
     """Run until SIGTERM/SIGINT; the job running then ends as `interrupted`, with the reason."""
     work_dir.mkdir(parents=True, exist_ok=True)
     queue = JobQueue(work_dir / "jobs.sqlite3")
     runner = JobRunner(queue, store, work_dir, marks=TrainingMarks.from_env())
     runner.recover()  # before anything listens: a device never reads a dead job as running
-    service = Service(queue, store, runner, tokens, work_dir)
+    rollouts = FleetRollouts(fleet, queue, store, work_dir) if fleet is not None else None
+    if rollouts is not None:
+        rollouts.recover()  # a rollout cut off by the last worker's end reads failed, with what to do
+    service = Service(queue, store, runner, tokens, work_dir, rollouts)
     server = ThreadingHTTPServer((host, port), _handler(service))
     server.daemon_threads = True
     stop = threading.Event()
@@ -221,7 +244,7 @@ def serve(host: str, port: int, work_dir: Path, store: ObjectStore, tokens: Toke
     jobs.start()
     web.start()
     print(f"trainer worker on http://{host}:{server.server_address[1]} (store {store.url}, work {work_dir}); "
-          f"queue {queue.busy()}", flush=True)
+          f"queue {queue.busy()}; fleet {fleet.access.fleet if fleet else 'none'}", flush=True)
     if ready is not None:
         ready.set()
     while not stop.wait(1.0):

@@ -1,6 +1,8 @@
 """`python -m trainer rollout BUNDLE --fleet F ...` and `python -m trainer rollback --fleet F`.
 
-trainer/cli.py registers these with `register(subparsers)`; `main(argv)` runs them alone.
+trainer/cli.py registers these with `register(subparsers)`; `main(argv)` runs them alone. The
+trainer service's "Roll out" (trainer/rollouts.py) calls the same `connect_fleet`, `publish_ref`
+and `annotate_*` functions, so a rollout from the panel and one from a terminal are the same.
 Rollout = publish (trainer/publish.py) -> canary stage -> the rest -> history + Grafana annotation.
 """
 
@@ -12,12 +14,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainer.fleet.balena_api import BalenaFleet, BalenaSettings, FleetError, connect
 from trainer.fleet.history import HistoryStore
-from trainer.fleet.rollout import RolloutPlan, rollback, rollout
+from trainer.fleet.rollout import RolloutPlan, RolloutResult, rollback, rollout
 from trainer.fleet.store import FleetStore
 
 log = logging.getLogger(__name__)
@@ -52,33 +55,47 @@ def register(subparsers: Any) -> None:
     back.set_defaults(func=run_rollback)
 
 
-def _model_ref(bundle: str, store_url: str) -> str:
-    """Publish a bundle folder and return its name:version; a name:version passes through."""
+@dataclass(frozen=True)
+class FleetAccess:
+    """Which fleet, and how to reach it: what both the CLI and the trainer service's rollouts need."""
+
+    fleet: str
+    store: str
+    balena_host: str = "balena-cloud.com"
+    balena_api_url: str = ""
+
+
+def publish_ref(bundle: str, store_url: str) -> tuple[str, str | None]:
+    """Publish a bundle folder: (its name:version, where it went); a name:version passes through (None)."""
     path = Path(bundle)
     if not path.exists() and ":" in bundle:
-        return bundle
+        return bundle, None
     card = json.loads((path / "model.json").read_text()) if (path / "model.json").is_file() else None
     if card is None:
         raise FleetError(f"{bundle}: not a bundle folder with model.json, nor a published name:version")
     from trainer.publish import publish_bundle
 
     where = publish_bundle(path, store_url)
-    print(f"published {card['name']}:{card['version']} to {where}")
-    return f"{card['name']}:{card['version']}"
+    return f"{card['name']}:{card['version']}", where
 
 
-def _connect(args: argparse.Namespace) -> tuple[BalenaFleet, HistoryStore]:
-    if not args.store:
+def connect_fleet(access: FleetAccess) -> tuple[BalenaFleet, HistoryStore]:
+    """The fleet's devices (token from BALENA_API_KEY) and its rollout history in the store."""
+    if not access.store:
         raise FleetError(f"no object store: give --store s3://bucket?endpoint=host:port or set {STORE_ENV}")
-    settings = BalenaSettings(host=args.balena_host, api_url=args.balena_api_url,
+    settings = BalenaSettings(host=access.balena_host, api_url=access.balena_api_url,
                               token=os.environ.get("BALENA_API_KEY", ""))
     if not settings.token:
         raise FleetError("BALENA_API_KEY is not set: create an API key in the balena dashboard (Preferences) and export it")
-    fleet = BalenaFleet(connect(settings), args.fleet)
-    return fleet, HistoryStore(FleetStore.from_url(args.store), args.fleet)
+    fleet = BalenaFleet(connect(settings), access.fleet)
+    return fleet, HistoryStore(FleetStore.from_url(access.store), access.fleet)
 
 
-def _annotate(fleet: str, model_ref: str, devices: list[str], note: str) -> None:
+def _access(args: argparse.Namespace) -> FleetAccess:
+    return FleetAccess(args.fleet, args.store, args.balena_host, args.balena_api_url)
+
+
+def annotate(fleet: str, model_ref: str, devices: list[str], note: str) -> None:
     """Mark a rollout on the Grafana dashboards when GRAFANA_URL is set; never fails the rollout."""
     try:
         from grafana.annotations import mark_rollout, settings_from_env
@@ -92,26 +109,37 @@ def _annotate(fleet: str, model_ref: str, devices: list[str], note: str) -> None
         print(f"warning: could not add the Grafana annotation ({exc})", file=sys.stderr)
 
 
+def annotate_rollout(fleet: str, result: RolloutResult) -> None:
+    touched = [uuid for _, stage in result.stages for uuid in stage.devices]
+    annotate(fleet, result.model_ref, touched, "rollout" if result.ok else "rollout stopped early")
+
+
+def annotate_rollback(fleet: str, result: RolloutResult) -> None:
+    for target, stage in result.stages:  # one annotation per restored model
+        if target:
+            annotate(fleet, target, stage.devices, f"rollback of {result.model_ref}")
+
+
 def run_rollout(args: argparse.Namespace) -> int:
-    fleet, history = _connect(args)
-    plan = RolloutPlan(model_ref=_model_ref(args.bundle, args.store), device_type=args.device_type,
+    fleet, history = connect_fleet(_access(args))
+    model_ref, where = publish_ref(args.bundle, args.store)
+    if where is not None:
+        print(f"published {model_ref} to {where}")
+    plan = RolloutPlan(model_ref=model_ref, device_type=args.device_type,
                        devices=args.devices, canary=args.canary, wait_s=args.wait_s, poll_s=args.poll_s,
                        fleet_default=args.fleet_default)
     result = rollout(fleet, history, plan)
     print(result.summary())
-    touched = [uuid for _, stage in result.stages for uuid in stage.devices]
-    _annotate(args.fleet, result.model_ref, touched, "rollout" if result.ok else "rollout stopped early")
+    annotate_rollout(args.fleet, result)
     return 0 if result.ok else 1
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    fleet, history = _connect(args)
+    fleet, history = connect_fleet(_access(args))
     plan = RolloutPlan(model_ref="rollback:previous", wait_s=args.wait_s, poll_s=args.poll_s)
     result = rollback(fleet, history, plan)
     print("rolled back " + result.summary())
-    for target, stage in result.stages:  # one annotation per restored model
-        if target:
-            _annotate(args.fleet, target, stage.devices, f"rollback of {result.model_ref}")
+    annotate_rollback(args.fleet, result)
     return 0 if result.ok else 1
 
 

@@ -187,8 +187,20 @@ def job(job_id: str) -> str | Response:
         found = _job(job_id)
     except TrainerError as exc:
         return _refuse(_explain(exc) if not isinstance(exc, TrainerRefused) or exc.status != 404 else str(exc))
+    fleet, fleet_setup = _fleet()
     return render_template("training/job.html", project=project, job=found, final=found["state"] in FINAL,
-                           running=_running_label(), store_problem=None)
+                           running=_running_label(), store_problem=None, fleet=fleet, fleet_setup=fleet_setup,
+                           rollout=found.get("rollout"))
+
+
+def _fleet() -> tuple[dict[str, Any] | None, str]:
+    """The fleet the trainer rolls out to, or None and how to give it one."""
+    try:
+        info = client().info()
+    except TrainerError as exc:
+        return None, f"The trainer does not say whether it has a fleet ({exc})."
+    fleet = info.get("fleet")
+    return (fleet if isinstance(fleet, dict) else None), str(info.get("fleet_setup") or "")
 
 
 @bp.get("/api/training/jobs/<job_id>")
@@ -249,7 +261,7 @@ def deploy(job_id: str) -> Response:
         flash(f"This job has no model to run ({found['state']}: {found['message']}).", "error")
         return back("training.job", job_id=job_id)
     worse = (result.get("comparison") or {}).get("worse_classes") or []
-    if worse and request.form.get("confirm_worse", "") != ", ".join(worse):
+    if _unconfirmed(worse):
         flash(f"Not switched: on the held-out frames this model is worse than the running one on {', '.join(worse)}. "
               "To run it anyway, tick the box that names these classes.", "error")
         return back("training.job", job_id=job_id)
@@ -265,4 +277,51 @@ def deploy(job_id: str) -> Response:
         flash(f"The device keeps its current model: {exc}", "error")
         return back("training.job", job_id=job_id)
     flash(f"The device now runs {card.label}{' (confirmed although worse on ' + ', '.join(worse) + ')' if worse else ''}.", "ok")
+    return back("training.job", job_id=job_id)
+
+
+def _unconfirmed(worse: list[str]) -> bool:
+    """A model worse on some classes goes nowhere without the ticked box that names exactly those classes."""
+    return bool(worse) and request.form.get("confirm_worse", "") != ", ".join(worse)
+
+
+@bp.post("/training/jobs/<job_id>/rollout")
+def rollout(job_id: str) -> Response:
+    """Roll out to the trainer's fleet, canary first: the same named confirmation as "Run it here" for a worse model."""
+    require_project()
+    try:
+        found = _job(job_id)
+    except TrainerError as exc:
+        flash(_explain(exc), "error")
+        return back("training.job", job_id=job_id)
+    result = found.get("result") or {}
+    if found["state"] != "done" or not result.get("bundle"):
+        flash(f"This job has no model to roll out ({found['state']}: {found['message']}).", "error")
+        return back("training.job", job_id=job_id)
+    worse = (result.get("comparison") or {}).get("worse_classes") or []
+    if _unconfirmed(worse):
+        flash(f"Not rolled out: on the held-out frames this model is worse than the running one on {', '.join(worse)}. "
+              "To roll it out anyway, tick the box that names these classes.", "error")
+        return back("training.job", job_id=job_id)
+    body: dict[str, Any] = {"confirm_worse": ", ".join(worse)} if worse else {}
+    try:
+        started = client().rollout(job_id, body)
+    except TrainerError as exc:
+        flash(f"Not rolled out: {exc}", "error")
+        return back("training.job", job_id=job_id)
+    fleet = (started.get("rollout") or {}).get("fleet", "the fleet")
+    flash(f"Rolling {result['model']['label']} out to fleet {fleet}: the canary first, then the rest"
+          f"{' (confirmed although worse on ' + ', '.join(worse) + ')' if worse else ''}.", "ok")
+    return back("training.job", job_id=job_id)
+
+
+@bp.post("/training/jobs/<job_id>/rollback")
+def rollback(job_id: str) -> Response:
+    require_project()
+    try:
+        client().rollback(job_id)
+    except TrainerError as exc:
+        flash(f"Not rolled back: {exc}", "error")
+        return back("training.job", job_id=job_id)
+    flash("Rolling back: the devices of this rollout return to their previous models.", "ok")
     return back("training.job", job_id=job_id)
