@@ -2,7 +2,8 @@
 "use strict";
 window.charts = (function () {
   const PAD = { l: 48, r: 10, t: 10, b: 34 };
-  const COLOURS = ["#2f6fdb", "#067647", "#b54708", "#8e24aa", "#c62828", "#00838f"];
+  const EXCLUDED = "#b54708";  // frames not analysed: the Live page's warning colour, apart from the green of ok
+  const COLOURS = ["#2f6fdb", "#8e24aa", "#00838f", "#c62828", "#5d4037"];  // no green (ok) nor orange (excluded)
   const classColours = {};  // class name -> the project's colour (from the live stats): as on the stream
   const colour = (name, i) => classColours[name] || COLOURS[i % COLOURS.length];
   function ticks(lo, hi, n) {
@@ -33,25 +34,39 @@ window.charts = (function () {
     return { px, py, w, h };
   }
   function empty(g, text) { g.ctx.textAlign = "left"; g.ctx.fillText(text, 8, 16); }
-  function legend(g, names) {
-    g.ctx.textAlign = "right";
-    names.forEach((n, i) => { g.ctx.fillStyle = colour(n, i); g.ctx.fillText(n, g.c.width - PAD.r - 2, PAD.t + 10 + 12 * i); });
-    g.ctx.fillStyle = "#475467";
+  // One line per series at the top right: its swatch (a line, or the marker it is drawn with) and its name.
+  function legend(g, names, style) {
+    const { ctx } = g, x = g.c.width - PAD.r - 2;
+    const width = Math.max(...names.map((n) => ctx.measureText(n).width));
+    ctx.fillStyle = "rgba(255,255,255,0.85)"; ctx.fillRect(x - width - 24, PAD.t, width + 26, 12 * names.length + 4);
+    ctx.textAlign = "right";
+    names.forEach((n, i) => {
+      const s = style(n, i), y = PAD.t + 10 + 12 * i;
+      ctx.fillStyle = s.colour; ctx.strokeStyle = s.colour;
+      if (s.marker) marker(ctx, x - width - 13, y - 4); else { ctx.lineWidth = 2; ctx.beginPath(); ctx.moveTo(x - width - 20, y - 4); ctx.lineTo(x - width - 6, y - 4); ctx.stroke(); }
+      ctx.fillText(n, x, y);
+    });
+    ctx.fillStyle = "#475467";
   }
-  // series: {name: [[x, y|null], ...]}; null breaks the line (a frame that was not analysed)
-  function lines(id, series, xlabel, ylabel, xfmt) {
+  function marker(ctx, x, y) { ctx.beginPath(); ctx.arc(x, y, 3, 0, 2 * Math.PI); ctx.fill(); }
+  // series: {name: [[x, y|null], ...]}; null breaks the line (a frame that was not analysed).
+  // styles: {name: {colour, marker}}: a series' own colour, and markers (one per point) instead of a line.
+  function lines(id, series, xlabel, ylabel, xfmt, styles) {
     const g = setup(id), names = Object.keys(series);
+    const style = (n, i) => ({ colour: colour(n, i), marker: false, ...((styles || {})[n] || {}) });
     const pts = names.flatMap((n) => series[n]);
     const ys = pts.map((p) => p[1]).filter((v) => v !== null);
     if (!ys.length) { empty(g, "no analysed frames yet"); return; }
     const xs = pts.map((p) => p[0]);
     const a = axes(g, [Math.min(...xs), Math.max(...xs)], [0, Math.max(...ys) * 1.1 || 1], xlabel, ylabel, xfmt);
     names.forEach((n, i) => {
-      g.ctx.strokeStyle = colour(n, i); g.ctx.lineWidth = 1.5; g.ctx.beginPath(); let pen = false;
+      const s = style(n, i);
+      if (s.marker) { g.ctx.fillStyle = s.colour; for (const [x, y] of series[n]) if (y !== null) marker(g.ctx, a.px(x), a.py(y)); return; }
+      g.ctx.strokeStyle = s.colour; g.ctx.lineWidth = 1.5; g.ctx.beginPath(); let pen = false;
       for (const [x, y] of series[n]) { if (y === null) { pen = false; continue; } if (pen) g.ctx.lineTo(a.px(x), a.py(y)); else g.ctx.moveTo(a.px(x), a.py(y)); pen = true; }
       g.ctx.stroke();
     });
-    legend(g, names);
+    legend(g, names, style);
     return a;
   }
   // hist: {edges: [...], classes: {name: [counts]}}: bars side by side per bin
@@ -67,7 +82,7 @@ window.charts = (function () {
         g.ctx.fillRect(x0 + k * bw, a.py(count), Math.max(bw - 1, 1), a.py(0) - a.py(count));
       });
     });
-    legend(g, names);
+    legend(g, names, (n, k) => ({ colour: colour(n, k), marker: false }));
   }
-  return { lines, histogram, COLOURS, classColours };
+  return { lines, histogram, COLOURS, EXCLUDED, classColours };
 })();

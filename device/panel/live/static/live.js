@@ -8,6 +8,13 @@
   const REASONS = { out_of_focus: "out of focus", overexposed: "overexposed", underexposed: "too dark", no_model: "no model loaded", skipped: "skipped (runs every k-th frame)", failed: "failed (unusable frame)" };
   const STYLES = ["solid", "dashed", "corners", "dotted"];
   const elapsed = (s) => { s = Math.round(s); return (s >= 3600 ? Math.floor(s / 3600) + " h " : "") + (Math.floor(s / 60) % 60) + " min " + (s % 60) + " s"; };
+  // The reference is the 90th percentile of recent frames' focus scores, so about one frame in ten is
+  // sharper than it: such a frame reads "sharper than the reference", never "124 %".
+  function focusText(focus, ref) {
+    const share = Math.round((100 * focus) / ref);
+    return share > 100 ? "sharper than the reference" : share + " % of the reference";
+  }
+  window.live = { focusText };
   function text(id, value, cls) { const el = document.getElementById(id); el.textContent = value; if (cls !== undefined) el.className = cls; return el; }
   function show(s) {
     Object.assign(window.charts.classColours, s.colours || {});
@@ -21,7 +28,7 @@
       document.getElementById("focus-bar").style.width = Math.min(100, (100 * focus) / ref) + "%";
       document.getElementById("focus-bar").style.background = analysed === "out_of_focus" ? "#b54708" : "#067647";
       document.getElementById("focus-gate").style.left = 100 * (s.focus_gate || 0) + "%";
-      text("focus-text", Math.round((100 * focus) / ref) + " % of sharp");
+      text("focus-text", focusText(focus, ref));
     }
     const t = document.getElementById("live-counts"); t.innerHTML = "";
     const fov = s.fov_mm2, head = t.insertRow();
@@ -87,7 +94,9 @@
       window.charts.lines("chart-counts", series, "time (local)", "objects per frame", clock);
       const focus = pts.filter((p) => typeof p.focus === "number");
       const excluded = focus.map((p) => [p.time, typeof p.count === "number" ? null : p.focus]);
-      window.charts.lines("chart-focus", { "focus score": focus.map((p) => [p.time, p.focus]), "excluded frames": excluded }, "time (local)", "focus score (Laplacian variance)", clock);
+      // excluded frames as markers in the warning colour of "Excluded" above, never the green of ok
+      window.charts.lines("chart-focus", { "focus score": focus.map((p) => [p.time, p.focus]), "excluded (not analysed)": excluded },
+        "time (local)", "focus score (Laplacian variance)", clock, { "excluded (not analysed)": { colour: window.charts.EXCLUDED, marker: true } });
     }
     const h = await panel.send("/panel/api/live/sizes", "GET");
     if (h.ok) window.charts.histogram("chart-sizes", h.data, "size, sqrt(width × height) (" + h.data.unit + ")", "objects (last " + h.data.objects + ")");
