@@ -1,0 +1,1 @@
+"""Drift alarms: the device compares what its model sees now with what it saw on its validation frames."""
