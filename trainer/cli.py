@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from trainer.baseline import baseline_of, sample_um_per_pixel
 from trainer.bundle import BundleError, read_card, write_card
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetError, load_dataset_package, split_dataset
@@ -26,7 +27,7 @@ from trainer.fleet import cli as fleet_cli
 from trainer.objectstore import StoreError
 from trainer.publish import PublishError, StoreConfig, publish_bundle
 from trainer.rollouts import FleetConfigError, FleetSettings
-from trainer.scoring import score_bundle
+from trainer.scoring import score_bundle_kept
 from trainer.service import TokenError
 
 _TRAIN_FLAGS = ("epochs", "input_size", "width_multiplier", "weights", "seed", "batch_size", "crop",
@@ -48,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="score a bundle's ONNX model on every image of a package")
     evaluate.add_argument("bundle", type=Path)
     evaluate.add_argument("package", type=Path)
-    evaluate.add_argument("--record", metavar="KEY", help="also store the result in model.json metrics[KEY]")
+    evaluate.add_argument("--record", metavar="KEY", help="also store the result in model.json metrics[KEY], and what the model kept on these frames as its drift baseline (metrics.baseline)")
     evaluate.add_argument("--refit-thresholds", action="store_true",
                           help="re-fit the per-class thresholds on this package instead of using the bundle's "
                           "(not what the device does: the output says so)")
@@ -123,10 +124,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     dataset = load_dataset_package(args.package)
     if dataset.classes != card.classes:
         raise BundleError(f"the package's classes {dataset.classes} differ from the bundle's {card.classes}")
-    result: dict[str, Any] = score_bundle(args.bundle, dataset.samples, args.refit_thresholds)
+    scored = score_bundle_kept(args.bundle, dataset.samples, args.refit_thresholds)
+    result: dict[str, Any] = {k: v for k, v in scored.figures.items() if k != "image_counts"}
     result["dataset_sha256"] = dataset.sha256
     if args.record:
         card.metrics[args.record] = result
+        card.metrics["baseline"] = baseline_of(  # the frames the lab evaluated on become what drift is judged against
+            scored.kept, card.classes, "evaluate", f"trainer evaluate --record {args.record} on {args.package.name} "
+            f"({len(dataset.samples)} frames)", sample_um_per_pixel(dataset.samples))
         write_card(args.bundle, card)
         _append_to_report(args.bundle, args.record, result, args.package.name)
     print(f"thresholds: {result['thresholds_from']}", file=sys.stderr)

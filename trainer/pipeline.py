@@ -17,11 +17,14 @@ from typing import Any
 import numpy as np
 
 from trainer.augment import PIXEL_MEAN, PIXEL_SCALE
+from trainer.baseline import baseline_of, sample_um_per_pixel
 from trainer.bundle import InputSpec, ModelCard, Normalization, OutputSpec, write_bundle
 from trainer.config import TrainConfig
+from trainer.counts import keep_above, threshold_vector
 from trainer.dataset import Dataset, Sample, load_dataset_package, split_dataset
 from trainer.errors import OutputDirError
 from trainer.export import compare_with_keras, export_onnx
+from trainer.metrics import Boxes
 from trainer.model import ModelSpec, build_inference_model, build_raw_model
 from trainer.plan import TrainingPlan, describe, make_plan
 from trainer.predict import (
@@ -84,6 +87,12 @@ def parity_frames(samples: list[Sample], resize: Resize) -> np.ndarray:
     return first_tiles(samples[:_PARITY_FRAMES], resize)
 
 
+def validation_baseline(val: list[Sample], preds: list[Boxes], classes: list[str], metrics: dict[str, Any]) -> dict[str, Any]:
+    """What the model kept on its validation frames at the fitted thresholds: the device compares its live stream with it."""
+    kept = keep_above(preds, threshold_vector(classes, metrics["class_thresholds"], metrics["score_threshold"]))
+    return baseline_of(kept, classes, "validation", f"{len(val)} validation frames of training", sample_um_per_pixel(val))
+
+
 def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, config: TrainConfig,
             plan: TrainingPlan, reporter: ProgressReporter) -> Path:
     reporter.set_state("evaluating", "scoring the best weights on the validation split")
@@ -91,6 +100,7 @@ def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, c
     model = build_inference_model(fitted.raw, policy.input_hw, plan.max_detections)
     preds = predict(keras_runner(model), val, policy)
     metrics: dict[str, Any] = evaluate_predictions(val, preds, dataset.classes, frame_max_detections(policy, plan.max_detections))
+    metrics["baseline"] = validation_baseline(val, preds, dataset.classes, metrics)  # the device's drift alarms (docs/drift.md)
     reporter.set_state("exporting", "exporting to ONNX and checking it against Keras")
     onnx_model = export_onnx(model)
     metrics["onnx_parity"] = compare_with_keras(onnx_model, model, parity_frames(val, policy))
