@@ -184,7 +184,7 @@ def test_progress_then_a_side_by_side_result_against_the_running_model(trained: 
     assert 'id="comparison"' in page and "AP@0.5 running" in page
     verdicts = re.findall(r'<tr data-class="(\w+)" data-verdict="(\w+)">', page)
     assert [name for name, _ in verdicts] == CLASSES and {v for _, v in verdicts} <= {"better", "worse", "same"}
-    assert 'id="verdict" data-verdict="' in page and "than the running model synthetic-cells" in page
+    assert 'id="verdict" data-verdict="' in page and "Verdict: worse than</b> the running model synthetic-cells" in page
     assert page.count('class="bland-altman"') == 3
     # warm start was asked for, but the demo bundle predates it: the result says it started cold and why
     assert "Cold start: the running model&#39;s bundle carries no training weights" in page

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -157,7 +158,7 @@ def test_train_compare_run_it_here_then_a_killed_worker_reads_interrupted(page: 
     assert set(verdicts) <= {"better", "worse", "same"}, verdicts
     verdict = page.get_attribute("#verdict", "data-verdict")
     assert verdict in ("better", "worse", "same")
-    assert "than the running model synthetic-cells" in page.inner_text("#verdict")
+    assert re.search(r"Verdict: (better than|worse than|the same as) the running model synthetic-cells", page.inner_text("#verdict"))
     label = page.inner_text("#result h2").removeprefix("Result: ").strip()
     result = page.locator("#result")
     result.scroll_into_view_if_needed()
