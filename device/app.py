@@ -11,6 +11,7 @@ from types import FrameType
 
 from device.board import LiveBoard
 from device.config import DeviceConfig
+from device.drift.stage import DriftStage
 from device.experiments.grafana_marks import mark_in_background
 from device.experiments.quality import QualityFrameGate
 from device.experiments.recorder import ExperimentRecorder
@@ -66,7 +67,8 @@ def init_feed(cfg: DeviceConfig, capture: Capture, calibration: Calibration, tag
         return load_detector(path, settings.backend, cfg.data_dir, settings.score_threshold, context)
 
     def stages() -> list:  # type: ignore[type-arg]
-        return [TrackingStage(cfg.tracking, calibration, tags)] if cfg.tracking.enabled else []
+        tracking = [TrackingStage(cfg.tracking, calibration, tags)] if cfg.tracking.enabled else []
+        return [*tracking, DriftStage(cfg.drift, events)]
 
     main = ModelSettings(name="main", bundle=cfg.model or "-", backend=cfg.backend, score_threshold=cfg.score_threshold)
     feed = Feed(main, load, QualityFrameGate(cfg.quality), stages, events, cfg.max_models_beside, cfg.hive.probe_interval_s)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from device.drift.settings import DriftSettings
 from device.experiments.grafana_marks import GrafanaMarkSettings
 from device.experiments.quality import QualitySettings
 from device.fleet.settings import FleetSettings
@@ -67,6 +68,7 @@ class DeviceConfig(BaseModel):
     quality: QualitySettings = Field(default_factory=QualitySettings, description="Frame quality gates (focus, exposure)")  # type: ignore[arg-type]
     grafana: GrafanaMarkSettings = Field(default_factory=GrafanaMarkSettings, description="Grafana annotations of experiment start/stop")  # type: ignore[arg-type]
     tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="Tracks, unique counts, motility, crossing line, concentration")  # type: ignore[arg-type]
+    drift: DriftSettings = Field(default_factory=DriftSettings, description="Drift alarms: live distributions against the model's baseline (docs/drift.md)")  # type: ignore[arg-type]
     models: list[ModelSettings] = Field(default_factory=list, description="More models on the same feed, beside `model` (JSON list in the environment)")
     max_models_beside: int = Field(4, ge=0, le=32, description="Most models beside the main one (each costs its memory; the same bundle twice shares one session)")
     hive: HiveSettings = Field(default_factory=HiveSettings, description="Remote inference on hive GPU servers (backend: triton)")  # type: ignore[arg-type]

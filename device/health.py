@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from device.drift.monitor import DRIFT, OFF, DriftState
+from device.drift.stage import drift_state
 from device.metrics.points import FieldValue
 from device.redact import redact
 
@@ -37,6 +39,8 @@ def pipeline_health(pipeline: Pipeline) -> dict[str, Any]:
                            "backend": detector.backend_name if detector else None, "error": pipeline.slot.error,
                            "every": pipeline.options.every, "overlay": pipeline.options.overlay, "failures": pipeline.failures}
     out["tiling"] = detector.tiling_info() if detector is not None else None  # how frames are fitted: scale, tiles
+    drift = drift_state(pipeline.stages)
+    out["drift"] = drift.as_dict() if drift is not None else None  # docs/drift.md
     state = _backend_state(pipeline)
     if state is not None:
         out["backend_state"] = state
@@ -62,8 +66,11 @@ def health_report(parts: DeviceParts) -> dict[str, Any]:
     remote = {m["pipeline"]: m["backend_state"] for m in models if "backend_state" in m}
     camera = _camera(parts)
     ok = camera["state"] in ("ok", "ended") and (model["loaded"] or not parts.config.model)
+    drifting = [m for m in models if m.get("drift") and m["drift"]["alarm"]]
+    drift = {"alarm": bool(drifting), "models": {m["pipeline"]: m["drift"] for m in models if m.get("drift")},
+             "message": "; ".join(f"{m['pipeline']}: {m['drift']['message']}" for m in drifting)}
     return {"ok": ok, "camera": camera, "model": model, "models": models,
-            "hive": {"configured": bool(remote), "models": remote}, "outbox": _outbox(parts)}
+            "hive": {"configured": bool(remote), "models": remote}, "outbox": _outbox(parts), "drift": drift}
 
 
 def source_state(parts: DeviceParts) -> str:
@@ -77,6 +84,17 @@ def backend_fields(parts: DeviceParts) -> dict[str, FieldValue]:
     detector = parts.feed.detector
     hook = getattr(detector.backend, "status_fields", None) if detector is not None else None
     return dict(hook()) if callable(hook) else {}
+
+
+def drift_fields(pipeline: Pipeline | None) -> dict[str, FieldValue]:
+    """The main model's drift state as heartbeat fields (docs/metrics.md): the alarm as 0/1 for
+    Grafana's alert rule, the state word, the sentence, and the statistics the panel plots."""
+    state = drift_state(pipeline.stages) if pipeline is not None else None
+    state = state or DriftState(OFF)
+    fields: dict[str, FieldValue] = {"drift_alarm": int(state.state == DRIFT), "drift_state": state.state,
+                                     "drift_message": state.message}
+    fields.update({f"drift_{name}": round(value, 4) for name, value in state.stats.items()})
+    return fields
 
 
 def status_fields(parts: DeviceParts) -> dict[str, FieldValue]:
@@ -97,4 +115,5 @@ def status_fields(parts: DeviceParts) -> dict[str, FieldValue]:
         "run_id": parts.run_id,
         **(tracking.heartbeat_fields() if tracking is not None else {}),
         **backend_fields(parts),
+        **drift_fields(feed.pipelines[0] if feed.pipelines else None),
     }
