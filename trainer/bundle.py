@@ -80,6 +80,16 @@ class EngineSpec(_Strict):
     precision: Literal["fp32", "fp16", "int8"] = "fp16"
 
 
+class Int8Spec(_Strict):
+    """model.json int8: the INT8 model beside model.onnx (trainer/quantize.py; the device's copy documents each field)."""
+
+    file: str = "model.int8.onnx"
+    default: bool = False
+    reason: str = ""
+    max_map50_loss: float = Field(0.01, ge=0, le=1)
+    calibration_frames: int = Field(0, ge=0)
+
+
 class ModelCard(_Strict):
     format: str = MODEL_FORMAT
     format_version: int = MODEL_FORMAT_VERSION
@@ -95,6 +105,7 @@ class ModelCard(_Strict):
     dataset_sha256: str | None = None
     created: datetime
     engines: list[EngineSpec] = Field(default_factory=list)
+    int8: Int8Spec | None = None  # absent: the bundle has only the float model
 
     def thresholds_by_class(self) -> dict[str, float]:
         """Score threshold of every class; cards from before class_thresholds use one for all."""

@@ -62,7 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=int, default=0)
     export = sub.add_parser("export", help="re-export model.onnx of a bundle from its training checkpoint")
     export.add_argument("bundle", type=Path)
-    export.add_argument("--package", type=Path, help="package whose validation frames check the export")
+    export.add_argument("--package", type=Path, help="package whose validation frames check the export (with --int8: "
+                        "the training package whose frames calibrate it)")
+    export.add_argument("--int8", action="store_true", help="add an INT8 model (ONNX Runtime static QDQ) beside model.onnx, "
+                        "for CPU boxes; model.onnx is kept as it is (no TensorFlow needed)")
+    export.add_argument("--held-out", type=Path, help="with --int8: package to compare INT8 with float on (default: the "
+                        "training package's validation split, when the bundle has its training folder)")
+    export.add_argument("--max-map-loss", type=float, default=0.01,
+                        help="with --int8: the most held-out mAP@0.5 INT8 may lose and be the device's default (default 0.01)")
+    export.add_argument("--calibration-frames", type=int, default=32, help="with --int8: training frames to calibrate on")
     engine = sub.add_parser("build-engine", help="build a TensorRT engine for this GPU into the bundle")
     engine.add_argument("bundle", type=Path)
     engine.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
@@ -168,6 +176,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    if args.int8:
+        return _export_int8(args)
     card = read_card(args.bundle)
     from trainer.accelerator import load_tensorflow
 
@@ -187,8 +197,41 @@ def cmd_export(args: argparse.Namespace) -> None:
     tmp.write_bytes(onnx_model)
     tmp.replace(args.bundle / "model.onnx")
     card.engines = []  # engines were built from the old ONNX
+    if card.int8 is not None:  # so was the INT8 model
+        (args.bundle / card.int8.file).unlink(missing_ok=True)
+        card.int8 = None
+        card.metrics.pop("int8", None)
+        print("the INT8 model was made from the old model.onnx and is removed: run export --int8 again")
     write_card(args.bundle, card)
     print(f"exported {args.bundle / 'model.onnx'}")
+
+
+def _export_int8(args: argparse.Namespace) -> None:
+    """`export --int8`: quantise model.onnx as it is, compare on held-out frames, record the verdict."""
+    card = read_card(args.bundle)
+    if not args.package:
+        raise ExportError("--int8 needs --package: the training package whose frames calibrate the INT8 model")
+    packages = [(args.package, load_dataset_package(args.package))]
+    if args.held_out:
+        packages.append((args.held_out, load_dataset_package(args.held_out)))
+    for path, dataset in packages:
+        if dataset.classes != card.classes:
+            raise BundleError(f"{path}: the package's classes {dataset.classes} differ from the bundle's {card.classes}")
+    from trainer.predict import first_tiles
+    from trainer.quantize import add_int8, frames_for
+
+    held = (args.held_out.name, packages[1][1]) if args.held_out else None
+    calibration, held_out = frames_for(args.bundle, packages[0][1], held, args.calibration_frames)
+    spec = add_int8(args.bundle, first_tiles(calibration, card.input.resize_rule()), held_out, args.max_map_loss)
+    comparison = read_card(args.bundle).metrics.get("int8")
+    if comparison:
+        f, q = comparison["float"], comparison["int8"]
+        print(f"held-out ({comparison['images']} images): mAP@0.5 float {f['map50']:.3f}, INT8 {q['map50']:.3f}; "
+              f"count MAE float {f['count_mae']:.2f}, INT8 {q['count_mae']:.2f}; "
+              f"INT8 counts vs float MAE {comparison['counts_vs_float']['mae']:.2f}")
+    print(f"wrote {args.bundle / spec.file} ({spec.calibration_frames} calibration frames): {spec.reason}")
+    if not spec.default:
+        print(f"warning: INT8 is not the default: {spec.reason}", file=sys.stderr)
 
 
 def cmd_build_engine(args: argparse.Namespace) -> None:

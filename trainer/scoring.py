@@ -1,7 +1,7 @@
 """Score a bundle's exported model on labelled frames exactly as the device runs it.
 
 One path for `trainer evaluate`, the trainer service's held-out comparison and every benchmark:
-ONNX Runtime (no TensorFlow), the card's resize rule (tiles for `resize: tile` bundles, stretch
+ONNX Runtime (no TensorFlow), the card's pixel rule for frames over 8 bits, its resize rule (tiles for `resize: tile` bundles, stretch
 for older ones) and, unless re-fitting is asked for, the bundle's own per-class thresholds.
 """
 
@@ -24,16 +24,19 @@ class Scored:
     kept: list[Boxes]
 
 
-def score_bundle_kept(bundle: Path, samples: list[Sample], refit_thresholds: bool = False) -> Scored:
-    """evaluate_predictions' figures for `samples`, predicted by the bundle's model.onnx, with
-    `image_counts`: per class, the (true, found) count of every image at the thresholds used
-    (what a Bland-Altman plot of counts draws)."""
+def score_bundle_kept(bundle: Path, samples: list[Sample], refit_thresholds: bool = False,
+                      model_file: str = "model.onnx") -> Scored:
+    """evaluate_predictions' figures for `samples`, predicted by the bundle's model.onnx (or
+    `model_file`, its INT8 copy), with `image_counts`: per class, the (true, found) count of every
+    image at the thresholds used (what a Bland-Altman plot of counts draws)."""
     from trainer.counts import count_pairs, keep_above, threshold_vector
+    from trainer.dataset import with_pixels
     from trainer.export import onnx_runner
     from trainer.predict import evaluate_predictions, frame_max_detections, predict, truth_of
 
     card = read_card(bundle)
-    runner = onnx_runner((bundle / "model.onnx").read_bytes())
+    samples = with_pixels(samples, card.input.pixel_rule())  # frames over 8 bits as this bundle's device sees them
+    runner = onnx_runner((bundle / model_file).read_bytes())
     rule = card.input.resize_rule()
     preds = predict(runner, samples, rule)
     thresholds = None if refit_thresholds else card.thresholds_by_class()

@@ -1,45 +1,118 @@
-"""ONNX Runtime backend: CUDA/TensorRT execution providers where the build has them, else CPU."""
+"""ONNX Runtime backend: CUDA/TensorRT execution providers where the build has them, else CPU,
+where the bundle's INT8 model runs when the trainer made it the default."""
 
 from __future__ import annotations
 
+import logging
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from device.inference.base import BackendContext
 from device.models.bundle import BundleError, ModelBundle
 
+log = logging.getLogger(__name__)
 _PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+CPU_PROVIDER = "CPUExecutionProvider"
+Precision = Literal["auto", "float", "int8"]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which of the bundle's ONNX models this session runs, and why (said in the log once)."""
+
+    path: Path
+    precision: Literal["fp32", "int8"]
+    why: str
+
+
+def choose_model(bundle: ModelBundle, provider: str, precision: Precision = "auto") -> ModelChoice:
+    """The INT8 model on the CPU provider when the bundle has one marked default (or `precision`
+    asks for it); the float model on a GPU provider, for bundles without INT8, or when INT8 lost
+    too much held-out mAP (the card's reason)."""
+    spec, path = bundle.card.int8, bundle.int8_path
+    if precision == "float":
+        return ModelChoice(bundle.onnx_path, "fp32", "float asked for")
+    if spec is None or path is None:
+        if precision == "int8":
+            raise BundleError(f"{bundle.root}: INT8 asked for, but the bundle has no INT8 model (trainer export --int8)")
+        return ModelChoice(bundle.onnx_path, "fp32", "the bundle has no INT8 model")
+    if precision == "int8":
+        return ModelChoice(path, "int8", "INT8 asked for")
+    if provider != CPU_PROVIDER:
+        return ModelChoice(bundle.onnx_path, "fp32", f"{provider} runs the float model")
+    if not spec.default:
+        return ModelChoice(bundle.onnx_path, "fp32", f"the bundle's INT8 model is {spec.reason or 'not the default'}")
+    return ModelChoice(path, "int8", f"the bundle's INT8 model is {spec.reason or 'the default on CPU'}")
+
+
+# bench/speed_int8.py --threads on the 16-core machine and the 2-core reference box (docs/metrics.md):
+# intra-op threads speed a frame up to about 4 and hardly beyond, while every thread taken from
+# capture, the loop, the sender and the web server costs frames. One core is left to them from 4
+# cores up; the 2-core box keeps both for inference (its loop needs ~4 ms a frame, under 5 %).
+MAX_INTRA_THREADS = 8
+
+
+def cores_here() -> int:
+    """Cores this process may run on (a container's or taskset's limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def intra_op_threads(cores: int) -> int:
+    """ONNX Runtime intra-op threads for a device with `cores`: one core left for the rest from 4 up."""
+    spare = 1 if cores >= 4 else 0
+    return max(1, min(MAX_INTRA_THREADS, cores - spare))
 
 
 class OnnxBackend:
-    """One onnxruntime InferenceSession over the bundle's model.onnx."""
+    """One onnxruntime InferenceSession over the bundle's model.onnx (or its INT8 copy, on CPU)."""
 
-    def __init__(self, bundle: ModelBundle, cache_dir: Path, context: BackendContext | None = None) -> None:
+    def __init__(self, bundle: ModelBundle, cache_dir: Path, context: BackendContext | None = None,
+                 precision: Precision = "auto", threads: int | None = None) -> None:
         import onnxruntime as ort
 
         available = set(ort.get_available_providers())
         providers = [p for p in _PREFERRED if p in available]
+        choice = choose_model(bundle, providers[0], precision)
+        if choice.precision == "int8":
+            providers = [CPU_PROVIDER]  # QDQ graphs are for the CPU kernels; GPUs run the float model or TensorRT
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # Idle intra-op threads spin by default, burning the cores the next model (several on one
         # feed), capture and web threads need: two demo-model sessions in turn took 346-472 ms a
         # frame spinning vs 145-161 ms not (one alone: 58-149 vs 58-75 ms), on the shared 2-core box.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.threads = threads or intra_op_threads(cores_here())
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1  # the graph is one chain: parallel branches would only add threads
         try:
-            self._session = ort.InferenceSession(str(bundle.onnx_path), options, providers=providers)
+            self._session = ort.InferenceSession(str(choice.path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
-            raise BundleError(f"{bundle.onnx_path}: ONNX Runtime cannot load the model ({exc}); re-export the bundle") from exc
+            raise BundleError(f"{choice.path}: ONNX Runtime cannot load the model ({exc}); re-export the bundle") from exc
         inputs = self._session.get_inputs()
         wanted = bundle.card.input.name
         names = [i.name for i in inputs]
         if wanted and wanted not in names:
-            raise BundleError(f"{bundle.root / 'model.json'}: input.name '{wanted}' is not an input of model.onnx (it has {names})")
+            raise BundleError(f"{bundle.root / 'model.json'}: input.name '{wanted}' is not an input of {choice.path.name} (it has {names})")
         self.input_name = wanted or names[0]
         self.input_shape = next(i.shape for i in inputs if i.name == self.input_name)
         self.output_names = [o.name for o in self._session.get_outputs()]
-        self.name = f"onnx/{self._session.get_providers()[0].removesuffix('ExecutionProvider')}"
+        self.precision = choice.precision
+        provider = self._session.get_providers()[0].removesuffix("ExecutionProvider")
+        # The name is what health, the status point and the Models page show: INT8 says so.
+        self.name = f"onnx/{provider}" + ("/int8" if choice.precision == "int8" else "")
+        log.info("%s: %s on %s with %d intra-op threads (%s)", bundle.card.label, choice.path.name, provider, self.threads, choice.why)
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self._session.run(self.output_names, {self.input_name: tensor})
         return dict(zip(self.output_names, (np.asarray(o) for o in outputs), strict=True))
+
+    def status_fields(self) -> dict[str, str | int]:
+        """Heartbeat fields (device_status): which model precision runs and on how many threads."""
+        return {"precision": self.precision, "onnx_threads": self.threads}

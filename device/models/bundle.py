@@ -88,6 +88,25 @@ class EngineSpec(_Strict):
         return value
 
 
+class Int8Spec(_Strict):
+    """An INT8 copy of model.onnx for CPU boxes (ONNX Runtime static quantisation, QDQ), written by
+    `trainer export --int8` beside the float model, which stays for GPUs and as the fallback."""
+
+    file: str = Field(description="The quantised ONNX model inside the bundle, e.g. model.int8.onnx")
+    default: bool = Field(False, description="Run it instead of model.onnx where ONNX Runtime runs on the CPU; the trainer "
+                          "sets it only when its held-out mAP@0.5 is within max_map50_loss of the float model's")
+    reason: str = Field("", description="Why it is or is not the default, in words (said in the device's log)")
+    max_map50_loss: float = Field(0.01, ge=0, le=1, description="The most held-out mAP@0.5 it may lose and be the default")
+    calibration_frames: int = Field(0, ge=0, description="Training frames its activation ranges were calibrated on")
+
+    @field_validator("file")
+    @classmethod
+    def _beside_the_model(cls, value: str) -> str:
+        if not value.endswith(".onnx") or value == "model.onnx" or "/" in value or "\\" in value or value.startswith("."):
+            raise ValueError("int8.file must be an .onnx file at the bundle's top level, other than model.onnx")
+        return value
+
+
 class ModelCard(_Strict):
     format: str = Field(MODEL_FORMAT)
     format_version: int = Field(MODEL_FORMAT_VERSION)
@@ -105,6 +124,7 @@ class ModelCard(_Strict):
     dataset_sha256: str | None = None
     created: datetime
     engines: list[EngineSpec] = Field(default_factory=list)
+    int8: Int8Spec | None = Field(None, description="An INT8 model beside model.onnx for CPU boxes (trainer export --int8)")
 
     @model_validator(mode="before")
     @classmethod
@@ -174,6 +194,11 @@ class ModelBundle:
     @property
     def onnx_path(self) -> Path:
         return self.root / "model.onnx"
+
+    @property
+    def int8_path(self) -> Path | None:
+        """The INT8 model the card names (checked present by load_bundle), or None."""
+        return self.root / self.card.int8.file if self.card.int8 is not None else None
 
     def engine_for(self, tensorrt_version: str, compute_capability: str) -> Path | None:
         """The engine built by this TensorRT major.minor for this GPU, if the bundle has one."""
@@ -275,4 +300,7 @@ def load_bundle(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] 
     for engine in card.engines:
         if not (source / engine.file).is_file():
             raise BundleError(f"{card_path}: engines lists '{engine.file}' but the file is not in the bundle")
+    if card.int8 is not None and not (source / card.int8.file).is_file():
+        raise BundleError(f"{card_path}: int8 names '{card.int8.file}' but the file is not in the bundle: re-run "
+                          "trainer export --int8, or remove int8 from model.json to run the float model")
     return ModelBundle(source, card)
