@@ -13,7 +13,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import text as tm
 
-from grafana import common, tracking
+from grafana import common, drift, tracking
 from grafana.common import device_filter, stat_panel, timeseries_panel
 from grafana.influxql import Select, Target, call
 from grafana.panels import quantile_heatmap, quantile_select, version_timeline
@@ -228,6 +228,7 @@ def dashboard() -> common.dash.Dashboard:
         (temperatures(), 12, 39, 12, 7),
         (events(), 0, 46, 24, 7),
         *tracking_layout(53),
+        (drift.model_drift(), 0, 75, 24, 8),  # last in the list: the panels above keep their ids
     ])
 
 

@@ -198,14 +198,18 @@ def test_out_of_focus_frames_never_feed_the_window() -> None:
     stretches let through would raise 'fewer objects per frame'."""
     rng, a = np.random.default_rng(8), brightfield(8)
     for gated in (True, False):
-        blurred = False
-        detector = TruthDetector(lambda: Detections.empty() if blurred else scored(next(a), rng))
+        blurred = {"now": False}
+
+        def detect(blurred: dict[str, bool] = blurred) -> Detections:
+            return Detections.empty() if blurred["now"] else scored(next(a), rng)
+
+        detector = TruthDetector(detect)
         events: list[tuple[str, str]] = []
         pipeline, stage = _pipeline(detector, events)
         for i in range(1600):
-            blurred = i >= 400 and (i // 50) % 2 == 0  # half of every 100 frames out of focus
-            analysis = pipeline.analyse(_frame(i), OUT_OF_FOCUS if gated and blurred else "")
-            assert (analysis.detections is None) == (gated and blurred)
+            blurred["now"] = i >= 400 and (i // 50) % 2 == 0  # half of every 100 frames out of focus
+            analysis = pipeline.analyse(_frame(i), OUT_OF_FOCUS if gated and blurred["now"] else "")
+            assert (analysis.detections is None) == (gated and blurred["now"])
         kinds = [k for k, _ in events]
         if gated:
             assert kinds == [LEARNT] and stage.state.frames == 400 + 600

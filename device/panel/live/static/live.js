@@ -70,6 +70,11 @@
       const d = r.insertCell(); d.className = "delta";
       d.textContent = slot === "main" ? "" : (typeof m.count === "number" && main && typeof main.count === "number" ? (m.count - main.count >= 0 ? "+" : "") + (m.count - main.count) : "–");
     });
+    // Drift alarm (docs/drift.md): what changed against the model's baseline, in the device's own words.
+    const drift = s.drift || {};
+    const driftBanner = document.getElementById("live-drift");
+    driftBanner.hidden = !drift.alarm;
+    if (drift.alarm) driftBanner.textContent = "Drift alarm: the model's numbers may not be trustworthy. " + drift.message + ".";
     const down = entries.filter(([, m]) => m.hive && m.hive.down);
     const banner = document.getElementById("live-hive");
     banner.hidden = !down.length;
