@@ -121,13 +121,14 @@ class Feed:
         self.bad_frames = 0
 
     # ---- the frame --------------------------------------------------------------------------
-    def analyse(self, frame: Frame) -> FrameResult:
-        """Gate the frame, then run every pipeline on it; a frame no model could take is counted."""
+    def analyse(self, frame: Frame, um_per_pixel: float | None = None) -> FrameResult:
+        """Gate the frame, then run every pipeline on it; a frame no model could take is counted.
+        `um_per_pixel`: the calibration now, so a model trained at another magnification rescales."""
         quality = self.quality(frame)
         verdicts = [quality, *(gate(frame) for gate in self.gates if gate is not self.quality)]
         reason = next((v.reason for v in verdicts if v.reason), "")
         pipelines = self.pipelines  # one read: a model added or removed mid-frame waits for the next
-        result = FrameResult(frame, quality, tuple(p.analyse(frame, reason) for p in pipelines), pipelines)
+        result = FrameResult(frame, quality, tuple(p.analyse(frame, reason, um_per_pixel) for p in pipelines), pipelines)
         if result.unusable:
             self.bad_frames += 1
             if self.bad_frames in (1, 10, 100) or self.bad_frames % 1000 == 0:

@@ -91,14 +91,15 @@ class Pipeline:
     def name(self) -> str:
         return self.options.name
 
-    def analyse(self, frame: Frame, gate_reason: str = "") -> Analysis:
-        """Run the model (unless gated, skipped or absent) and every stage on this frame."""
-        analysis = self._detect(frame, gate_reason)
+    def analyse(self, frame: Frame, gate_reason: str = "", um_per_pixel: float | None = None) -> Analysis:
+        """Run the model (unless gated, skipped or absent) and every stage on this frame.
+        `um_per_pixel`: the device's calibration now (else the frame's own metadata is used)."""
+        analysis = self._detect(frame, gate_reason, um_per_pixel)
         for stage in self.stages:
             analysis = stage(frame, analysis)
         return analysis
 
-    def _detect(self, frame: Frame, gate_reason: str) -> Analysis:
+    def _detect(self, frame: Frame, gate_reason: str, um_per_pixel: float | None = None) -> Analysis:
         detector = self.slot.detector  # one read: a hot swap takes effect on the next frame
         card = detector.card if detector else None
         if detector is None:
@@ -108,7 +109,7 @@ class Pipeline:
         if frame.index % max(1, self.options.every):
             return Analysis(self.name, SKIPPED, None, card)
         try:
-            run = detector.analyse(frame.image)
+            run = detector.analyse(frame.image, um_per_pixel or frame.um_per_pixel)
         except Exception as exc:  # one bad frame must never stop the instrument
             self.failures += 1
             return Analysis(self.name, FAILED, None, card, reason=f"{type(exc).__name__}: {exc}")

@@ -48,7 +48,7 @@ class Runtime:
                     break
                 continue
             parts.calibration.seen(frame)  # a file's own pixel size applies from its own frame on
-            publisher.publish(feed.analyse(frame))
+            publisher.publish(feed.analyse(frame, parts.calibration()))
         heartbeat.beat_if_due(force=True)
         return publisher.processed
 

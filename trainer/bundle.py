@@ -18,10 +18,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from device.inference.pixels import LEGACY, PixelRule
 from trainer.tiling import TilePolicy
 
 MODEL_FORMAT = "scopehive-model"
-MODEL_FORMAT_VERSION = 2  # 2: class_thresholds and input.resize "tile"; devices before it refuse them
+MODEL_FORMAT_VERSION = 3  # 2: class_thresholds and input.resize "tile"; 3: input.pixels, input.um_per_pixel
 
 
 class BundleError(ValueError):
@@ -30,6 +31,23 @@ class BundleError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class PixelSpec(_Strict):
+    """model.json input.pixels: how frames over 8 bits become 8-bit (device/inference/pixels.py)."""
+
+    method: Literal["percentile", "range", "shift"] = "percentile"
+    low: float = Field(0.1, ge=0, lt=100)
+    high: float = Field(99.99, gt=0, le=100)
+    black: float = Field(0.0, ge=0)
+    white: float = Field(65535.0, gt=0)
+
+    @classmethod
+    def of(cls, rule: PixelRule) -> PixelSpec:
+        return cls.model_validate(rule.as_dict())
+
+    def rule(self) -> PixelRule:
+        return PixelRule(self.method, self.low, self.high, self.black, self.white)
 
 
 class InputSpec(_Strict):
@@ -43,6 +61,11 @@ class InputSpec(_Strict):
     scale: float | None = Field(None, gt=0, le=16)
     tile_overlap: int = Field(0, ge=0, le=2048)
     max_tiles: int = Field(1, ge=1, le=256)
+    pixels: PixelSpec | None = None  # absent (before format 3): the device shifted by the top bit
+    um_per_pixel: float | None = Field(None, gt=0, le=1000)  # µm per frame pixel `scale` was chosen for
+
+    def pixel_rule(self) -> PixelRule:
+        return self.pixels.rule() if self.pixels is not None else LEGACY
 
     @model_validator(mode="after")
     def _tile_needs_scale(self) -> InputSpec:

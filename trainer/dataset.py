@@ -2,7 +2,8 @@
 
 Everything that can be wrong with a package is collected into one `DatasetError` listing every
 problem (file and field), so a microscopist fixes their export once instead of once per run.
-The trainer keeps its own pydantic models of the format: it never imports `device`.
+The trainer keeps its own pydantic models of the format; what pixels a frame of more than 8 bits
+becomes is the one rule the device runs too (device/inference/pixels.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import json
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from device.inference.pixels import TRAINED, PixelRule, to_uint8
 
 DATASET_FORMAT = "scopehive-dataset"
 DATASET_FORMAT_VERSION = 1
@@ -69,12 +72,22 @@ class CocoDocument(BaseModel):
 
 @dataclass(frozen=True)
 class Sample:
-    """One annotated image, decoded: RGB uint8 pixels and boxes (x1, y1, x2, y2) in pixels."""
+    """One annotated image, decoded: RGB uint8 pixels and boxes (x1, y1, x2, y2) in pixels.
+
+    `raw` keeps the original pixels of a frame over 8 bits (BGR order, as decoded), so a bundle
+    with another pixel rule is scored on what its device would see (`with_pixels`)."""
 
     file_name: str
     image: np.ndarray
     boxes: np.ndarray  # float32 [M, 4]
     classes: np.ndarray  # int32 [M], index into Dataset.classes
+    raw: np.ndarray | None = None
+    acquisition: dict[str, Any] | None = None  # the manifest's entry: device, um_per_pixel, source, frame_index, captured_at
+
+    @property
+    def um_per_pixel(self) -> float | None:
+        value = (self.acquisition or {}).get("um_per_pixel")
+        return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
 @dataclass(frozen=True)
@@ -123,19 +136,28 @@ def _parse_coco(raw: bytes, path: Path) -> CocoDocument:
         raise DatasetError(f"{path}: annotations.json is invalid: {detail}") from exc
 
 
-def decode_image(data: bytes) -> np.ndarray | None:
+def decode_raw(data: bytes) -> np.ndarray | None:
+    """Any PNG/JPEG/TIFF at its own bit depth (BGR order, as OpenCV and the device read it)."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return None if image is None or image.size == 0 else image
+
+
+def decode_image(data: bytes, rule: PixelRule = TRAINED) -> np.ndarray | None:
     """Any PNG/JPEG/TIFF (8 or 16 bit, grey or colour) -> RGB uint8, or None if unreadable.
 
-    16-bit microscopy images are stretched between their 0.1 and 99.9 percentiles: their useful
-    range is usually a small slice of 0..65535, and a plain shift would leave them black.
+    Frames over 8 bits go through `rule` (device/inference/pixels.py), the conversion the
+    bundle records and the device applies: a 16-bit image's useful range is usually a small
+    slice of 0..65535, and the model must see it the same way in training and on the microscope.
     """
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        return None
-    if image.dtype != np.uint8:
-        values = image.astype(np.float32)
-        lo, hi = np.percentile(values, (0.1, 99.9))
-        image = np.clip((values - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255).astype(np.uint8)
+    image = decode_raw(data)
+    return None if image is None else to_rgb8(image, rule)
+
+
+def to_rgb8(image: np.ndarray, rule: PixelRule = TRAINED) -> np.ndarray:
+    """A decoded frame (any depth, grey/BGR/BGRA) -> RGB uint8 through the pixel rule."""
+    image = to_uint8(image, rule)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if image.shape[2] == 4:
@@ -193,6 +215,11 @@ def _group_boxes(checker: _Checker, coco: CocoDocument, n_classes: int) -> dict[
     return grouped
 
 
+def with_pixels(samples: list[Sample], rule: PixelRule) -> list[Sample]:
+    """The samples as a bundle with `rule` sees them (frames over 8 bits converted again)."""
+    return [replace(s, image=to_rgb8(s.raw, rule)) if s.raw is not None else s for s in samples]
+
+
 def _to_sample(image: CocoImage, pixels: np.ndarray, anns: list[CocoAnnotation]) -> Sample:
     xywh = np.asarray([a.bbox for a in anns], np.float32).reshape(-1, 4)
     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
@@ -203,8 +230,9 @@ def _to_sample(image: CocoImage, pixels: np.ndarray, anns: list[CocoAnnotation])
 
 
 def _load_images(
-    checker: _Checker, archive: zipfile.ZipFile, manifest: Manifest, coco: CocoDocument
+    checker: _Checker, archive: zipfile.ZipFile, manifest: Manifest, coco: CocoDocument, raws: dict[int, np.ndarray]
 ) -> dict[int, np.ndarray]:
+    """RGB pixels by image id; frames over 8 bits also keep their original pixels in `raws`."""
     names = set(archive.namelist())
     pixels: dict[int, np.ndarray] = {}
     for image in coco.images:
@@ -219,7 +247,8 @@ def _load_images(
         elif hashlib.sha256(data).hexdigest() != expected:
             checker.add(f"image '{image.file_name}': sha256 does not match manifest.json (file damaged or replaced)")
             continue
-        decoded = decode_image(data)
+        raw = decode_raw(data)
+        decoded = None if raw is None else to_rgb8(raw, TRAINED)
         if decoded is None:
             checker.add(f"image '{image.file_name}' is corrupt or not an image OpenCV can read")
             continue
@@ -230,6 +259,8 @@ def _load_images(
             )
             continue
         pixels[image.id] = decoded
+        if raw is not None and raw.dtype != np.uint8:
+            raws[image.id] = raw
     return pixels
 
 
@@ -254,11 +285,13 @@ def load_dataset_package(path: str | os.PathLike[str]) -> Dataset:
                 raise DatasetError(f"{source}: the package holds no images: annotate some images and export again")
             checker = _Checker(source)
             grouped = _group_boxes(checker, coco, len(manifest.classes))
-            pixels = _load_images(checker, archive, manifest, coco)
+            raws: dict[int, np.ndarray] = {}
+            pixels = _load_images(checker, archive, manifest, coco, raws)
     except zipfile.BadZipFile as exc:
         raise DatasetError(f"{source}: not a readable zip archive ({exc}): export the package again") from exc
     checker.raise_if_any()
-    samples = [_to_sample(img, pixels[img.id], grouped[img.id]) for img in coco.images]
+    samples = [replace(_to_sample(img, pixels[img.id], grouped[img.id]), raw=raws.get(img.id),
+                       acquisition=manifest.acquisition.get(img.file_name)) for img in coco.images]
     if not any(len(s.boxes) for s in samples):
         raise DatasetError(f"{source}: no image has any annotated object: there is nothing to learn from")
     return Dataset(manifest.project, list(manifest.classes), samples, _file_sha256(source))

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from device.inference.pixels import TRAINED
 from trainer.augment import PIXEL_MEAN, PIXEL_SCALE
 from trainer.baseline import baseline_of, sample_um_per_pixel
-from trainer.bundle import InputSpec, ModelCard, Normalization, OutputSpec, write_bundle
+from trainer.bundle import InputSpec, ModelCard, Normalization, OutputSpec, PixelSpec, write_bundle
 from trainer.config import TrainConfig
 from trainer.counts import keep_above, threshold_vector
 from trainer.dataset import Dataset, Sample, load_dataset_package, split_dataset
@@ -72,7 +73,8 @@ def make_card(dataset: Dataset, config: TrainConfig, plan: TrainingPlan, metrics
         version=config.version or now.strftime("%Y.%m.%d-%H%M%S"),
         classes=dataset.classes,
         input=InputSpec(width=p.input_hw[1], height=p.input_hw[0], layout="NHWC", color="RGB", resize="tile", name="image",
-                        scale=p.scale, tile_overlap=p.overlap, max_tiles=p.max_tiles),
+                        scale=p.scale, tile_overlap=p.overlap, max_tiles=p.max_tiles, pixels=PixelSpec.of(TRAINED),
+                        um_per_pixel=plan.um_per_pixel),
         normalization=Normalization(scale=PIXEL_SCALE, mean=(PIXEL_MEAN,) * 3, std=(1.0, 1.0, 1.0)),
         output=OutputSpec(format="scopehive-v1", max_detections=plan.max_detections, nms_iou=0.5),
         score_threshold=float(np.clip(metrics["score_threshold"], 0.0, 1.0)),

@@ -64,6 +64,7 @@ class TrainingPlan:
     expected_minutes: float
     passes: str  # how each frame size runs: one pass, N tiles, or shrunk first
     warnings: list[str] = field(default_factory=list)
+    um_per_pixel: float | None = None  # the frames' µm per pixel `policy.scale` is for (median of the calibrated ones)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "policy": {**asdict(self.policy), "input_hw": list(self.policy.input_hw)}}

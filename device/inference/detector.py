@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from device.analysis import LOCAL, ModelRun, combine_routes
 from device.detections import Detections
 from device.inference.backend import Backend, BackendContext, create_backend
 from device.inference.decode import DecodeError, decode, keep_class_thresholds
+from device.inference.pixels import to_uint8
 from device.inference.preprocess import normalize, preprocess
 from device.inference.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles, plan_frame
 from device.metrics.points import FieldValue
@@ -51,7 +53,8 @@ class Detector:
         self.threshold = float(self.thresholds.min())
         self._lock = threading.Lock()  # the frame loop and the panel's pre-annotation share one model
         self.tile_policy = TilePolicy.of(bundle.card.input)
-        self._layouts: dict[tuple[int, int], TileLayout] = {}
+        self.pixel_rule = bundle.card.input.pixel_rule()  # what training did to frames over 8 bits
+        self._layouts: dict[tuple[tuple[int, int], float], TileLayout] = {}
         self.last_layout: TileLayout | None = None  # for tiling_info (/healthz) only; results are returned
         self._last_ms = 0.0
 
@@ -59,16 +62,30 @@ class Detector:
     def backend_name(self) -> str:
         return self.backend.name
 
-    def detect(self, image: np.ndarray) -> Detections:
+    def detect(self, image: np.ndarray, um_per_pixel: float | None = None) -> Detections:
         """Any frame (8/16-bit, grey or colour) -> boxes in that frame's pixels (the panel's call)."""
-        return self.analyse(image).detections
+        return self.analyse(image, um_per_pixel).detections
 
-    def analyse(self, image: np.ndarray) -> ModelRun:
+    def model_pixels(self, image: np.ndarray) -> np.ndarray:
+        """Any frame -> the 8-bit BGR frame the model's input is cut from (the card's pixel rule)."""
+        return to_bgr8(to_uint8(image, self.pixel_rule))
+
+    def policy_for(self, um_per_pixel: float | None) -> TilePolicy | None:
+        """The tile rule for a frame of this µm per pixel: the card's scale times frame µm/px over
+        trained µm/px, so objects reach the network at the size it learnt (None: the card's scale)."""
+        policy, trained = self.tile_policy, self.card.input.um_per_pixel
+        if policy is None or not trained or not um_per_pixel or um_per_pixel <= 0:
+            return policy
+        return replace(policy, scale=float(np.clip(policy.scale * um_per_pixel / trained, 0.01, 16.0)))
+
+    def analyse(self, image: np.ndarray, um_per_pixel: float | None = None) -> ModelRun:
         """Any frame -> its boxes with where they were computed and how long it took, as one value:
-        two callers (the loop and a panel thread) never read each other's route or timing."""
-        frame = to_bgr8(image)
-        if self.tile_policy is not None:
-            return self._analyse_tiled(frame, self.tile_policy)
+        two callers (the loop and a panel thread) never read each other's route or timing.
+        `um_per_pixel`: the frame's calibration, when known (rescales to the trained size)."""
+        frame = self.model_pixels(image)
+        policy = self.policy_for(um_per_pixel)
+        if policy is not None:
+            return self._analyse_tiled(frame, policy)
         tensor, transform = preprocess(frame, self.card.input, self.card.normalization)
         with self._lock:
             start = time.perf_counter()
@@ -99,13 +116,17 @@ class Detector:
         self.last_layout, self._last_ms = layout, elapsed_ms
         parts = [decode(out, self.card.output, self.threshold) for out in outputs]
         merged = keep_class_thresholds(merge_tiles(parts, layout, policy), self.thresholds)
+        fields["input_scale"] = round(layout.scale, 5)  # network pixels per frame pixel this frame ran at
         return ModelRun(merged, combine_routes(routes), elapsed_ms, fields)
 
     def _layout(self, frame_hw: tuple[int, int], policy: TilePolicy) -> TileLayout:
         """Tiles for this frame size, planned once and said in the log (shrunk frames as a warning)."""
-        layout = self._layouts.get(frame_hw)
+        key = (frame_hw, policy.scale)
+        layout = self._layouts.get(key)
         if layout is None:
-            layout = self._layouts[frame_hw] = plan_frame(frame_hw, policy)
+            if len(self._layouts) > 64:  # a calibration that changes often must not grow this forever
+                self._layouts.clear()
+            layout = self._layouts[key] = plan_frame(frame_hw, policy)
             h, w = frame_hw
             if layout.scale < policy.scale:
                 log.warning("frames of %dx%d would need more than %d tiles at scale %.3f: shrunk to scale %.3f "

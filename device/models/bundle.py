@@ -19,11 +19,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from device import safezip
+from device.inference.pixels import LEGACY, PixelRule
 from device.metrics.points import name_problem
 from device.safezip import UnzipLimits
 
 MODEL_FORMAT = "scopehive-model"
-MODEL_FORMAT_VERSION = 2  # 2: class_thresholds and input.resize "tile" (a version-1 device refuses them)
+MODEL_FORMAT_VERSION = 3  # 2: class_thresholds and input.resize "tile"; 3: input.pixels and input.um_per_pixel
+# (a device of an older version refuses the fields it does not know: "update the device software")
 
 
 class BundleError(ValueError):
@@ -32,6 +34,27 @@ class BundleError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class PixelSpec(_Strict):
+    """How frames of more than 8 bits become the model's 8-bit pixels (device/inference/pixels.py)."""
+
+    method: Literal["percentile", "range", "shift"] = Field(
+        "percentile", description="percentile: per frame, `low` % -> 0 and `high` % -> 255; range: fixed black/white "
+        "counts; shift: by the frame's top bit (devices before format 3)")
+    low: float = Field(0.1, ge=0, lt=100, description="percentile: share of pixels (%) at or under black")
+    high: float = Field(99.99, gt=0, le=100, description="percentile: share of pixels (%) at or under white")
+    black: float = Field(0.0, ge=0, description="range: counts that become 0")
+    white: float = Field(65535.0, gt=0, description="range: counts that become 255")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PixelSpec:
+        if self.low >= self.high or self.black >= self.white:
+            raise ValueError("pixels: low must be under high, and black under white")
+        return self
+
+    def rule(self) -> PixelRule:
+        return PixelRule(self.method, self.low, self.high, self.black, self.white)
 
 
 class InputSpec(_Strict):
@@ -49,11 +72,20 @@ class InputSpec(_Strict):
     max_tiles: int = Field(1, ge=1, le=256, description="resize tile: most tiles per frame; larger frames are shrunk to fit "
                            "(the frame-rate budget)")
 
+    pixels: PixelSpec | None = Field(None, description="How frames over 8 bits become 8-bit pixels; absent (bundles "
+                                     "before format 3): shifted by the frame's top bit")
+    um_per_pixel: float | None = Field(None, gt=0, le=1000, description="resize tile: µm per frame pixel `scale` was chosen "
+                                       "for; a frame of known other µm per pixel is rescaled so objects keep their trained size")
+
     @model_validator(mode="after")
     def _tile_needs_scale(self) -> InputSpec:
         if self.resize == "tile" and self.scale is None:
             raise ValueError("resize 'tile' needs input.scale (network pixels per frame pixel)")
         return self
+
+    def pixel_rule(self) -> PixelRule:
+        """The card's rule, or the top-bit shift older bundles ran with on the device."""
+        return self.pixels.rule() if self.pixels is not None else LEGACY
 
 
 class Normalization(_Strict):
