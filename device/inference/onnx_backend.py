@@ -49,10 +49,11 @@ def choose_model(bundle: ModelBundle, provider: str, precision: Precision = "aut
     return ModelChoice(path, "int8", f"the bundle's INT8 model is {spec.reason or 'the default on CPU'}")
 
 
-# bench/speed_int8.py --threads on the 16-core machine and the 2-core reference box (docs/metrics.md):
-# intra-op threads speed a frame up to about 4 and hardly beyond, while every thread taken from
-# capture, the loop, the sender and the web server costs frames. One core is left to them from 4
-# cores up; the 2-core box keeps both for inference (its loop needs ~4 ms a frame, under 5 %).
+# Threads (docs/metrics.md, bench/speed_int8.py): on the shared 2-core box under load a second
+# intra-op thread did not speed a demo frame up (59.6 ms wall with 1, 63.4 ms with 2) and cost 7 %
+# more CPU; it is kept there because an idle 2-core box has no other way to more frames. From 4
+# cores one is left to capture, the loop, the sender and the web server; more than 8 threads on
+# one 960x704 pass is untested here (no larger machine was measured), so it is the cap.
 MAX_INTRA_THREADS = 8
 
 

@@ -1,0 +1,152 @@
+"""Benchmark: float vs INT8 (trainer export --int8) side by side, in alternating repeats, CPU time
+beside wall time: the demo model (960x704 input) and a small model (320x256 input, tiles) on
+1280x960 synthetic frames, per network pass and per frame (fit, normalise, inference, decode);
+then ONNX Runtime intra-op threads 1..cores for the demo model. The INT8 models' held-out mAP and
+count agreement beside the float ones come from what export --int8 recorded in model.json.
+
+    flock /tmp/scopehive-cpu.lock .venv/bin/python bench/speed_int8.py [--small BUNDLE --small-package PKG]
+
+Without --small it trains the small model first (the tests' short run, about two minutes; needs
+TensorFlow). Work files go to var/bench/int8/. CPU time is the process's (every thread), per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from device_common import DEMO_BUNDLE, ROOT, synthetic_frames
+
+from device.inference.detector import Detector
+from device.inference.onnx_backend import OnnxBackend, cores_here, intra_op_threads
+from device.models.bundle import load_bundle
+
+WORK = ROOT / "var" / "bench" / "int8"
+
+
+def _export_int8(bundle: Path, package: Path, held_out: Path | None) -> None:
+    from trainer.cli import main
+
+    args = ["export", str(bundle), "--int8", "--package", str(package)]
+    if main(args + (["--held-out", str(held_out)] if held_out else [])) != 0:
+        raise SystemExit(f"export --int8 failed for {bundle}")
+
+
+def demo_bundle() -> Path:
+    """A copy of the demo bundle with its INT8 model, calibrated on frames drawn as `make demo-model`
+    draws its training package, compared on the same held-out package (seed 909)."""
+    from device.datasets.package import write_synthetic_package
+
+    out = WORK / "demo"
+    if not (out / "model.int8.onnx").is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(DEMO_BUNDLE, out)
+        write_synthetic_package(WORK / "demo-train.zip", 40, seed=21, width=640, height=480, density=60)
+        write_synthetic_package(WORK / "demo-held-out.zip", 60, seed=909, width=640, height=480)
+        _export_int8(out, WORK / "demo-train.zip", WORK / "demo-held-out.zip")
+    return out
+
+
+def small_bundle() -> tuple[Path, Path]:
+    """The tests' small model (320x256 input), trained here once, and its package."""
+    from device.datasets.package import write_synthetic_package
+    from tests.trainer.conftest import SMALL_RUN, SMALL_SCENE
+    from trainer.config import TrainConfig
+    from trainer.pipeline import train_bundle
+
+    out, package = WORK / "small", WORK / "small-train.zip"
+    if not (out / "model.json").is_file():
+        write_synthetic_package(package, count=32, seed=11, **SMALL_SCENE)  # type: ignore[arg-type]
+        train_bundle(package, out, TrainConfig(**SMALL_RUN), force=True, quiet=True)  # type: ignore[arg-type]
+    return out, package
+
+
+def _clock(fn, items: list) -> tuple[float, float]:  # type: ignore[no-untyped-def,type-arg]
+    """(wall ms, CPU ms) per item."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for item in items:
+        fn(item)
+    return (time.perf_counter() - wall) * 1e3 / len(items), (time.process_time() - cpu) * 1e3 / len(items)
+
+
+def _detectors(bundle: Path, threads: int | None = None) -> dict[str, Detector]:
+    loaded = load_bundle(bundle)
+    out = {}
+    for precision in ("float", "int8"):
+        detector = Detector(loaded, OnnxBackend(loaded, WORK, precision=precision, threads=threads))  # type: ignore[arg-type]
+        detector.warm_up()
+        out["fp32" if precision == "float" else "int8"] = detector
+    return out
+
+
+def compare(name: str, bundle: Path, frames: list[np.ndarray], repeats: int) -> None:
+    detectors = _detectors(bundle)
+    card = detectors["fp32"].card
+    spec = card.input
+    tensor = np.zeros((1, spec.height, spec.width, 3), np.float32)
+    runs: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in detectors}
+    for _ in range(repeats):  # alternating: both models see the same load
+        for key, detector in detectors.items():
+            passes = _clock(detector.backend.run, [tensor] * 4)
+            per_frame = _clock(detector.detect, frames)
+            runs[key].append((*passes, *per_frame))
+    print(f"\n{name}: {spec.width}x{spec.height} input ({spec.resize}), frames 1280x960, "
+          f"{cores_here()} cores, {detectors['fp32'].backend.threads} intra-op threads; median of {repeats} alternating repeats")  # type: ignore[attr-defined]
+    print(f"  {'model':6s} {'pass wall':>10s} {'pass CPU':>9s} {'frame wall':>11s} {'frame CPU':>10s} {'FPS (CPU)':>10s}")
+    for key, values in runs.items():
+        pw, pc, fw, fc = np.median(np.asarray(values), axis=0)
+        print(f"  {key:6s} {pw:8.1f}ms {pc:7.1f}ms {fw:9.1f}ms {fc:8.1f}ms {1000 / fc:10.1f}")
+    comparison = card.metrics.get("int8")
+    if comparison:
+        f, q = comparison["float"], comparison["int8"]
+        print(f"  held-out ({comparison['images']} images, {comparison['held_out']}): mAP@0.5 float {f['map50']:.3f} "
+              f"INT8 {q['map50']:.3f} (loss {comparison['map50_loss']:+.3f}); count MAE float {f['count_mae']:.2f} "
+              f"INT8 {q['count_mae']:.2f}; INT8 counts vs float MAE {comparison['counts_vs_float']['mae']:.2f}")
+    if card.int8 is not None:
+        print(f"  INT8 {'is' if card.int8.default else 'is NOT'} the device's default: {card.int8.reason}")
+
+
+def threads_sweep(bundle: Path, frames: list[np.ndarray], repeats: int) -> None:
+    cores = cores_here()
+    counts = sorted({1, 2, 4, 8, cores, intra_op_threads(cores)} & set(range(1, cores + 1)))
+    detectors = {n: _detectors(bundle, n) for n in counts}
+    runs: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    for _ in range(repeats):
+        for n, pair in detectors.items():
+            for key, detector in pair.items():
+                runs.setdefault((n, key), []).append(_clock(detector.detect, frames))
+    print(f"\nintra-op threads, demo model, per 1280x960 frame ({cores} cores; the device picks {intra_op_threads(cores)})")
+    for (n, key), values in runs.items():
+        wall, cpu = np.median(np.asarray(values), axis=0)
+        print(f"  {n:2d} threads {key:5s} wall {wall:7.1f} ms  CPU {cpu:7.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=Path, help="small bundle (320x256 input) instead of training one")
+    parser.add_argument("--small-package", type=Path, help="its training package (calibrates its INT8 model)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=6)
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    start_load = os.getloadavg()
+    demo = demo_bundle()
+    small, package = (args.small, args.small_package) if args.small else small_bundle()
+    if not (small / "model.int8.onnx").is_file():
+        _export_int8(small, package, None)
+    frames = synthetic_frames(args.frames)
+    compare("demo model", demo, frames, args.repeats)
+    compare("small model", small, frames, args.repeats)
+    threads_sweep(demo, frames, max(2, args.repeats // 2))
+    print(f"\nload average at start {' '.join(f'{v:.2f}' for v in start_load)}, at end "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; int8 cards: "
+          f"{json.dumps({b.name: load_bundle(b).card.int8 is not None for b in (demo, small)})}")
+
+
+if __name__ == "__main__":
+    main()
