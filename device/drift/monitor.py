@@ -246,3 +246,13 @@ class DriftMonitor:
         was = live_share[i] - diff[i]
         return Change(CLASS_MIX, ratio, f"the class mix changed: {self.classes[i]} is {live_share[i] * 100:.0f} % "
                                         f"of objects, was {was * 100:.0f} % {self._words}")
+
+
+def nearest_to_raising(stats: dict[str, float], settings: DriftSettings) -> float:
+    """How close the window's statistics are to raising the alarm: the largest over the quantities
+    of the smaller of its two criteria over their thresholds (1 = raises). For benchmarks and tests."""
+    s = settings
+    ratios = [abs(stats.get("count_change", 0.0)) / s.count_change]
+    pairs = (("size_psi", "size_change", s.size_change), ("score_psi", "score_change", s.score_change))
+    ratios += [min(stats[p] / s.psi, abs(stats[e]) / t) for p, e, t in pairs if p in stats and e in stats]
+    return max(ratios)
