@@ -34,7 +34,7 @@ def measure(mode: str, steps: int, work: Path) -> str:
     config = TrainConfig()
     train, val = split_dataset(dataset.samples, config.val_fraction, config.seed)
     scale = make_plan(train, val, dataset.classes, config).policy.scale
-    batches = _batches(train, scale, config, len(dataset.classes))
+    batches = _batches(train, [scale] * len(train), config, len(dataset.classes))
     prep = []
     for _ in range(steps + 2):
         started = time.perf_counter()

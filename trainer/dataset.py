@@ -298,25 +298,10 @@ def load_dataset_package(path: str | os.PathLike[str]) -> Dataset:
 
 
 def split_dataset(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Seeded split stratified by each image's dominant class (empty images form their own stratum).
+    """Seeded split that keeps near-copies (one acquisition, the same field) on one side and
+    stratifies groups by their dominant class (trainer/split.py; `group_split` also says how
+    far validation can be trusted)."""
+    from trainer.split import group_split
 
-    Stratifying keeps rare classes in both halves, so validation measures every class.
-    """
-    rng = np.random.default_rng(seed)
-    strata: dict[int, list[int]] = {}
-    for i, sample in enumerate(samples):
-        key = int(np.bincount(sample.classes).argmax()) if len(sample.classes) else -1
-        strata.setdefault(key, []).append(i)
-    val: list[int] = []
-    for key in sorted(strata):
-        members = strata[key]
-        rng.shuffle(members)
-        n_val = int(round(len(members) * val_fraction))
-        if len(samples) > 1 and len(members) > 1:
-            n_val = max(1, n_val)
-        val.extend(members[:n_val])
-    if not val and len(samples) > 1:
-        val = [int(rng.integers(len(samples)))]
-    val_set = set(val)
-    train = [s for i, s in enumerate(samples) if i not in val_set] or [samples[i] for i in val]
-    return train, [samples[i] for i in sorted(val_set)]
+    split = group_split(samples, val_fraction, seed)
+    return split.train, split.val

@@ -22,12 +22,12 @@ from trainer.baseline import baseline_of, sample_um_per_pixel
 from trainer.bundle import InputSpec, ModelCard, Normalization, OutputSpec, PixelSpec, write_bundle
 from trainer.config import TrainConfig
 from trainer.counts import keep_above, threshold_vector
-from trainer.dataset import Dataset, Sample, load_dataset_package, split_dataset
+from trainer.dataset import Dataset, Sample, load_dataset_package
 from trainer.errors import OutputDirError
 from trainer.export import compare_with_keras, export_onnx
 from trainer.metrics import Boxes
 from trainer.model import ModelSpec, build_inference_model, build_raw_model
-from trainer.plan import TrainingPlan, describe, make_plan
+from trainer.plan import TrainingPlan, describe, make_plan, validation_warnings
 from trainer.predict import (
     Resize,
     evaluate_predictions,
@@ -38,6 +38,7 @@ from trainer.predict import (
 )
 from trainer.progress import ProgressReporter
 from trainer.report import render_markdown, render_png
+from trainer.split import group_split
 from trainer.tiling import TilePolicy
 from trainer.train import FitPlan, FitResult, fit
 from trainer.warmstart import source_files
@@ -96,11 +97,11 @@ def validation_baseline(val: list[Sample], preds: list[Boxes], classes: list[str
 
 
 def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, config: TrainConfig,
-            plan: TrainingPlan, reporter: ProgressReporter) -> Path:
+            plan: TrainingPlan, reporter: ProgressReporter) -> dict[str, Any]:
     reporter.set_state("evaluating", "scoring the best weights on the validation split")
     policy = plan.policy
     model = build_inference_model(fitted.raw, policy.input_hw, plan.max_detections)
-    preds = predict(keras_runner(model), val, policy)
+    preds = predict(keras_runner(model), val, policy, trained_um=plan.um_per_pixel)
     metrics: dict[str, Any] = evaluate_predictions(val, preds, dataset.classes, frame_max_detections(policy, plan.max_detections))
     metrics["baseline"] = validation_baseline(val, preds, dataset.classes, metrics)  # the device's drift alarms (docs/drift.md)
     reporter.set_state("exporting", "exporting to ONNX and checking it against Keras")
@@ -119,7 +120,22 @@ def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, c
         **source_files(out / WORK_DIR / "best.weights.h5", ModelSpec(len(dataset.classes), config.width_multiplier), dataset.classes),
     }
     write_bundle(out, card, onnx_model, extras)
-    return out
+    return metrics
+
+
+def weights_label(training: dict[str, Any]) -> str:
+    """Which weights a figure is of: the kept epoch, and how it was chosen."""
+    best = training.get("best_epoch") or 0
+    if best:
+        return f"epoch {best} of {training.get('epochs_run')} (best on this validation split, which chose it: optimistic)"
+    return f"epoch {training.get('epochs_run')} (last; never scored during training)"
+
+
+def final_figures(metrics: dict[str, Any]) -> dict[str, Any]:
+    """progress.json `final`: the report's figures, saying which set and which weights."""
+    training = metrics.get("training") or {}
+    return {"set": "validation", "weights": weights_label(training), "map50": metrics["map50"], "map50_95": metrics["map50_95"],
+            "images": metrics["val_images"], "objects": metrics["val_objects"]}
 
 
 def train_bundle(package: str | Path, out: str | Path, config: TrainConfig, force: bool = False, quiet: bool = False) -> Path:
@@ -145,8 +161,11 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
     started = time.monotonic() if started is None else started
     out = Path(out)
     _prepare_out(out, force)
-    train, val = split_dataset(dataset.samples, config.val_fraction, config.seed)
+    split = group_split(dataset.samples, config.val_fraction, config.seed)
+    train, val = split.train, split.val
     plan = make_plan(train, val, dataset.classes, config)
+    plan.warnings += validation_warnings(split)
+    plan.validation = {"images": len(val), "groups": split.groups, "val_groups": split.val_groups, "closest": split.closest}
     work = out / WORK_DIR
     work.mkdir(exist_ok=True)
     spec = ModelSpec(len(dataset.classes), config.width_multiplier, weights=config.backbone_weights())
@@ -156,8 +175,8 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
     try:
         limit = time_limit_s(config, started, time.monotonic())
         fitted = fit(FitPlan(train, val, dataset.classes, plan, work, limit), config, reporter)
-        _finish(out, dataset, val, fitted, config, plan, reporter)
-        reporter.set_state("done", f"bundle written to {out}", bundle=str(out))
+        metrics = _finish(out, dataset, val, fitted, config, plan, reporter)
+        reporter.set_state("done", f"bundle written to {out}", bundle=str(out), final=final_figures(metrics))
     except BaseException as exc:
         reporter.set_state("failed", f"{type(exc).__name__}: {exc}")
         raise

@@ -18,7 +18,8 @@ import numpy as np
 
 from trainer.config import TrainConfig, auto_scale
 from trainer.dataset import Sample
-from trainer.tiling import TilePolicy, frame_scale, scaled_hw, tile_count
+from trainer.split import Split
+from trainer.tiling import TilePolicy, frame_scale, sample_scale, scaled_hw, tile_count
 
 _MIN_STEPS = 16
 _TILE_SIDE = (64, 1280)  # network input sides, before rounding up to multiples of 32
@@ -34,6 +35,17 @@ _INFER_SECONDS_PER_MPX = 0.25  # whole-frame validation passes, same machine
 _BUDGET_MINUTES = 15.0
 
 
+def magnification(sample: Sample, um_per_pixel: float | None) -> float:
+    """How much larger the sample's objects appear at `um_per_pixel` than in its own pixels."""
+    return sample_scale(1.0, sample.um_per_pixel, um_per_pixel)
+
+
+def reference_um_per_pixel(samples: list[Sample]) -> float | None:
+    """The median µm per pixel of the calibrated frames: the size every frame is brought to."""
+    known = [s.um_per_pixel for s in samples if s.um_per_pixel]
+    return float(np.median(known)) if known else None
+
+
 @dataclass(frozen=True)
 class BoxStats:
     """Box sizes (input to the scale choice) over a list of samples, in frame pixels."""
@@ -43,8 +55,10 @@ class BoxStats:
     per_image: np.ndarray  # objects per image
 
     @classmethod
-    def of(cls, samples: list[Sample]) -> BoxStats:
-        boxes = [s.boxes.reshape(-1, 4) for s in samples]
+    def of(cls, samples: list[Sample], um_per_pixel: float | None = None) -> BoxStats:
+        """With `um_per_pixel`, sizes as they are at that pixel size (calibrated frames of other
+        magnifications are resized to it in training and on the device)."""
+        boxes = [s.boxes.reshape(-1, 4) * magnification(s, um_per_pixel) for s in samples]
         xyxy = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)
         w, h = np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None), np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
         return cls(np.sqrt(w * h), np.maximum(w, h), np.array([len(b) for b in boxes], int))
@@ -65,6 +79,7 @@ class TrainingPlan:
     passes: str  # how each frame size runs: one pass, N tiles, or shrunk first
     warnings: list[str] = field(default_factory=list)
     um_per_pixel: float | None = None  # the frames' µm per pixel `policy.scale` is for (median of the calibrated ones)
+    validation: dict[str, Any] = field(default_factory=dict)  # images, groups, val_groups, closest (trainer/split.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "policy": {**asdict(self.policy), "input_hw": list(self.policy.input_hw)}}
@@ -133,9 +148,9 @@ def crops_per_image(frame_hw: tuple[int, int], scale: float, crop: int) -> int:
     return max(1, math.ceil(h * w / crop**2))
 
 
-def steps_per_epoch(train: list[Sample], scale: float, config: TrainConfig) -> int:
+def steps_per_epoch(train: list[Sample], scale: float, config: TrainConfig, um_per_pixel: float | None = None) -> int:
     """Enough crops to cover every training pixel once at the training scale, at least 16 steps."""
-    crops = sum(crops_per_image(s.image.shape[:2], scale, config.crop) for s in train)
+    crops = sum(crops_per_image(s.image.shape[:2], scale * magnification(s, um_per_pixel), config.crop) for s in train)
     return max(_MIN_STEPS, math.ceil(crops / config.batch_size))
 
 
@@ -151,19 +166,22 @@ def _size_label(hw: tuple[int, int]) -> str:
     return f"{hw[1]}x{hw[0]}"
 
 
-def _scale_warnings(samples: list[Sample], policy: TilePolicy, sizes: Counter[tuple[int, int]]) -> list[str]:
+def _scale_warnings(samples: list[Sample], policy: TilePolicy, sizes: Counter[tuple[int, int]],
+                    um_per_pixel: float | None = None) -> list[str]:
     """Objects the one scale leaves too small or too large, and frames that need too many tiles."""
     out: list[str] = []
     by_size: dict[tuple[int, int], list[Sample]] = {}
     for s in samples:
         by_size.setdefault(s.image.shape[:2], []).append(s)
-    medians = {hw: float(np.median(BoxStats.of(group).sqrt_area)) for hw, group in by_size.items() if sum(len(g.boxes) for g in group)}
+    medians = {hw: float(np.median(BoxStats.of(group, um_per_pixel).sqrt_area)) for hw, group in by_size.items()
+               if sum(len(g.boxes) for g in group)}
     if len(medians) > 1 and max(medians.values()) > 2.5 * min(medians.values()):
         lo, hi = min(medians, key=medians.__getitem__), max(medians, key=medians.__getitem__)
         out.append(f"objects differ in size between frame sizes (median {medians[lo]:.0f} px in {_size_label(lo)} "
                    f"frames, {medians[hi]:.0f} px in {_size_label(hi)}): one scale ({policy.scale:.2f}x) suits "
-                   "them unequally; if these are different magnifications, train one model per microscope")
-    stats = BoxStats.of(samples)
+                   "them unequally; if these are different magnifications, give the frames their µm per pixel "
+                   "(calibrate the captures) so each is resized to one object size, or train one model per microscope")
+    stats = BoxStats.of(samples, um_per_pixel)
     if len(stats.sqrt_area):
         small = float(np.percentile(stats.sqrt_area, 10)) * policy.scale
         if small < 8:
@@ -207,20 +225,42 @@ def _data_warnings(train: list[Sample], val: list[Sample], classes: list[str], m
     return out
 
 
+MIN_TRUSTED_VAL_IMAGES = 10
+MIN_TRUSTED_VAL_OBJECTS = 100
+MIN_TRUSTED_VAL_GROUPS = 3
+
+
+def validation_warnings(split: Split) -> list[str]:
+    """When the validation figures cannot be believed: too few frames, objects or independent groups."""
+    out = list(split.notes)
+    if not split.val:
+        return out
+    objects = int(sum(len(s.boxes) for s in split.val))
+    if len(split.val) < MIN_TRUSTED_VAL_IMAGES or objects < MIN_TRUSTED_VAL_OBJECTS:
+        out.append(f"validation holds {len(split.val)} images and {objects} objects: its mAP can move by 0.1 from one "
+                   "frame to the next; judge the model on a held-out package")
+    if split.groups > 1 and split.val_groups < MIN_TRUSTED_VAL_GROUPS:
+        out.append(f"validation comes from {split.val_groups} of {split.groups} independent acquisitions/fields: it measures "
+                   "those few, not the sample")
+    return out
+
+
 def make_plan(train: list[Sample], val: list[Sample], classes: list[str], config: TrainConfig) -> TrainingPlan:
     """Everything decided before training; `config.epochs` 0 becomes a step budget (see config)."""
     from trainer.config import resolve_epochs
 
     samples = train + val
     sizes: Counter[tuple[int, int]] = Counter((int(s.image.shape[0]), int(s.image.shape[1])) for s in samples)
-    policy = choose_policy(sizes, BoxStats.of(train), config)
+    um = reference_um_per_pixel(samples)
+    policy = choose_policy(sizes, BoxStats.of(train, um), config)
     max_detections = auto_max_detections(BoxStats.of(train), config)
-    steps = steps_per_epoch(train, policy.scale, config)
+    steps = steps_per_epoch(train, policy.scale, config, um)
     epochs = resolve_epochs(config, steps).epochs
     plan = TrainingPlan(policy, max_detections, steps, epochs, len(train), len(val),
                         {_size_label(hw): n for hw, n in sizes.most_common()},
                         round(expected_minutes(steps * epochs, val, policy, config, 10), 1), _passes(sizes, policy))
-    plan.warnings = _scale_warnings(samples, policy, sizes) + _data_warnings(train, val, classes, max_detections, config)
+    plan.um_per_pixel = um
+    plan.warnings = _scale_warnings(samples, policy, sizes, um) + _data_warnings(train, val, classes, max_detections, config)
     if plan.expected_minutes > _BUDGET_MINUTES:
         plan.warnings.append(f"expected to take ~{plan.expected_minutes:.0f} min on 2 CPU cores: pass fewer --epochs, "
                              "a smaller --crop, or train on a faster machine")
@@ -252,5 +292,13 @@ def describe(plan: TrainingPlan) -> str:
         f"  up to {plan.max_detections} detections per tile; {plan.epochs} epochs x {plan.steps_per_epoch} steps "
         f"(stops early when validation stops improving); expected ~{plan.expected_minutes:.0f} min on 2 CPU cores",
     ]
+    v = plan.validation
+    if v.get("groups"):
+        closest = f"; closest validation/training pair correlates {v['closest']:.2f}" if v.get("closest") is not None else ""
+        lines.append(f"  validation: {v['images']} images from {v['val_groups']} of {v['groups']} independent acquisitions/fields "
+                     f"(near-copies kept on one side){closest}")
+    if plan.um_per_pixel:
+        lines.append(f"  {plan.um_per_pixel:.4g} µm per frame pixel at scale {p.scale:.3f}x: calibrated frames of other "
+                     "magnifications are resized to it, in training and on the device")
     lines += [f"  warning: {w}" for w in plan.warnings]
     return "\n".join(lines)

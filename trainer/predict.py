@@ -9,6 +9,7 @@ will actually see.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -17,7 +18,7 @@ from trainer.augment import normalize
 from trainer.counts import count_agreement, fit_class_thresholds, keep_above, threshold_vector
 from trainer.dataset import Sample
 from trainer.metrics import Boxes, best_f1_threshold, coco_map, collect_matches
-from trainer.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles
+from trainer.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles, sample_scale
 
 FITTED = "fitted on these images to minimise the count error per class"
 GIVEN = "the bundle's (what the device uses)"
@@ -45,10 +46,13 @@ def keras_runner(model: object) -> Runner:
     return lambda x: model(x, training=False)  # type: ignore[operator]
 
 
-def predict(model: Runner, samples: list[Sample], resize: Resize, batch: int = 4) -> list[Boxes]:
-    """Detector outputs (Keras or ONNX runner) for each sample, boxes in the sample's own pixels."""
+def predict(model: Runner, samples: list[Sample], resize: Resize, batch: int = 4, trained_um: float | None = None) -> list[Boxes]:
+    """Detector outputs (Keras or ONNX runner) for each sample, boxes in the sample's own pixels.
+
+    `trained_um`: the card's input.um_per_pixel; a calibrated sample of another µm per pixel runs
+    at the scale the device would give it (tiling.sample_scale)."""
     if isinstance(resize, TilePolicy):
-        return _predict_tiled(model, samples, resize, batch)
+        return _predict_tiled(model, samples, resize, batch, trained_um)
     results: list[Boxes] = []
     for start in range(0, len(samples), batch):
         chunk = samples[start : start + batch]
@@ -63,9 +67,10 @@ def predict(model: Runner, samples: list[Sample], resize: Resize, batch: int = 4
     return results
 
 
-def _predict_tiled(model: Runner, samples: list[Sample], policy: TilePolicy, batch: int) -> list[Boxes]:
+def _predict_tiled(model: Runner, samples: list[Sample], policy: TilePolicy, batch: int, trained_um: float | None) -> list[Boxes]:
     """Tiles of every frame, run `batch` at a time across frames, merged back per frame."""
-    cuts: list[tuple[np.ndarray, TileLayout]] = [cut_tiles(s.image, policy) for s in samples]
+    policies = [replace(policy, scale=sample_scale(policy.scale, s.um_per_pixel, trained_um)) for s in samples]
+    cuts: list[tuple[np.ndarray, TileLayout]] = [cut_tiles(s.image, p) for s, p in zip(samples, policies, strict=True)]
     flat = [(i, t) for i, (tiles, _) in enumerate(cuts) for t in range(len(tiles))]
     outputs: dict[str, list[np.ndarray]] = {"boxes": [], "scores": [], "classes": []}
     for start in range(0, len(flat), batch):
@@ -75,12 +80,12 @@ def _predict_tiled(model: Runner, samples: list[Sample], policy: TilePolicy, bat
             outputs[key].extend(np.asarray(out[key]))  # type: ignore[call-overload]
     results: list[Boxes] = []
     first = 0
-    for tiles, layout in cuts:
+    for (tiles, layout), frame_policy in zip(cuts, policies, strict=True):
         part = {k: v[first : first + len(tiles)] for k, v in outputs.items()}
         first += len(tiles)
         live = [np.asarray(s) >= _SCORE_FLOOR for s in part["scores"]]  # the K-row tails are ~0: skip merging them
         kept = {k: [v[m] for v, m in zip(part[k], live, strict=True)] for k in outputs}
-        xyxy, scores, classes = merge_tiles(kept["boxes"], kept["scores"], kept["classes"], layout, policy)
+        xyxy, scores, classes = merge_tiles(kept["boxes"], kept["scores"], kept["classes"], layout, frame_policy)
         results.append(Boxes(xyxy, scores, classes.astype(int)))
     return results
 

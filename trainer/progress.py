@@ -1,7 +1,11 @@
 """Progress a person (console bar, TensorBoard) and a web page (progress.json) can follow.
 
 progress.json is replaced atomically each epoch, so a poller never reads half a file:
-{state, epoch, epochs, loss, val, eta_s, elapsed_s, updated, message, notes, history}.
+{state, epoch, epochs, loss, val, val_epoch, best, final, eta_s, elapsed_s, updated, message, notes, history}.
+
+Which figure is which: `val` is the latest validation score (of epoch `val_epoch`'s weights);
+`best` the epoch whose weights are kept; `final`, once done, is the report's figure (model.json
+metrics): the kept weights scored again on the validation split, named with set and weights.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class ProgressReporter:
         self.state.update(state="training", epoch=epoch, loss=losses["total"], eta_s=round(eta, 1))
         if val is not None:
             self.state["val"] = val
+            self.state["val_epoch"] = epoch
         # the curves a web page draws (loss every epoch, validation where it was scored)
         self.state.setdefault("history", []).append({"epoch": epoch, "loss": losses["total"], **(val or {})})
         with self.writer.as_default(step=epoch):
@@ -61,6 +66,10 @@ class ProgressReporter:
                 _scalar(f"val/{key}", value)
         self.writer.flush()
         self.write()
+
+    def best(self, epoch: int, val: dict[str, float]) -> None:
+        """These weights are now the ones the bundle will carry (best on validation so far)."""
+        self.state["best"] = {"epoch": epoch, **val, "set": "validation"}
 
     def set_epochs(self, epochs: int) -> None:
         """The run was shortened (early stop, time limit): the bar and ETA follow."""

@@ -39,12 +39,24 @@ def count_table(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _weights(metrics: dict[str, Any]) -> str:
+    training = metrics.get("training") or {}
+    best = training.get("best_epoch") or 0
+    if not training:
+        return "the bundle's weights"
+    if best:
+        return (f"the weights of epoch {best} of {training.get('epochs_run')}, kept because they scored best on this same "
+                "split (so the figures are optimistic; progress.json's `val` is the latest epoch's score, `final` this one)")
+    return f"the weights after epoch {training.get('epochs_run')} (no validation during training)"
+
+
 def render_markdown(name: str, version: str, metrics: dict[str, Any]) -> str:
     counts = metrics["count_error"]
     lines = [
         f"# {name} {version}: evaluation on the validation split",
         "",
-        f"{metrics['val_images']} validation images, {metrics['val_objects']} objects.",
+        f"{metrics['val_images']} validation images, {metrics['val_objects']} objects; every figure below is of "
+        f"{_weights(metrics)} on this validation split.",
         "",
         f"- mAP@0.5: **{_fmt(metrics['map50'])}**, mAP@[.5:.95]: **{_fmt(metrics['map50_95'])}** (COCO protocol)",
         f"- score thresholds per class: {metrics.get('thresholds_from', 'fitted on the validation split')}; "

@@ -103,7 +103,7 @@ def failure_message(log_path: Path, returncode: int) -> str:
 
 
 def _progress(raw: dict[str, Any]) -> dict[str, Any]:
-    keep = ("state", "epoch", "epochs", "loss", "val", "eta_s", "elapsed_s", "notes", "history")  # not `message`: it names folders
+    keep = ("state", "epoch", "epochs", "loss", "val", "val_epoch", "best", "final", "eta_s", "elapsed_s", "notes", "history")  # not `message`: it names folders
     return {k: raw[k] for k in keep if k in raw}
 
 

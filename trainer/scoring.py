@@ -38,7 +38,7 @@ def score_bundle_kept(bundle: Path, samples: list[Sample], refit_thresholds: boo
     samples = with_pixels(samples, card.input.pixel_rule())  # frames over 8 bits as this bundle's device sees them
     runner = onnx_runner((bundle / model_file).read_bytes())
     rule = card.input.resize_rule()
-    preds = predict(runner, samples, rule)
+    preds = predict(runner, samples, rule, trained_um=card.input.um_per_pixel)
     thresholds = None if refit_thresholds else card.thresholds_by_class()
     result = evaluate_predictions(samples, preds, card.classes, frame_max_detections(rule, card.output.max_detections), thresholds)
     used: dict[str, float] = result["class_thresholds"]  # type: ignore[assignment]

@@ -46,6 +46,14 @@ class TileLayout:
     seams_x: list[float]
 
 
+def sample_scale(scale: float, sample_um: float | None, trained_um: float | None) -> float:
+    """`scale` for a frame of `sample_um` µm per pixel in a model trained at `trained_um` (the
+    device's rule, device/inference/tiling.py calibrated_scale)."""
+    from device.inference.tiling import calibrated_scale
+
+    return calibrated_scale(scale, sample_um, trained_um)
+
+
 def scaled_hw(frame_hw: tuple[int, int], scale: float) -> tuple[int, int]:
     return max(1, int(round(frame_hw[0] * scale))), max(1, int(round(frame_hw[1] * scale)))
 

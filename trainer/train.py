@@ -25,6 +25,7 @@ from trainer.plan import TrainingPlan, crops_per_image, may_stop_early
 from trainer.predict import evaluate_predictions, frame_max_detections, keras_runner, predict
 from trainer.progress import ProgressReporter
 from trainer.schedule import RunControl, ShrinkableCosine
+from trainer.tiling import sample_scale
 
 
 @dataclass
@@ -38,23 +39,24 @@ class FitResult:
     notes: list[str] = field(default_factory=list)  # early stop, time limit
 
 
-def _draws(train: list[Sample], scale: float, crop: int) -> np.ndarray:
+def _draws(train: list[Sample], scales: list[float], crop: int) -> np.ndarray:
     """Image indices of one epoch: each image as often as crops cover it once (large frames more)."""
-    return np.repeat(np.arange(len(train)), [crops_per_image(s.image.shape[:2], scale, crop) for s in train])
+    return np.repeat(np.arange(len(train)), [crops_per_image(s.image.shape[:2], k, crop) for s, k in zip(train, scales, strict=True)])
 
 
-def _batches(train: list[Sample], scale: float, config: TrainConfig, n_classes: int) -> Iterator[tuple[np.ndarray, ...]]:
-    """Endless augmented batches (images, heatmap, log_size, offset, mask), seeded."""
+def _batches(train: list[Sample], scales: list[float], config: TrainConfig, n_classes: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """Endless augmented batches (images, heatmap, log_size, offset, mask), seeded. `scales`: each
+    sample's (the plan's, times its µm per pixel over the trained one where calibrated)."""
     rng = np.random.default_rng(config.seed)
     aug = AugmentConfig(crop=config.crop)
-    draws = _draws(train, scale, config.crop)
+    draws = _draws(train, scales, config.crop)
     while True:
         order = rng.permutation(draws)
         for start in range(0, len(order), config.batch_size):
             picks = order[start : start + config.batch_size]
             if len(picks) < config.batch_size:
                 picks = np.concatenate([picks, rng.choice(draws, config.batch_size - len(picks))])
-            crops = [augment(train[int(i)], scale, aug, rng) for i in picks]
+            crops = [augment(train[int(i)], scales[int(i)], aug, rng) for i in picks]
             size = (config.crop, config.crop)
             targets = [encode_targets(c.boxes, c.classes, size, n_classes, (c.ignore, c.ignore_classes)) for c in crops]
             yield (
@@ -66,7 +68,7 @@ def _batches(train: list[Sample], scale: float, config: TrainConfig, n_classes: 
             )
 
 
-def _pipeline(train: list[Sample], scale: float, config: TrainConfig, n_classes: int) -> tf.data.Dataset:
+def _pipeline(train: list[Sample], scales: list[float], config: TrainConfig, n_classes: int) -> tf.data.Dataset:
     g = config.crop // STRIDE
     spec = (
         tf.TensorSpec((None, config.crop, config.crop, 3), tf.float32),
@@ -75,7 +77,7 @@ def _pipeline(train: list[Sample], scale: float, config: TrainConfig, n_classes:
         tf.TensorSpec((None, g, g, 2), tf.float32),
         tf.TensorSpec((None, g, g, 1), tf.float32),
     )
-    source = tf.data.Dataset.from_generator(lambda: _batches(train, scale, config, n_classes), output_signature=spec)
+    source = tf.data.Dataset.from_generator(lambda: _batches(train, scales, config, n_classes), output_signature=spec)
     return source.prefetch(2)
 
 
@@ -110,7 +112,7 @@ class FitPlan:
 
 def _evaluate(inference: keras.Model, plan: FitPlan) -> dict[str, float]:
     p = plan.plan
-    preds = predict(keras_runner(inference), plan.val, p.policy)
+    preds = predict(keras_runner(inference), plan.val, p.policy, trained_um=p.um_per_pixel)
     scores = evaluate_predictions(plan.val, preds, plan.classes, frame_max_detections(p.policy, p.max_detections))
     return {"map50": float(scores["map50"]), "map50_95": float(scores["map50_95"])}  # type: ignore[arg-type]
 
@@ -140,7 +142,9 @@ def fit(plan: FitPlan, config: TrainConfig, reporter: ProgressReporter) -> FitRe
     inference = build_inference_model(raw, plan.plan.policy.input_hw, plan.plan.max_detections)
     checkpoint = plan.work_dir / "best.weights.h5"
     result = FitResult(raw, -1.0, 0, 0, False)
-    batches = iter(_pipeline(plan.train, plan.plan.policy.scale, config, len(plan.classes)))
+    p = plan.plan
+    scales = [sample_scale(p.policy.scale, s.um_per_pixel, p.um_per_pixel) for s in plan.train]
+    batches = iter(_pipeline(plan.train, scales, config, len(plan.classes)))
     started, startup_s = time.monotonic(), 0.0
     try:
         epoch = 0
@@ -162,6 +166,7 @@ def fit(plan: FitPlan, config: TrainConfig, reporter: ProgressReporter) -> FitRe
                 if control.scored(epoch, val["map50"], time.monotonic() - eval_started):
                     result.best_map50, result.best_epoch = val["map50"], epoch
                     raw.save_weights(checkpoint)
+                    reporter.best(epoch, val)
             control.timed(epoch, time.monotonic() - started, startup_s)
             _apply(control, schedule, reporter, epoch, before)
             result.history.append({"epoch": epoch, **means, **(val or {})})

@@ -16,7 +16,14 @@ from device.inference.backend import Backend, BackendContext, create_backend
 from device.inference.decode import DecodeError, decode, keep_class_thresholds
 from device.inference.pixels import to_uint8
 from device.inference.preprocess import normalize, preprocess
-from device.inference.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles, plan_frame
+from device.inference.tiling import (
+    TileLayout,
+    TilePolicy,
+    calibrated_scale,
+    cut_tiles,
+    merge_tiles,
+    plan_frame,
+)
 from device.metrics.points import FieldValue
 from device.models.bundle import BundleError, ModelBundle, ModelCard, load_bundle
 from device.sources.base import to_bgr8
@@ -73,10 +80,11 @@ class Detector:
     def policy_for(self, um_per_pixel: float | None) -> TilePolicy | None:
         """The tile rule for a frame of this µm per pixel: the card's scale times frame µm/px over
         trained µm/px, so objects reach the network at the size it learnt (None: the card's scale)."""
-        policy, trained = self.tile_policy, self.card.input.um_per_pixel
-        if policy is None or not trained or not um_per_pixel or um_per_pixel <= 0:
-            return policy
-        return replace(policy, scale=float(np.clip(policy.scale * um_per_pixel / trained, 0.01, 16.0)))
+        policy = self.tile_policy
+        if policy is None:
+            return None
+        scale = calibrated_scale(policy.scale, um_per_pixel, self.card.input.um_per_pixel)
+        return policy if scale == policy.scale else replace(policy, scale=scale)
 
     def analyse(self, image: np.ndarray, um_per_pixel: float | None = None) -> ModelRun:
         """Any frame -> its boxes with where they were computed and how long it took, as one value:

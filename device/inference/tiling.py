@@ -53,6 +53,14 @@ class TileLayout:
     seams_x: list[float]
 
 
+def calibrated_scale(scale: float, frame_um: float | None, trained_um: float | None) -> float:
+    """The card's scale for a frame of `frame_um` µm per pixel when the model was trained at
+    `trained_um`: objects then reach the network at the size it learnt (trainer and device alike)."""
+    if not trained_um or not frame_um or frame_um <= 0:
+        return scale
+    return float(min(16.0, max(0.01, scale * frame_um / trained_um)))
+
+
 def scaled_hw(frame_hw: tuple[int, int], scale: float) -> tuple[int, int]:
     return max(1, int(round(frame_hw[0] * scale))), max(1, int(round(frame_hw[1] * scale)))
 
