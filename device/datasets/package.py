@@ -187,7 +187,11 @@ def synthetic_images(count: int, seed: int = 0, width: int = 640, height: int = 
         ok, encoded = cv2.imencode(".png", frame.image)
         if not ok:
             raise RuntimeError("OpenCV could not encode a PNG")
-        yield AnnotatedImage(f"synthetic_{seed:04d}_{i:05d}.png", encoded.tobytes(), width, height, frame.truth)
+        acquisition = None
+        if getattr(scope.config, "zooms", ""):  # mixed magnifications: each frame says its pixel size
+            acquisition = {"device": "synthetic", "um_per_pixel": frame.um_per_pixel, "source": f"synthetic://?mode={mode}",
+                           "zoom": getattr(scope, "zoom", 1.0)}
+        yield AnnotatedImage(f"synthetic_{seed:04d}_{i:05d}.png", encoded.tobytes(), width, height, frame.truth, acquisition)
 
 
 def write_synthetic_package(path: str | os.PathLike[str], count: int, seed: int = 0, width: int = 640, height: int = 480,

@@ -30,6 +30,17 @@ class ModalityConfig(BaseModel):
     scale: float = Field(1.0, gt=0.1, le=10, description="Object size factor (1: sizes of a 640x480 capture)")
     shot_noise: float = Field(0.5, ge=0, le=5, description="Shot noise gain (x sqrt(signal))")
     read_noise: float = Field(2.0, ge=0, le=50, description="Read noise sigma in grey levels")
+    um_per_pixel: float = Field(0.5, gt=0, le=100, description="Pixel size at zoom 1 (frames at zoom z: um_per_pixel / z)")
+    zooms: str = Field("", pattern=r"^$|^[0-9.]+(,[0-9.]+)*$", description="Magnifications mixed in one package, e.g. "
+                       "'1,3.7': each new scene draws objects at scale x one of them (pixels um_per_pixel / zoom); the "
+                       "frames then carry their µm per pixel")
+    bit_depth: int = Field(8, ge=8, le=16, description="8: uint8 frames; 10-16: uint16 counts of a camera of that depth")
+    offset: float = Field(0.0, ge=0, le=60000, description="bit_depth > 8: the camera's dark level in counts")
+    saturate_at: float = Field(230.0, gt=0, le=1000, description="bit_depth > 8: grey level (of the 8-bit rendering) "
+                               "that reaches the camera's top count; brighter pixels saturate")
+
+    def zoom_list(self) -> list[float]:
+        return [float(z) for z in self.zooms.split(",") if float(z) > 0] if self.zooms else []
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,8 @@ class ModalityScope:
     def __init__(self, config: ModalityConfig | None = None, **options: object) -> None:
         config = config or self.config_type.model_validate(options)
         self.config = config
+        self.base_config = config  # `config` is it at the current scene's zoom
+        self.zoom = 1.0
         self._rng = np.random.default_rng(config.seed)
         self._index = 0
         self.scene = self.new_scene()
@@ -123,20 +136,37 @@ class ModalityScope:
         raise NotImplementedError
 
     def new_scene(self) -> Scene:
-        """Draw a new sample (what dataset generation wants between frames)."""
+        """Draw a new sample (what dataset generation wants between frames); with `zooms`, at one of
+        them (objects `zoom` times larger, pixels `zoom` times finer)."""
+        zooms = self.base_config.zoom_list()
+        if zooms:
+            self.zoom = float(zooms[int(self._rng.integers(len(zooms)))])
+            self.config = self.base_config.model_copy(update={"scale": self.base_config.scale * self.zoom})
         self.scene = self.draw_scene(self._rng)
         return self.scene
+
+    @property
+    def um_per_pixel(self) -> float:
+        return self.base_config.um_per_pixel / self.zoom
 
     def read(self) -> SyntheticFrame:
         cfg = self.config
         clean = self.scene.image
         sigma = np.sqrt(cfg.shot_noise**2 * np.clip(clean, 0, None) + cfg.read_noise**2)
         noisy = clean + sigma * self._rng.standard_normal(clean.shape, dtype=np.float32)
-        rgb = np.clip(noisy, 0, 255).round().astype(np.uint8)
         truth = Detections(self.scene.boxes, np.ones(len(self.scene.boxes), np.float32), self.scene.class_ids)
-        frame = SyntheticFrame(self._index, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), truth)
+        frame = SyntheticFrame(self._index, cv2.cvtColor(self._pixels(noisy), cv2.COLOR_RGB2BGR), truth, self.um_per_pixel)
         self._index += 1
         return frame
+
+    def _pixels(self, grey_levels: np.ndarray) -> np.ndarray:
+        """8-bit frames, or a camera's counts: dark offset + gain x signal, saturating at the top."""
+        cfg = self.config
+        if cfg.bit_depth == 8:
+            return np.clip(grey_levels, 0, 255).round().astype(np.uint8)
+        top = float(2**cfg.bit_depth - 1)
+        gain = (top - cfg.offset) / cfg.saturate_at
+        return np.clip(cfg.offset + gain * grey_levels, 0, top).round().astype(np.uint16)
 
     def __iter__(self) -> ModalityScope:
         return self

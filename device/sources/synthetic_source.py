@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from device.sources.base import ImageMeta, SourceImage
 from device.sources.synthetic import SyntheticConfig, SyntheticMicroscope
 from device.sources.synthetic_base import ModalityConfig, ModalityScope
 from device.sources.synthetic_modes import create_scope
@@ -29,7 +30,7 @@ class SyntheticSource:
             self._scope = create_scope(self._config)
         self._next = time.monotonic()
 
-    def read(self) -> np.ndarray | None:
+    def read(self) -> np.ndarray | SourceImage | None:
         if self._scope is None:
             self.open()
         assert self._scope is not None
@@ -40,7 +41,10 @@ class SyntheticSource:
                 time.sleep(delay)
             else:
                 self._next = time.monotonic()
-        return self._scope.read().image
+        frame = self._scope.read()
+        if isinstance(self._scope, ModalityScope) and self._config.zooms:  # type: ignore[union-attr]
+            return SourceImage(frame.image, ImageMeta(um_per_pixel=frame.um_per_pixel, calibration=f"synthetic zoom {self._scope.zoom:g}"))
+        return frame.image
 
     def close(self) -> None:
         """Nothing to release; the scene keeps its state so a reopen continues the same sample."""

@@ -105,3 +105,24 @@ def test_synthetic_package_of_a_mode(tmp_path: Path) -> None:
     boxes = load_package_boxes(tmp_path / "blood.zip")
     first = _scope("blood", 4, width=320, height=240, scale=0.5).read().truth
     assert np.allclose(boxes["synthetic_0004_00000.png"].xyxy, first.xyxy, atol=0.01)
+
+
+def test_a_package_mixing_two_magnifications_with_16_bit_camera_frames(tmp_path: Path) -> None:
+    """Two objectives in one package (objects ~3.7x apart, µm per pixel in the manifest), frames as a
+    12-bit camera's counts with its dark offset, bright nuclei saturated."""
+    from device.datasets.package import write_synthetic_package
+    from trainer.dataset import load_dataset_package
+
+    path = tmp_path / "mixed.zip"
+    write_synthetic_package(path, 8, seed=3, width=256, height=256, mode="fluorescence", zooms="1,3.7", bit_depth=12,
+                            offset=400, saturate_at=80)
+    samples = load_dataset_package(path).samples
+    ums = sorted({round(s.um_per_pixel or 0, 4) for s in samples})
+    assert ums == [round(0.5 / 3.7, 4), 0.5]
+    for s in samples:
+        assert s.raw is not None and s.raw.dtype == np.uint16
+        assert np.percentile(s.raw, 0.1) >= 300 and int(np.percentile(s.raw, 1)) < 1500  # the dark offset under a dim background
+    assert sum(int(s.raw.max()) == 4095 for s in samples if s.raw is not None) >= len(samples) // 2  # saturated nuclei
+    size = {um: np.median([np.sqrt(np.prod(b[2:] - b[:2])) for s in samples if round(s.um_per_pixel or 0, 4) == um for b in s.boxes])
+            for um in ums}
+    assert 2.5 < size[ums[0]] / size[ums[1]] < 5
