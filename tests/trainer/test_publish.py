@@ -24,9 +24,10 @@ def test_publish_uploads_every_file_then_the_marker(trained_bundle: Path, s3_end
     assert url == f"s3://models-a/{prefix}/"
     client = Minio(s3_endpoint, access_key="test-access", secret_key="test-secret", secure=False)
     keys = {o.object_name for o in client.list_objects("models-a", prefix=prefix + "/", recursive=True)}
-    assert keys == {f"{prefix}/{name}" for name in ("model.onnx", "model.json", "report.md", "report.png", "bundle.json")}
+    files = ("model.onnx", "model.json", "report.md", "report.png", "warm_start.weights.h5", "warm_start.json")
+    assert keys == {f"{prefix}/{name}" for name in (*files, "bundle.json")}
     marker = json.loads(client.get_object("models-a", f"{prefix}/bundle.json").read())
-    assert set(marker["files"]) == {"model.onnx", "model.json", "report.md", "report.png"}
+    assert set(marker["files"]) == set(files)
     onnx_bytes = client.get_object("models-a", f"{prefix}/model.onnx").read()
     assert hashlib.sha256(onnx_bytes).hexdigest() == marker["files"]["model.onnx"]
     assert onnx_bytes == (trained_bundle / "model.onnx").read_bytes()

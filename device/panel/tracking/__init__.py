@@ -8,6 +8,8 @@ come as typed text: "1,5" (a decimal comma) is 1.5; text that is no number is re
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from flask import Blueprint, abort
@@ -57,6 +59,7 @@ def line() -> dict[str, Any]:
 
 
 NUMBERS = ("flow_rate_ul_min", "depth_um")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def typed_number(name: str, value: object) -> object:
@@ -69,10 +72,9 @@ def typed_number(name: str, value: object) -> object:
         return None
     if text.count(",") == 1 and "." not in text:
         text = text.replace(",", ".")
-    try:
-        return float(text)
-    except ValueError:
+    if not _PLAIN_NUMBER.fullmatch(text):  # float() alone takes '٢٫٥', 'nan' and 'infinity'
         abort(400, description=f"{field_label(name)}: '{value.strip()[:20]}' is not a number (write e.g. 1.5 or 1,5); nothing was changed")
+    return float(text)
 
 
 @bp.post("/settings")
