@@ -25,6 +25,7 @@
     for (const m of images) {
       const a = document.createElement("a");
       a.href = "/panel/annotate?image=" + m.id; a.dataset.id = m.id;
+      a.dataset.name = m.file_name;
       a.title = m.file_name + " (" + m.width + "x" + m.height + ", " + m.dtype + ")";
       a.innerHTML = '<img alt=""><span class="name muted"></span><button type="button" class="delete-image" title="delete this image and its boxes">✕</button>';
       a.querySelector("img").src = "/panel/api/projects/" + slug + "/images/" + m.id + "/thumb.jpg";
@@ -37,7 +38,7 @@
     if (!button) return;
     e.preventDefault();
     const a = button.closest("a");
-    const name = a.querySelector(".name").textContent;
+    const name = a.dataset.name;  // the whole name: the thumbnail's label may be shortened
     if (!window.confirm("Delete image " + name + " with its boxes? This cannot be undone.")) return;
     const r = await panel.send("/panel/api/projects/" + slug + "/images/" + a.dataset.id, "DELETE");
     if (!r.ok) { panel.message(r.data.error || "the image was not deleted", "error"); return; }
