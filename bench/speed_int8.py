@@ -1,7 +1,7 @@
 """Benchmark: float vs INT8 (trainer export --int8) side by side, in alternating repeats, CPU time
 beside wall time: the demo model (960x704 input) and a small model (320x256 input, tiles) on
 1280x960 synthetic frames, per network pass and per frame (fit, normalise, inference, decode);
-then ONNX Runtime intra-op threads 1..cores for the demo model. The INT8 models' held-out mAP and
+then the whole device loop float vs INT8, and ONNX Runtime intra-op threads 1..cores for the demo model. The INT8 models' held-out mAP and
 count agreement beside the float ones come from what export --int8 recorded in model.json.
 
     flock /tmp/scopehive-cpu.lock .venv/bin/python bench/speed_int8.py [--small BUNDLE --small-package PKG]
@@ -42,6 +42,8 @@ def demo_bundle() -> Path:
     draws its training package, compared on the same held-out package (seed 909)."""
     from device.datasets.package import write_synthetic_package
 
+    if load_bundle(DEMO_BUNDLE).card.int8 is not None:
+        return DEMO_BUNDLE  # committed with its INT8 model (make demo-model)
     out = WORK / "demo"
     if not (out / "model.int8.onnx").is_file():
         shutil.rmtree(out, ignore_errors=True)
@@ -111,6 +113,42 @@ def compare(name: str, bundle: Path, frames: list[np.ndarray], repeats: int) -> 
         print(f"  INT8 {'is' if card.int8.default else 'is NOT'} the device's default: {card.int8.reason}")
 
 
+def float_copy(bundle: Path) -> Path:
+    """The same bundle without its INT8 model: what the device ran before (and runs where INT8 was refused)."""
+    out = WORK / f"{bundle.name}-float"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(bundle, out, ignore=shutil.ignore_patterns("model.int8.onnx"))
+    card = json.loads((out / "model.json").read_text())
+    card.pop("int8", None)
+    (out / "model.json").write_text(json.dumps(card))
+    return out
+
+
+def loop_compare(bundle: Path, frames: list[np.ndarray], repeats: int, n: int = 60) -> None:
+    """The whole device loop (device_loop.py's runtime: capture thread, quality, outbox, stream) on
+    replayed 1280x960 frames, as fast as it goes: float bundle vs the same with INT8."""
+    from device_common import ReplaySource
+    from device_loop import runtime_for
+
+    runtimes = {"fp32": runtime_for(float_copy(bundle), ReplaySource(frames)), "int8": runtime_for(bundle, ReplaySource(frames))}
+    for runtime in runtimes.values():
+        runtime.run(max_frames=5)
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in runtimes}
+    done = dict.fromkeys(runtimes, 5)
+    for _ in range(repeats):
+        for key, runtime in runtimes.items():
+            done[key] += n
+            wall, cpu = time.perf_counter(), time.process_time()
+            runtime.run(max_frames=done[key])
+            runs[key].append((n / (time.perf_counter() - wall), (time.process_time() - cpu) * 1e3 / n))
+    for runtime in runtimes.values():
+        runtime.shutdown()
+    print(f"\nwhole device loop, demo model, 1280x960 frames, median of {repeats} alternating runs of {n} frames")
+    for key, values in runs.items():
+        fps, cpu = np.median(np.asarray(values), axis=0)
+        print(f"  {key:5s} {fps:5.1f} FPS (wall)  CPU {cpu:6.1f} ms per frame = {1000 / cpu:5.1f} FPS of CPU")
+
+
 def threads_sweep(bundle: Path, frames: list[np.ndarray], repeats: int) -> None:
     cores = cores_here()
     counts = sorted({1, 2, 4, 8, cores, intra_op_threads(cores)} & set(range(1, cores + 1)))
@@ -142,6 +180,7 @@ def main() -> None:
     frames = synthetic_frames(args.frames)
     compare("demo model", demo, frames, args.repeats)
     compare("small model", small, frames, args.repeats)
+    loop_compare(demo, frames, max(3, args.repeats // 2))
     threads_sweep(demo, frames, max(2, args.repeats // 2))
     print(f"\nload average at start {' '.join(f'{v:.2f}' for v in start_load)}, at end "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; int8 cards: "

@@ -49,11 +49,11 @@ def choose_model(bundle: ModelBundle, provider: str, precision: Precision = "aut
     return ModelChoice(path, "int8", f"the bundle's INT8 model is {spec.reason or 'the default on CPU'}")
 
 
-# Threads (docs/metrics.md, bench/speed_int8.py): on the shared 2-core box under load a second
-# intra-op thread did not speed a demo frame up (59.6 ms wall with 1, 63.4 ms with 2) and cost 7 %
-# more CPU; it is kept there because an idle 2-core box has no other way to more frames. From 4
-# cores one is left to capture, the loop, the sender and the web server; more than 8 threads on
-# one 960x704 pass is untested here (no larger machine was measured), so it is the cap.
+# Threads (docs/metrics.md, bench/speed_int8.py): on the 2-core box a second intra-op thread made
+# a demo frame 1.6x faster when the box was quiet (67.8 -> 41.9 ms wall, +6 % CPU) and gained
+# nothing while others held the second core; so 2 cores keep both. From 4 cores one is left to
+# capture, the loop, the sender and the web server; more than 8 threads on one pass is untested
+# here (no larger machine was measured), so it is the cap.
 MAX_INTRA_THREADS = 8
 
 
