@@ -122,7 +122,14 @@ def _old_stretch_pipeline(bundle: Path, image_bgr: np.ndarray, threshold: float)
 
 @pytest.mark.skipif(not (DEMO / "model.json").is_file(), reason="the demo bundle is not committed")
 def test_an_old_stretch_bundle_detects_exactly_as_before(tmp_path: Path) -> None:
-    detector = load_detector(DEMO, "onnx", tmp_path)
+    import json
+    import shutil
+
+    old = shutil.copytree(DEMO, tmp_path / "demo", ignore=shutil.ignore_patterns("model.int8.onnx"))  # float, as before
+    card = json.loads((old / "model.json").read_text())
+    card.pop("int8", None)
+    (old / "model.json").write_text(json.dumps(card))
+    detector = load_detector(old, "onnx", tmp_path)
     assert detector.tile_policy is None and detector.tiling_info()["resize"] == "stretch"
     image, _ = _discs(640, 480, 25, seed=6)
     image = cv2.GaussianBlur(image, (0, 0), 1.2)
