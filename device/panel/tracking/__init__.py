@@ -9,7 +9,6 @@ come as typed text: "1,5" (a decimal comma) is 1.5; text that is no number is re
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 from flask import Blueprint, abort
