@@ -20,6 +20,8 @@ from device.facade import DeviceFacade
 from device.feed import Feed
 from device.fleet.watcher import start_watcher
 from device.health import status_fields
+from device.inbox.store import InboxStore
+from device.inbox.watch import Inbox
 from device.inference.backend import BackendContext
 from device.inference.detector import Detector, load_detector
 from device.metrics.outbox import Outbox
@@ -78,6 +80,14 @@ def init_feed(cfg: DeviceConfig, capture: Capture, calibration: Calibration, tag
     return feed
 
 
+def init_inbox(cfg: DeviceConfig, events: EventLog) -> Inbox | None:
+    """The review inbox (docs/inbox.md), its frames under data_dir/inbox; None when switched off."""
+    if not cfg.inbox.enabled:
+        return None
+    store = InboxStore(cfg.data_dir / "inbox", cfg.inbox.max_frames, int(cfg.inbox.max_mb * 1e6), events)
+    return Inbox(cfg.inbox, store)
+
+
 def build_device(cfg: DeviceConfig, capture: Capture | None = None) -> Runtime:
     """Every part of one device, wired; `capture` replaces the configured source (tests)."""
     outbox, sender = init_outbox(cfg)
@@ -94,7 +104,7 @@ def build_device(cfg: DeviceConfig, capture: Capture | None = None) -> Runtime:
     publisher = Publisher(PublishContext(store, tags, calibration, run_id, lambda: capture.dropped, experiments, track_log), board)
     heartbeat = Heartbeat(cfg.status_interval_s, lambda: status_fields(parts), store, tags)
     parts = DeviceParts(cfg, run_id, time.time(), outbox, sender, store, tags, events, calibration, capture, feed,
-                        board, publisher, heartbeat, experiments, track_log)
+                        board, publisher, heartbeat, experiments, track_log, init_inbox(cfg, events))
     return Runtime(parts)
 
 

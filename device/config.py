@@ -21,6 +21,7 @@ from device.experiments.grafana_marks import GrafanaMarkSettings
 from device.experiments.quality import QualitySettings
 from device.fleet.settings import FleetSettings
 from device.hive.settings import HiveSettings
+from device.inbox.settings import InboxSettings
 from device.inference.backend import BackendKey, check_backend_key, check_local_backend_key
 from device.metrics.points import name_problem
 from device.metrics.settings import InfluxSettings, OutboxSettings
@@ -69,6 +70,7 @@ class DeviceConfig(BaseModel):
     grafana: GrafanaMarkSettings = Field(default_factory=GrafanaMarkSettings, description="Grafana annotations of experiment start/stop")  # type: ignore[arg-type]
     tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="Tracks, unique counts, motility, crossing line, concentration")  # type: ignore[arg-type]
     drift: DriftSettings = Field(default_factory=DriftSettings, description="Drift alarms: live distributions against the model's baseline (docs/drift.md)")  # type: ignore[arg-type]
+    inbox: InboxSettings = Field(default_factory=InboxSettings, description="Review inbox: frames worth a human look, bounded (docs/inbox.md)")  # type: ignore[arg-type]
     models: list[ModelSettings] = Field(default_factory=list, description="More models on the same feed, beside `model` (JSON list in the environment)")
     max_models_beside: int = Field(4, ge=0, le=32, description="Most models beside the main one (each costs its memory; the same bundle twice shares one session)")
     hive: HiveSettings = Field(default_factory=HiveSettings, description="Remote inference on hive GPU servers (backend: triton)")  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from device import __version__
 from device.detections import Detections
 from device.experiments.recorder import ExperimentRecorder
 from device.health import health_report
+from device.inbox.watch import Inbox
 from device.models.bundle import ModelCard
 from device.parts import DeviceParts
 from device.redact import redact
@@ -118,6 +119,10 @@ class DeviceFacade:
 
     def tracking_settings(self) -> TrackingSettings:
         return self.parts.config.tracking
+
+    def inbox(self) -> Inbox | None:
+        """The review inbox (None when switched off)."""
+        return self.parts.inbox
 
     def provenance(self) -> dict[str, Any]:
         config, detector = self.parts.config, self.parts.feed.detector

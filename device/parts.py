@@ -9,6 +9,7 @@ from device.board import LiveBoard
 from device.config import DeviceConfig
 from device.experiments.recorder import ExperimentRecorder
 from device.feed import Feed
+from device.inbox.watch import Inbox
 from device.metrics.outbox import Outbox
 from device.metrics.sender import OutboxSender
 from device.publish import Calibration, DeviceTags, PointStore, Publisher
@@ -36,6 +37,7 @@ class DeviceParts:
     heartbeat: Heartbeat
     experiments: ExperimentRecorder | None = None
     track_log: TrackLog | None = None  # tracks and crossings of experiments, for their summary
+    inbox: Inbox | None = None  # the review inbox (docs/inbox.md)
 
     def tracking(self) -> TrackingStage | None:
         """The main model's tracking stage (the panel's counting line and flow settings act on it)."""

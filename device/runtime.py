@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 
+from device.inbox.watch import drift_message
 from device.parts import DeviceParts
 from device.tracking.stage import TrackingStage
 
@@ -29,6 +30,8 @@ class Runtime:
         """The threads beside the loop: the outbox sender and the capture."""
         self.parts.sender.start()
         self.parts.capture.start()
+        if self.parts.inbox is not None:
+            self.parts.inbox.start()
         return self
 
     def stop(self) -> None:
@@ -48,7 +51,10 @@ class Runtime:
                     break
                 continue
             parts.calibration.seen(frame)  # a file's own pixel size applies from its own frame on
-            publisher.publish(feed.analyse(frame, parts.calibration()))
+            result = feed.analyse(frame, parts.calibration())
+            publisher.publish(result)
+            if parts.inbox is not None:
+                parts.inbox.consider(frame, result.analyses, drift_message(result.pipelines))
         heartbeat.beat_if_due(force=True)
         return publisher.processed
 
@@ -76,4 +82,6 @@ class Runtime:
         if not parts.sender.flush(flush_timeout):
             log.warning("InfluxDB did not take every point before exit; %d stay in the outbox for next time", parts.outbox.depth())
         parts.sender.stop()
+        if parts.inbox is not None:
+            parts.inbox.stop()
         parts.feed.close()

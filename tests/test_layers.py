@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GROUND = ("device.metrics", "device.models", "device.storage", "device.sources", "device.inference", "device.hive", "device.drift",
+GROUND = ("device.metrics", "device.models", "device.storage", "device.sources", "device.inference", "device.hive", "device.drift", "device.inbox",
           "device.detections")
 TOP = ("device.config", "device.panel", "device.runtime", "device.web", "device.app", "device.cli", "device.facade",
        "device.parts")
