@@ -143,6 +143,15 @@ OPERATIONS: dict[str, Op] = {
     "panel_tracking.settings": Op("Flow rate, depth, track ids", _ref(TrackingChanges), body=_ref(TrackingChanges),
                                   refusals=(400, 401, 409, 413)),
     "panel_tracking.reset": Op("Reset the unique counts", refusals=(400, 401, 409)),
+    "inbox.listing": Op("The review inbox: kept frames with their reasons, newest first; counts of evicted and near-copies",
+                        _obj(items={"type": "array", "items": OBJECT}, frames={"type": "integer"}, evicted={"type": "integer"}),
+                        refusals=(401, 503)),
+    "inbox.accept": Op("An inbox frame into the project with the model's boxes (it leaves the inbox)",
+                       _obj(image=_ref(ImageMeta), boxes={"type": "integer"}, dropped={"type": "integer"}, fix={"type": "string"}),
+                       status=201, body=_obj(model={"type": "string", "description": "Whose boxes (default the main model)"}),
+                       refusals=(400, 401, 404, 503)),
+    "inbox.skip": Op("Drop an inbox frame unreviewed (its files go with it)",
+                     _obj(skipped={"type": "string"}, left={"type": "integer"}), refusals=(401, 404, 503)),
     "training.job_json": Op("One training job on the trainer service", refusals=(400, 401, 404, 502, 503)),
 }
 

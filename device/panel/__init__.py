@@ -50,13 +50,14 @@ def _blueprints() -> list:  # type: ignore[type-arg]
     from device.panel.capture import bp as capture
     from device.panel.datasets import bp as datasets
     from device.panel.experiments import bp as experiments
+    from device.panel.inbox import bp as inbox
     from device.panel.live import bp as live
     from device.panel.models import bp as models
     from device.panel.projects import bp as projects
     from device.panel.tracking import bp as tracking
     from device.panel.training import bp as training
 
-    return [base, auth, projects, capture, annotate, datasets, models, live, experiments, tracking, training]
+    return [base, auth, projects, capture, annotate, datasets, models, live, experiments, tracking, training, inbox]
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,175 @@
+"""Review inbox: the device's frames most worth a human look as a queue; accept, fix or skip.
+
+Accepted frames join the current project through the project store's own frame and annotation
+paths (as Capture does), with the model's boxes as their annotation; Fix accepts and opens the
+annotator on the new image. The frames and their reasons come from device/inbox (docs/inbox.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import cv2
+import numpy as np
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from device.panel.base import project_for_api, require_project, runtime, state
+from device.panel.capture import public_source
+from device.panel.imaging import jpeg, to_display
+from device.panel.records import Acquisition
+from device.panel.store import Box, ImageMeta, PanelError, Project
+
+bp = Blueprint("inbox", __name__, template_folder="templates", url_prefix="/panel")
+COLOUR = (0, 200, 255)  # proposals are drawn in one colour: they are the model's, not yet the project's
+
+
+def _inbox() -> Any:
+    device = runtime()
+    inbox = getattr(device, "inbox", None)
+    return inbox() if callable(inbox) else None
+
+
+def _store() -> Any:
+    inbox = _inbox()
+    if inbox is None:
+        abort(503, description="no review inbox on this device: it needs a running device with inbox.enabled")
+    return inbox.store
+
+
+def _item(item_id: str) -> Any:
+    try:
+        return _store().get(item_id)
+    except KeyError as exc:
+        abort(404, description=str(exc.args[0]))
+
+
+def _proposals(record: dict[str, Any], pipeline: str | None) -> dict[str, Any] | None:
+    """The boxes of the chosen model (default: the main model, the first one recorded)."""
+    models = record.get("models", [])
+    chosen = [m for m in models if pipeline in (None, m.get("pipeline"))]
+    return chosen[0] if chosen else None
+
+
+def _summary(item: Any) -> dict[str, Any]:
+    record = item.public()
+    return {**record, "proposals": [{"pipeline": m["pipeline"], "model": m["model"], "boxes": len(m["boxes"])}
+                                    for m in record.get("models", [])]}
+
+
+@bp.get("/inbox", strict_slashes=False)
+def index() -> str:
+    project = require_project()
+    inbox = _inbox()
+    items = [_summary(i) for i in reversed(inbox.store.items())] if inbox is not None else []
+    return render_template("inbox/index.html", project=project, items=items, has_inbox=inbox is not None,
+                           status=inbox.status() if inbox is not None else None)
+
+
+@bp.get("/inbox/<item_id>/image.jpg")
+def image(item_id: str) -> Response:
+    """The frame for display with the main model's boxes drawn as proposals."""
+    item = _item(item_id)
+    shown = np.ascontiguousarray(to_display(_store().image(item_id)))
+    if shown.ndim == 2:
+        shown = cv2.cvtColor(shown, cv2.COLOR_GRAY2BGR)
+    model = _proposals(item.record, request.args.get("model"))
+    for x1, y1, x2, y2 in (model or {}).get("boxes", []):
+        cv2.rectangle(shown, (int(x1), int(y1)), (int(x2), int(y2)), COLOUR, 1)
+    return Response(jpeg(shown), mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.get("/api/inbox")
+def listing() -> dict[str, Any]:
+    """The inbox's frames, newest first, with their reasons and the models' box counts."""
+    inbox = _inbox()
+    if inbox is None:
+        abort(503, description="no review inbox on this device: it needs a running device with inbox.enabled")
+    return {"items": [_summary(i) for i in reversed(inbox.store.items())], **inbox.status()}
+
+
+def accept_item(project: Project, item_id: str, pipeline: str | None) -> tuple[ImageMeta, int, int]:
+    """The frame into the project with the model's boxes (classes matched by name): (image, boxes, dropped)."""
+    item = _item(item_id)
+    model = _proposals(item.record, pipeline)
+    if model is None:
+        abort(400, description=f"no boxes of a model named '{pipeline}' were kept with this frame")
+    ids = {c.name: c.id for c in project.classes}
+    names = model.get("classes", [])
+    boxes, dropped = [], 0
+    width, height = float(item.record.get("width", 0)), float(item.record.get("height", 0))
+    for corners, cls in zip(model["boxes"], model["class_ids"], strict=True):
+        x1, x2 = (min(max(float(v), 0.0), width) for v in corners[0::2])
+        y1, y2 = (min(max(float(v), 0.0), height) for v in corners[1::2])
+        name = names[cls] if 0 <= cls < len(names) else None
+        if name not in ids or x2 <= x1 or y2 <= y1:
+            dropped += 1
+            continue
+        boxes.append(Box(x1=x1, y1=y1, x2=x2, y2=y2, class_id=ids[name]))
+    projects = state().projects
+    meta = projects.add_frame(project.slug, _store().image(item_id), source="inbox", acquisition=_acquisition(item.record, model))
+    try:
+        projects.save_annotation(project.slug, meta.id, 0, boxes)
+    except PanelError as exc:
+        projects.delete_image(project.slug, meta.id)
+        abort(400, description=f"the frame was not added: {exc}")
+    _store().delete(item_id)
+    return meta, len(boxes), dropped
+
+
+def _acquisition(record: dict[str, Any], model: dict[str, Any]) -> Acquisition:
+    config = current_app.config.get("SCOPEHIVE")
+    captured = record.get("captured_at")
+    return Acquisition(device=str(getattr(config, "device_name", "") or "unknown"), um_per_pixel=record.get("um_per_pixel"),
+                       source=public_source(str(getattr(config, "source", ""))), model=model.get("model"),
+                       frame_index=record.get("frame_index"),
+                       captured_at=datetime.fromtimestamp(captured, timezone.utc) if captured else None)
+
+
+@bp.post("/api/projects/<slug>/inbox/<item_id>/accept")
+def accept(slug: str, item_id: str) -> tuple[dict[str, Any], int]:
+    """Body (optional): {model: the slot whose boxes to keep, default the main model}."""
+    project = project_for_api(slug)
+    body = request.get_json(silent=True) or {}
+    pipeline = body.get("model") if isinstance(body, dict) else None
+    if pipeline is not None and not isinstance(pipeline, str):
+        abort(400, description="'model' must be the name of a model on the feed, e.g. \"main\"")
+    meta, kept, dropped = accept_item(project, item_id, pipeline)
+    return {"image": meta.model_dump(mode="json"), "boxes": kept, "dropped": dropped,
+            "fix": url_for("annotate.index", image=meta.id)}, 201
+
+
+@bp.post("/api/inbox/<item_id>/skip")
+def skip(item_id: str) -> dict[str, Any]:
+    """Remove the frame from the inbox unreviewed (its files go with it)."""
+    _item(item_id)
+    _store().delete(item_id)
+    return {"skipped": item_id, "left": len(_store().items())}
+
+
+@bp.post("/inbox/<item_id>/review")
+def review(item_id: str) -> WerkzeugResponse:
+    """The page's buttons: accept, fix (accept, then the annotator on it) or skip."""
+    project = require_project()
+    action = request.form.get("action")
+    if action == "skip":
+        _item(item_id)
+        _store().delete(item_id)
+        flash("Skipped: the frame left the inbox.", "info")
+        return redirect(url_for("inbox.index"))
+    if action not in ("accept", "fix"):
+        abort(400, description="choose accept, fix or skip")
+    meta, kept, dropped = accept_item(project, item_id, None)
+    note = f" ({dropped} boxes of classes the project does not have were left out)" if dropped else ""
+    flash(f"{meta.file_name} joined “{project.name}” with {kept} boxes{note}.", "info")
+    return redirect(url_for("annotate.index", image=meta.id) if action == "fix" else url_for("inbox.index"))
