@@ -1,11 +1,12 @@
 """Perceptual hash of a frame (DCT hash, 64 bits): near-identical frames hash within a few bits.
 
-The frame is reduced to 32x32 grey by block means, its 2-D DCT taken, and the 8x8 lowest
+The frame is reduced to 32x32 grey by area means, its 2-D DCT taken, and the 8x8 lowest
 frequencies (less the DC term's influence: the median decides) give one bit each. Noise, JPEG
 and small brightness changes move few bits; another field of view moves about half."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 SIDE, LOW = 32, 8
@@ -23,15 +24,12 @@ _DCT = _dct_matrix(SIDE)
 
 
 def _grey_small(image: np.ndarray) -> np.ndarray:
-    grey = image.astype(np.float64) if image.ndim == 2 else image.astype(np.float64).mean(axis=2)
-    h, w = grey.shape
-    if h < SIDE or w < SIDE:  # tiny frames: repeat pixels up to 32x32
-        grey = np.repeat(np.repeat(grey, -(-SIDE // h), axis=0), -(-SIDE // w), axis=1)
-        h, w = grey.shape
-    ys = np.linspace(0, h, SIDE + 1).astype(int)
-    xs = np.linspace(0, w, SIDE + 1).astype(int)
-    rows = np.add.reduceat(grey, ys[:-1], axis=0) / np.diff(ys)[:, None]
-    return np.add.reduceat(rows, xs[:-1], axis=1) / np.diff(xs)[None, :]
+    """32x32 grey block means (OpenCV's area resize: ~1 ms on a 1280x960 frame, where numpy's
+    float64 copy of the whole frame took ~29 ms on the loop's thread)."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (SIDE, SIDE), interpolation=cv2.INTER_AREA if min(h, w) >= SIDE else cv2.INTER_NEAREST)
+    small = small.astype(np.float64)
+    return small if small.ndim == 2 else small.mean(axis=2)
 
 
 def phash(image: np.ndarray) -> int:
