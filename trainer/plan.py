@@ -41,9 +41,14 @@ def magnification(sample: Sample, um_per_pixel: float | None) -> float:
 
 
 def reference_um_per_pixel(samples: list[Sample]) -> float | None:
-    """The median µm per pixel of the calibrated frames: the size every frame is brought to."""
-    known = [s.um_per_pixel for s in samples if s.um_per_pixel]
-    return float(np.median(known)) if known else None
+    """The µm per pixel every frame is brought to: the most common one of the calibrated frames
+    (ties: the finer), so the most frames train at their own pixels. A median could be a pixel
+    size no objective has (the midpoint of a 50/50 mix), rescaling every frame."""
+    known = [round(float(s.um_per_pixel), 6) for s in samples if s.um_per_pixel]
+    if not known:
+        return None
+    counts = Counter(known)
+    return min(counts, key=lambda um: (-counts[um], um))
 
 
 @dataclass(frozen=True)

@@ -75,3 +75,20 @@ def test_a_tiny_validation_split_turns_early_stopping_off_and_says_so() -> None:
     assert any("only 3 validation images" in w and "no early stop" in w for w in few.warnings)
     enough = make_plan(samples[:34], samples[34:], ["rbc"], TrainConfig())
     assert not any("validation images" in w for w in enough.warnings)
+
+
+def _calibrated(um: float | None) -> Sample:
+    acquisition = {"um_per_pixel": um} if um else None
+    return Sample("f.png", np.zeros((8, 8, 3), np.uint8), np.zeros((0, 4), np.float32), np.zeros(0, np.int32), acquisition=acquisition)
+
+
+@pytest.mark.parametrize(("ums", "reference"), [
+    ([0.65, 0.65, 0.176, 0.176], 0.176),  # a 50/50 mix: one objective's own pixels (the finer), not their midpoint
+    ([0.65, 0.65, 0.65, 0.176], 0.65),  # the most frames train at their own pixels
+    ([None, 0.5, None], 0.5),
+    ([None, None], None),
+])
+def test_the_reference_pixel_size_is_one_the_frames_have(ums: list[float | None], reference: float | None) -> None:
+    from trainer.plan import reference_um_per_pixel
+
+    assert reference_um_per_pixel([_calibrated(u) for u in ums]) == reference
