@@ -251,20 +251,10 @@ def deploy(job_id: str) -> Response:
     if device is None:
         flash("No device runs in this process, so there is nothing to switch.", "error")
         return back("training.job", job_id=job_id)
-    try:
-        found = _job(job_id)
-    except TrainerError as exc:
-        flash(_explain(exc), "error")
-        return back("training.job", job_id=job_id)
-    result = found.get("result") or {}
-    if found["state"] != "done" or not result.get("bundle"):
-        flash(f"This job has no model to run ({found['state']}: {found['message']}).", "error")
-        return back("training.job", job_id=job_id)
-    worse = (result.get("comparison") or {}).get("worse_classes") or []
-    if _unconfirmed(worse):
-        flash(f"Not switched: on the held-out frames this model is worse than the running one on {', '.join(worse)}. "
-              "To run it anyway, tick the box that names these classes.", "error")
-        return back("training.job", job_id=job_id)
+    checked = _deployable(job_id, "run", "Not switched", "run it")
+    if isinstance(checked, Response):
+        return checked
+    result, worse = checked
     label = result["model"]["label"]
     try:
         data = shared_store().get(result["bundle"])
@@ -285,10 +275,11 @@ def _unconfirmed(worse: list[str]) -> bool:
     return bool(worse) and request.form.get("confirm_worse", "") != ", ".join(worse)
 
 
-@bp.post("/training/jobs/<job_id>/rollout")
-def rollout(job_id: str) -> Response:
-    """Roll out to the trainer's fleet, canary first: the same named confirmation as "Run it here" for a worse model."""
-    require_project()
+def _deployable(job_id: str, what: str, refused: str, action: str) -> tuple[dict[str, Any], list[str]] | Response:
+    """A done job's result and the classes it is worse on, or the redirect to its page saying why not.
+
+    A model worse than the running one on the held-out frames needs the ticked box that names the
+    classes it is worse on (the same check for "Run it here" and "Roll out")."""
     try:
         found = _job(job_id)
     except TrainerError as exc:
@@ -296,13 +287,24 @@ def rollout(job_id: str) -> Response:
         return back("training.job", job_id=job_id)
     result = found.get("result") or {}
     if found["state"] != "done" or not result.get("bundle"):
-        flash(f"This job has no model to roll out ({found['state']}: {found['message']}).", "error")
+        flash(f"This job has no model to {what} ({found['state']}: {found['message']}).", "error")
         return back("training.job", job_id=job_id)
     worse = (result.get("comparison") or {}).get("worse_classes") or []
     if _unconfirmed(worse):
-        flash(f"Not rolled out: on the held-out frames this model is worse than the running one on {', '.join(worse)}. "
-              "To roll it out anyway, tick the box that names these classes.", "error")
+        flash(f"{refused}: on the held-out frames this model is worse than the running one on {', '.join(worse)}. "
+              f"To {action} anyway, tick the box that names these classes.", "error")
         return back("training.job", job_id=job_id)
+    return result, worse
+
+
+@bp.post("/training/jobs/<job_id>/rollout")
+def rollout(job_id: str) -> Response:
+    """Roll out to the trainer's fleet, canary first: the same named confirmation as "Run it here" for a worse model."""
+    require_project()
+    checked = _deployable(job_id, "roll out", "Not rolled out", "roll it out")
+    if isinstance(checked, Response):
+        return checked
+    result, worse = checked
     body: dict[str, Any] = {"confirm_worse": ", ".join(worse)} if worse else {}
     try:
         started = client().rollout(job_id, body)

@@ -31,6 +31,11 @@ from device.experiments.store import ExperimentStore
 from device.sources.synthetic import CLASSES
 from device.tracking.settings import TrackingSettings
 from device.tracking.stage import TrackingStage
+from device.inbox.settings import InboxSettings
+from device.inbox.store import InboxStore
+from device.inbox.watch import Inbox
+from tests.device.inbox.test_inbox import analysis, scene
+from tests.device.inbox.test_inbox import frame as inbox_frame
 from tests.device.panel.conftest import PASSWORD, Auth, make_app
 from tests.device.panel.helpers import SyntheticRuntime, bundle_zip
 
@@ -50,6 +55,12 @@ class FullRuntime(SyntheticRuntime):
         for i in range(4):
             frame = self.scope.read()
             self.stage.update(frame.truth, i / 10, frame.image.shape[:2], "model", CLASSES, {})
+        self.review = Inbox(InboxSettings(spot_share=0.0, min_interval_s=0.0), InboxStore(root / "inbox", 500, 10**9))
+        for i in range(3):  # frames two models disagreed on, as a running device keeps them
+            self.review.consider(inbox_frame(scene(i), i), [analysis(10), analysis(20, "beside")], now=float(i))
+
+    def inbox(self) -> Inbox:
+        return self.review
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +85,8 @@ def login(fuzz_app: Flask) -> dict[str, Any]:
     cookie = client.get_cookie("session")
     assert cookie is not None
     return {"cookies": {"session": cookie.value}, "headers": {"X-CSRF-Token": auth.token()},
-            "new_image": lambda: _upload(client, auth, slug), "ids": {"slug": slug, "image_id": image, "experiment_id": experiment, "job_id": "job-1"}}
+            "new_image": lambda: _upload(client, auth, slug), "ids": {"slug": slug, "image_id": image, "experiment_id": experiment, "job_id": "job-1",
+                    "item_id": fuzz_app.extensions["scopehive.runtime"].inbox().store.items()[0].id}}
 
 
 def _upload(client: FlaskClient, auth: Auth, slug: str) -> str:
