@@ -84,7 +84,7 @@ demo-model: $(VENV)/.full-stamp
 
 # The suite states its budget: the 15 slowest tests close the report (README gives the totals).
 test: setup
-	bash tests/run.sh --durations=15
+	bash tests/run.sh -n 2 --dist loadfile --durations=15
 
 # The inner loop: no slow and no browser tests, no services needed beyond what they start.
 unit: $(VENV)/.full-stamp

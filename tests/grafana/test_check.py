@@ -10,7 +10,7 @@ from grafana import build
 from grafana.check import main
 from grafana.queries import dashboard_queries
 from tests.conftest import INFLUX_V1
-from tests.grafana.conftest import Fleet
+from tests.grafana.conftest import Fleet, repeat_heartbeats
 
 
 def run(fleet: Fleet, *extra: str) -> list[str]:
@@ -20,6 +20,7 @@ def run(fleet: Fleet, *extra: str) -> list[str]:
 def test_every_panel_has_data(fleet_metrics: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
     if not fleet_metrics.hive:
         pytest.skip("no hive server environment here (`make hive-env`): the Fleet's hive panels would be empty")
+    repeat_heartbeats(fleet_metrics.influx, fleet_metrics.devices, now=True)  # "online" means a heartbeat in the last minute
     assert main(run(fleet_metrics, "--project", fleet_metrics.project, "--device", "scope-b", "--size", "area_um2")) == 0
     out = capsys.readouterr().out
     assert "every panel has data" in out and "EMPTY" not in out and "ERROR" not in out
