@@ -29,7 +29,6 @@ PHRASES = (  # pydantic's wording -> ours (first match wins)
     (r"^String should have at most (\d+) characters?$", "must be at most {0} characters long"),
     (r"^Field required$", "is missing"),
     (r"^Extra inputs are not permitted$", "is not a setting here"),
-    (r"^Value error, (.+)$", "{0}"),
     (r"^Input should be (.+)$", "must be {0}"),
 )
 
@@ -39,14 +38,18 @@ def field_label(name: str, model: type[BaseModel] | None = None) -> str:
     if model is not None and name in model.model_fields and model.model_fields[name].title:
         return str(model.model_fields[name].title)
     if name in NAMES:
-        return NAMES[name][0].upper() + NAMES[name][1:]
+        return _capital(NAMES[name])
     unit = ""
     for suffix, shown in UNITS:
         if name.endswith(suffix) and len(name) > len(suffix):
             name, unit = name[: -len(suffix)], f" ({shown})"
             break
-    words = name.replace("_", " ").strip() or "value"
-    return words[0].upper() + words[1:] + unit
+    return _capital(name.replace("_", " ").strip() or "value") + unit
+
+
+def _capital(text: str) -> str:
+    """First letter upper case, unless it is a unit (µm stays µm, not Μm)."""
+    return text[0].upper() + text[1:] if text[0].isascii() else text
 
 
 def _number(text: str) -> str:
@@ -78,4 +81,7 @@ def readable(exc: ValidationError, model: type[BaseModel] | None = None, limit: 
 def error_text(error: Any, model: type[BaseModel] | None = None) -> str:
     loc = [str(p) for p in error.get("loc", ()) if not isinstance(p, int)]
     where = field_label(loc[-1], model if len(loc) == 1 else None) if loc else "The request"
-    return f"{where} {phrase(str(error.get('msg', 'is not valid')))}"
+    message = str(error.get("msg", "is not valid"))
+    if message.startswith("Value error, "):  # our own validators' sentences: said as they are
+        return f"{where}: {message.removeprefix('Value error, ')}"
+    return f"{where} {phrase(message)}"
