@@ -28,12 +28,12 @@ from schemathesis import GenerationMode
 from device import openapi
 from device.experiments.recorder import ExperimentRecorder
 from device.experiments.store import ExperimentStore
-from device.sources.synthetic import CLASSES
-from device.tracking.settings import TrackingSettings
-from device.tracking.stage import TrackingStage
 from device.inbox.settings import InboxSettings
 from device.inbox.store import InboxStore
 from device.inbox.watch import Inbox
+from device.sources.synthetic import CLASSES
+from device.tracking.settings import TrackingSettings
+from device.tracking.stage import TrackingStage
 from tests.device.inbox.test_inbox import analysis, scene
 from tests.device.inbox.test_inbox import frame as inbox_frame
 from tests.device.panel.conftest import PASSWORD, Auth, make_app
