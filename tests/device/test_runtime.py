@@ -75,7 +75,8 @@ def test_corrupt_frames_are_recorded_as_failed_and_counted(peak_bundle: Path, tm
     try:
         assert wait_for(lambda: runtime.parts.publisher.processed >= 20, timeout=60)
         assert runtime.parts.feed.bad_frames >= 9
-        assert facade(runtime).health()["camera"]["bad_frames"] == runtime.parts.feed.bad_frames
+        shown = facade(runtime).health()["camera"]["bad_frames"]  # the live counter: the loop may count one more meanwhile
+        assert shown >= 9 and shown <= runtime.parts.feed.bad_frames <= shown + 2
     finally:
         runtime.stop()
         thread.join(timeout=5)

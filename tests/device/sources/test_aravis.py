@@ -101,7 +101,8 @@ def test_camera_killed_mid_run_is_reported_and_reconnected_when_it_is_back() -> 
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and capture.state != "reconnecting":
             time.sleep(0.05)
-        assert capture.state == "reconnecting" and "no frame for 1 s" in capture.error  # what /healthz shows
+        # what /healthz shows: the grab timeout, or (on a loaded machine, first) the SDK's lost register read
+        assert capture.state == "reconnecting" and ("no frame for 1 s" in capture.error or "camera lost" in capture.error), capture.error
         proc = _start_fake()  # power is back
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and capture.state != "ok":
