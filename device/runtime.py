@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 
-from device.inbox.watch import drift_message
+from device.drift.stage import drift_message
 from device.parts import DeviceParts
 from device.tracking.stage import TrackingStage
 

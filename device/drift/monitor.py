@@ -59,8 +59,12 @@ class DriftState:
     def message(self) -> str:
         return "; ".join(c.sentence for c in self.changes)
 
+    @property
+    def alarm(self) -> bool:
+        return self.state == DRIFT
+
     def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "alarm": self.state == DRIFT, "message": self.message, "baseline": self.baseline,
+        return {"state": self.state, "alarm": self.alarm, "message": self.message, "baseline": self.baseline,
                 "frames": self.frames, "since": self.since, "changed": [c.quantity for c in self.changes],
                 "stats": {k: round(v, 4) for k, v in self.stats.items()}}
 

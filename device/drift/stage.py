@@ -9,7 +9,8 @@ starts a new monitor with that model's baseline, so no alarm spans two models.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from device.analysis import Analysis
 from device.drift.baseline import card_baseline
@@ -67,3 +68,13 @@ def drift_state(stages: object) -> DriftState | None:
         if isinstance(stage, DriftStage):
             return stage.state
     return None
+
+
+def drift_message(pipelines: Sequence[Any]) -> str:
+    """The raised drift alarm's message over the feed's pipelines ('' when none is): read every
+    frame by the loop for the review inbox, so it builds nothing."""
+    for pipeline in pipelines:
+        state = drift_state(getattr(pipeline, "stages", ()))
+        if state is not None and state.alarm:
+            return state.message or "drift alarm"
+    return ""

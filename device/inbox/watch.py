@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from device.analysis import Analysis
-from device.drift.stage import drift_state
 from device.inbox.phash import distances, phash
 from device.inbox.reasons import Reason, frame_reasons
 from device.inbox.settings import InboxSettings
@@ -35,15 +34,6 @@ def model_boxes(analysis: Analysis) -> dict[str, Any]:
             "version": card.version if card else None, "classes": list(card.classes) if card else [],
             "boxes": np.round(detections.xyxy.astype(float), 2).tolist(), "scores": np.round(detections.scores.astype(float), 4).tolist(),
             "class_ids": detections.class_ids.astype(int).tolist()}
-
-
-def drift_message(pipelines: Sequence[Any]) -> str:
-    """The drift alarm's message over the feed's pipelines ('' when none is raised)."""
-    for pipeline in pipelines:
-        state = drift_state(getattr(pipeline, "stages", ()))
-        if state is not None and state.as_dict()["alarm"]:
-            return state.message or "drift alarm"
-    return ""
 
 
 class Inbox:

@@ -23,6 +23,7 @@ from device.inference.backend import (
 from device.inference.onnx_backend import OnnxBackend
 from device.inference.triton_backend import TritonBackend
 from device.models.bundle import load_bundle
+from tests.device.inference.recording import RecordingBackend
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -79,18 +80,7 @@ def test_the_registry_builds_the_fallback_and_hands_it_in(peak_bundle: Path, tmp
 def test_the_hive_backend_falls_back_on_whatever_it_is_given(peak_bundle: Path, tmp_path: Path) -> None:
     """Injected: any Backend will do, and it gets the very tensor the hive did not answer."""
 
-    class Recording:
-        name = "recording"
-
-        def __init__(self) -> None:
-            self.seen: list[np.ndarray] = []
-
-        def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-            self.seen.append(tensor)
-            return {"boxes": np.zeros((1, 0, 4), np.float32), "scores": np.zeros((1, 0), np.float32),
-                    "classes": np.zeros((1, 0), np.int64)}
-
-    fallback = Recording()
+    fallback = RecordingBackend()
     settings = HiveSettings(endpoints=["http://127.0.0.1:9"])  # type: ignore[call-arg]
     backend = TritonBackend(load_bundle(peak_bundle), tmp_path, BackendContext(settings, fallback=fallback))
     tensor = np.zeros((1, 240, 320, 3), np.float32)

@@ -14,6 +14,7 @@ from device.inference.pixels import LEGACY, TRAINED, PixelRule, to_uint8
 from device.models.bundle import ModelBundle, ModelCard
 from device.sources.images import read_image
 from tests.device.bundles import card as make_card
+from tests.device.inference.recording import RecordingBackend
 from trainer import tiling as tr
 from trainer.bundle import InputSpec as TrainerInputSpec
 from trainer.bundle import PixelSpec as TrainerPixelSpec
@@ -59,18 +60,6 @@ def test_percentile_is_exact_nearest_rank() -> None:
     np.testing.assert_array_equal(to_uint8(frame, TRAINED), expected.astype(np.uint8))
 
 
-class _Recording:
-    name = "recording"
-
-    def __init__(self) -> None:
-        self.seen: list[np.ndarray] = []
-
-    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        self.seen.append(tensor)
-        return {"boxes": np.zeros((1, 0, 4), np.float32), "scores": np.zeros((1, 0), np.float32),
-                "classes": np.zeros((1, 0), np.int64)}
-
-
 def _trainer_card_input(scale: float, tile: int) -> dict[str, object]:
     """The `input` the trainer writes (trainer.pipeline.make_card), through the trainer's own model."""
     spec = TrainerInputSpec(width=tile, height=tile, resize="tile", name="image", scale=scale, tile_overlap=32, max_tiles=4,
@@ -95,7 +84,7 @@ def test_the_device_tensor_of_a_16_bit_file_is_the_one_training_saw(tmp_path: Pa
 
     model_card = ModelCard.model_validate(make_card("cells", ["cell"], 256, 256, format_version=3, input=_trainer_card_input(1.0, 256),
                                                     normalization={"scale": PIXEL_SCALE, "mean": [PIXEL_MEAN] * 3, "std": [1, 1, 1]}))
-    backend = _Recording()
+    backend = RecordingBackend()
     detector = Detector(ModelBundle(tmp_path, model_card), backend)  # type: ignore[arg-type]
     detector.analyse(read_image(path))  # the device's image source reads the file at its own depth
     assert len(backend.seen) == 1
@@ -107,7 +96,7 @@ def test_an_old_bundle_keeps_the_top_bit_shift_and_evaluation_follows_it(tmp_pat
     frame = np.full((64, 64), 1000, np.uint16)
     frame[10:20, 10:20] = 4000
     old = ModelCard.model_validate(make_card("old", ["cell"], 64, 64))
-    assert Detector(ModelBundle(tmp_path, old), _Recording()).model_pixels(frame)[15, 15, 0] == 4000 >> 4  # type: ignore[arg-type]
+    assert Detector(ModelBundle(tmp_path, old), RecordingBackend()).model_pixels(frame)[15, 15, 0] == 4000 >> 4  # type: ignore[arg-type]
     cv2.imwrite(str(tmp_path / "f.png"), frame)
     from trainer.dataset import decode_raw, to_rgb8
 
