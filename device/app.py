@@ -80,12 +80,12 @@ def init_feed(cfg: DeviceConfig, capture: Capture, calibration: Calibration, tag
     return feed
 
 
-def init_inbox(cfg: DeviceConfig, events: EventLog) -> Inbox | None:
+def init_inbox(cfg: DeviceConfig, events: EventLog, store: PointStore, tags: DeviceTags) -> Inbox | None:
     """The review inbox (docs/inbox.md), its frames under data_dir/inbox; None when switched off."""
     if not cfg.inbox.enabled:
         return None
-    store = InboxStore(cfg.data_dir / "inbox", cfg.inbox.max_frames, int(cfg.inbox.max_mb * 1e6), events)
-    return Inbox(cfg.inbox, store)
+    frames = InboxStore(cfg.data_dir / "inbox", cfg.inbox.max_frames, int(cfg.inbox.max_mb * 1e6), events)
+    return Inbox(cfg.inbox, frames, store, tags)
 
 
 def build_device(cfg: DeviceConfig, capture: Capture | None = None) -> Runtime:
@@ -104,7 +104,7 @@ def build_device(cfg: DeviceConfig, capture: Capture | None = None) -> Runtime:
     publisher = Publisher(PublishContext(store, tags, calibration, run_id, lambda: capture.dropped, experiments, track_log), board)
     heartbeat = Heartbeat(cfg.status_interval_s, lambda: status_fields(parts), store, tags)
     parts = DeviceParts(cfg, run_id, time.time(), outbox, sender, store, tags, events, calibration, capture, feed,
-                        board, publisher, heartbeat, experiments, track_log, init_inbox(cfg, events))
+                        board, publisher, heartbeat, experiments, track_log, init_inbox(cfg, events, store, tags))
     return Runtime(parts)
 
 

@@ -70,7 +70,8 @@ def health_report(parts: DeviceParts) -> dict[str, Any]:
     drift = {"alarm": bool(drifting), "models": {m["pipeline"]: m["drift"] for m in models if m.get("drift")},
              "message": "; ".join(f"{m['pipeline']}: {m['drift']['message']}" for m in drifting)}
     return {"ok": ok, "camera": camera, "model": model, "models": models,
-            "hive": {"configured": bool(remote), "models": remote}, "outbox": _outbox(parts), "drift": drift}
+            "hive": {"configured": bool(remote), "models": remote}, "outbox": _outbox(parts), "drift": drift,
+            "inbox": parts.inbox.status() if parts.inbox is not None else None}
 
 
 def source_state(parts: DeviceParts) -> str:
@@ -116,4 +117,5 @@ def status_fields(parts: DeviceParts) -> dict[str, FieldValue]:
         **(tracking.heartbeat_fields() if tracking is not None else {}),
         **backend_fields(parts),
         **drift_fields(feed.pipelines[0] if feed.pipelines else None),
+        **({f"inbox_{k}": v for k, v in parts.inbox.status().items()} if parts.inbox is not None else {}),
     }

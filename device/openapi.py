@@ -152,6 +152,10 @@ OPERATIONS: dict[str, Op] = {
                        refusals=(400, 401, 404, 503)),
     "inbox.skip": Op("Drop an inbox frame unreviewed (its files go with it)",
                      _obj(skipped={"type": "string"}, left={"type": "integer"}), refusals=(401, 404, 503)),
+    "inbox.qc": Op("Count QC from the project's reviewed spot checks: per model version, its agreement with the reviewers "
+                   "per class (Bland-Altman; docs/inbox.md)",
+                   _obj(models={"type": "object", "additionalProperties": {"type": "array", "items": OBJECT}},
+                        spot_checks={"type": "integer"}), refusals=(401, 404)),
     "training.job_json": Op("One training job on the trainer service", refusals=(400, 401, 404, 502, 503)),
 }
 

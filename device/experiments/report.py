@@ -317,5 +317,9 @@ def html_report(experiment: Experiment, summary: dict[str, Any], colours: dict[s
         class_rows=_class_rows(summary, palette), plots=_plots(summary, palette),
         blocks=max((c["count"].get("ci95_blocks", 0) for c in summary["classes"].values()), default=0),
         tracks=Markup(tracks_section(summary.get("tracking"))),  # tracks_section escapes its own text
-        provenance=_provenance(experiment, summary),
+        provenance=_provenance(experiment, summary), qc=summary.get("qc"), signed=_signed,
     ) + "\n"
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"

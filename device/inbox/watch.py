@@ -11,16 +11,18 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from device.analysis import Analysis
 from device.inbox.phash import distances, phash
+from device.inbox.qc import Agreement, qc_points
 from device.inbox.reasons import Reason, frame_reasons
 from device.inbox.settings import InboxSettings
 from device.inbox.store import InboxStore
+from device.metrics.points import Point
 from device.sources.capture import Frame
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,12 @@ def model_boxes(analysis: Analysis) -> dict[str, Any]:
 class Inbox:
     """Chooses frames for review and hands them to the store (inline, or on its thread once started)."""
 
-    def __init__(self, settings: InboxSettings, store: InboxStore) -> None:
+    def __init__(self, settings: InboxSettings, store: InboxStore, points: Callable[[list[Point]], None] | None = None,
+                 tags: Callable[[], dict[str, str]] | None = None) -> None:
         self.settings = settings
         self.store = store
+        self._points = points  # the device's point store (count QC points), None = not written
+        self._tags = tags or dict
         self._random = random.Random(settings.seed)
         self._last: dict[str, float] = {}  # reason kind -> when a frame of it was last kept
         self.duplicates = 0  # frames with a reason that matched a kept one (perceptual hash)
@@ -77,6 +82,14 @@ class Inbox:
                 self.dropped += 1
                 return []
         return reasons
+
+    def write_qc(self, name: str, version: str, rows: Sequence[Agreement]) -> int:
+        """The running count QC of one model version as `count_qc` points; returns how many were written."""
+        if self._points is None or not rows:
+            return 0
+        points = qc_points(name, version, rows, self._tags(), int(time.time() * 1e6))
+        self._points(points)
+        return len(points)
 
     def start(self) -> Inbox:
         self._thread = threading.Thread(target=self._write, name="inbox-writer", daemon=True)

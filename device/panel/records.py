@@ -93,6 +93,24 @@ class Acquisition(_Model):
     captured_at: datetime | None = Field(None, description="When the camera delivered the frame (UTC)")
 
 
+class SpotModel(_Model):
+    """What one model on the feed counted on a spot-checked frame (the model's side of count QC)."""
+
+    pipeline: str = Field(description="The feed slot that ran the model (main, or a model beside it)")
+    name: str
+    version: str
+    counts: dict[str, int] = Field(description="Objects of each of the model's classes, after its thresholds")
+
+
+class SpotCheck(_Model):
+    """A frame the review inbox kept at random and a person reviewed: its annotation is the
+    person's count that count QC pairs with each model's (device/inbox/qc.py)."""
+
+    inbox_id: str
+    kept_at: datetime = Field(description="When the device kept the frame")
+    models: list[SpotModel]
+
+
 class ImageMeta(_Model):
     id: str
     file_name: str = Field(description="Plain file name used in exports; unique in the project")
@@ -104,6 +122,7 @@ class ImageMeta(_Model):
     source: str = Field(description="capture, upload or import")
     created: datetime
     acquisition: Acquisition | None = Field(None, description="Device, calibration and source settings of a capture")
+    spot_check: SpotCheck | None = Field(None, description="Set on a reviewed spot check of the review inbox")
 
 
 MAX_BOXES = 10_000  # per image and save; dense microscopy fields have a few thousand

@@ -41,6 +41,7 @@ from device.panel.records import (
     ImageMeta,
     PanelError,
     Project,
+    SpotCheck,
     safe_file_name,
     salvage_annotation,
     slugify,
@@ -225,16 +226,17 @@ class ProjectStore:
         stored_name = safe_file_name(file_name, info.suffixes)  # the extension follows the content, not the claim
         return self._store_image(slug, data, decode(data, file_name), stored_name, source)
 
-    def add_frame(self, slug: str, image: np.ndarray, source: str = "capture", acquisition: Acquisition | None = None) -> ImageMeta:
+    def add_frame(self, slug: str, image: np.ndarray, source: str = "capture", acquisition: Acquisition | None = None,
+                  spot_check: SpotCheck | None = None) -> ImageMeta:
         """Store a captured frame losslessly at its own bit depth and with the camera's channels."""
         self.project(slug)
         image = camera_channels(image)
         data, suffix = encode_original(image)
         stamp = _now().strftime("%Y%m%dT%H%M%S%f")[:-3]
-        return self._store_image(slug, data, image, f"capture_{stamp}{suffix}", source, acquisition)
+        return self._store_image(slug, data, image, f"capture_{stamp}{suffix}", source, acquisition, spot_check)
 
     def _store_image(self, slug: str, data: bytes, pixels: np.ndarray, file_name: str, source: str,
-                     acquisition: Acquisition | None = None) -> ImageMeta:
+                     acquisition: Acquisition | None = None, spot_check: SpotCheck | None = None) -> ImageMeta:
         image_id = uuid.uuid4().hex[:12]
         prefix = f"projects/{slug}/images/{image_id}"
         suffix = PurePosixPath(file_name).suffix.lower() or ".png"
@@ -248,6 +250,7 @@ class ProjectStore:
                 id=image_id, file_name=name, width=int(pixels.shape[1]), height=int(pixels.shape[0]),
                 dtype=str(pixels.dtype), channels=1 if pixels.ndim == 2 else int(pixels.shape[2]),
                 original=f"{prefix}/original{suffix}", source=source, created=_now(), acquisition=acquisition,
+                spot_check=spot_check,
             )
             display, thumb = display_copies(pixels)
             try:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from device.detections import iou_matrix
 from device.experiments.report import frame_geojson
 from device.panel.base import project_for_api, require_project, runtime, state
+from device.panel.inbox.spotchecks import inbox_of, publish_qc
 from device.panel.jsonbody import json_object
 from device.panel.records import MAX_BOXES
 from device.panel.store import AnnotationDoc, Box, ConflictError, ImageMeta, PanelError
@@ -120,6 +121,9 @@ def put_annotation(slug: str, image_id: str) -> tuple[dict[str, Any], int]:
         return {"error": str(exc), "current": exc.current.model_dump(mode="json")}, 409
     except PanelError as exc:
         abort(400, description=str(exc))
+    spot = state().projects.image(slug, image_id).spot_check
+    if spot is not None:  # a fixed spot check changes the person's count: count QC follows
+        publish_qc(inbox_of(runtime()), state().projects, state().projects.project(slug), spot)
     return doc.model_dump(mode="json"), 200
 
 

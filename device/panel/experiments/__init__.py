@@ -17,8 +17,10 @@ from device.experiments.recorder import ExperimentRecorder
 from device.experiments.report import frames_csv, html_report, objects_csv, objects_geojson
 from device.experiments.store import Experiment, ExperimentRequest, invalid
 from device.experiments.summary import summarise
+from device.inbox.qc import status_of
 from device.panel.base import runtime, state
 from device.panel.imaging import jpeg, to_display
+from device.panel.inbox.spotchecks import project_qc
 from device.panel.jsonbody import json_object
 from device.panel.workspace import current_on_device
 from device.tracking.experiment import experiment_tracking
@@ -97,7 +99,20 @@ def _summary(experiment: Experiment) -> dict[str, Any]:
     store = recorder().store
     recorder().flush()  # rows of the last second (or of frames in flight at the stop) first
     summary = summarise(experiment, store.frames(experiment.id), store.objects(experiment.id))
-    return {**summary, "tracking": _tracking(store.path, experiment.id)}
+    return {**summary, "tracking": _tracking(store.path, experiment.id), "qc": _qc(experiment)}
+
+
+def _qc(experiment: Experiment) -> dict[str, Any] | None:
+    """Count QC of the experiment's model from the device's project's spot checks (None: no model ran)."""
+    model = experiment.provenance.get("model") or {}
+    if not model.get("name"):
+        return None
+    label = f"{model['name']}:{model.get('version', '')}"
+    panel = state()
+    project = current_on_device(panel.projects, panel.data_dir)
+    table = project_qc(panel.projects, project) if project is not None else {}
+    return {"model": label, "rows": [r.public() for r in table.get(label, [])], "status": status_of(label, table),
+            "project": project.name if project is not None else None}
 
 
 @bp.get("/api/experiments/<experiment_id>/summary")

@@ -27,6 +27,13 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from device.panel.base import project_for_api, require_project, runtime, state
 from device.panel.capture import public_source
 from device.panel.imaging import jpeg, to_display
+from device.panel.inbox.spotchecks import (
+    inbox_of,
+    project_qc,
+    publish_qc,
+    spot_check_of,
+    spot_pairs,
+)
 from device.panel.records import Acquisition
 from device.panel.store import Box, ImageMeta, PanelError, Project
 
@@ -35,9 +42,7 @@ COLOUR = (0, 200, 255)  # proposals are drawn in one colour: they are the model'
 
 
 def _inbox() -> Any:
-    device = runtime()
-    inbox = getattr(device, "inbox", None)
-    return inbox() if callable(inbox) else None
+    return inbox_of(runtime())
 
 
 def _store() -> Any:
@@ -117,13 +122,17 @@ def accept_item(project: Project, item_id: str, pipeline: str | None) -> tuple[I
             continue
         boxes.append(Box(x1=x1, y1=y1, x2=x2, y2=y2, class_id=ids[name]))
     projects = state().projects
-    meta = projects.add_frame(project.slug, _store().image(item_id), source="inbox", acquisition=_acquisition(item.record, model))
+    spot = spot_check_of(item.record)
+    meta = projects.add_frame(project.slug, _store().image(item_id), source="inbox", acquisition=_acquisition(item.record, model),
+                              spot_check=spot)
     try:
         projects.save_annotation(project.slug, meta.id, 0, boxes)
     except PanelError as exc:
         projects.delete_image(project.slug, meta.id)
         abort(400, description=f"the frame was not added: {exc}")
     _store().delete(item_id)
+    if spot is not None:
+        publish_qc(_inbox(), projects, project, spot)
     return meta, len(boxes), dropped
 
 
@@ -147,6 +156,15 @@ def accept(slug: str, item_id: str) -> tuple[dict[str, Any], int]:
     meta, kept, dropped = accept_item(project, item_id, pipeline)
     return {"image": meta.model_dump(mode="json"), "boxes": kept, "dropped": dropped,
             "fix": url_for("annotate.index", image=meta.id)}, 201
+
+
+@bp.get("/api/projects/<slug>/qc")
+def qc(slug: str) -> dict[str, Any]:
+    """Count QC of the project's reviewed spot checks: model label -> agreement rows (docs/inbox.md)."""
+    project = project_for_api(slug)
+    table = project_qc(state().projects, project)
+    return {"models": {label: [r.public() for r in rows] for label, rows in table.items()},
+            "spot_checks": len({p.frame for p in spot_pairs(state().projects, project)})}
 
 
 @bp.post("/api/inbox/<item_id>/skip")

@@ -8,9 +8,11 @@ from typing import Any
 from flask import Blueprint, flash, render_template, request
 from werkzeug.wrappers import Response
 
+from device.inbox.qc import status_of
 from device.models.bundle import BundleError, ModelCard
 from device.panel.base import back, require_project, runtime, state
-from device.panel.store import PanelError
+from device.panel.inbox.spotchecks import project_qc
+from device.panel.store import PanelError, Project
 
 bp = Blueprint("models", __name__, template_folder="templates", url_prefix="/panel/models")
 
@@ -27,12 +29,23 @@ def index() -> str:
     models = state().models.list(project)
     running = _running_card()
     running_id = state().models.running_id(project, running)
+    feed = runtime().feed_models() if runtime() is not None else []  # type: ignore[union-attr]
     return render_template(
         "models/index.html", project=project, models=models, running=running.label if running else None,
         running_id=running_id, has_runtime=runtime() is not None,
         running_elsewhere=running if running is not None and running_id is None else None,  # --model / config, not uploaded
-        feed=runtime().feed_models() if runtime() is not None else [],  # type: ignore[union-attr]
+        feed=feed, qc=qc_rows(project, [running.label if running else None, *(m.card.label for m in models),
+                                         *(f.get("label") for f in feed)]),
     )
+
+
+def qc_rows(project: Project, labels: list[str | None]) -> list[dict[str, Any]]:
+    """Count QC of every model this page names and every model with spot checks: its agreement
+    rows, or none (the page then says "not checked yet")."""
+    table = project_qc(state().projects, project)
+    named = list(dict.fromkeys([label for label in labels if label] + list(table)))
+    return [{"model": label, "rows": [r.public() for r in table.get(label, [])], "status": status_of(label, table)}
+            for label in named]
 
 
 @bp.post("/")

@@ -138,6 +138,7 @@ def test_out_of_range_settings_are_refused_by_the_config_loader() -> None:
 
 def test_the_running_device_keeps_spot_checks_of_analysed_frames(peak_bundle: Path, tmp_path: Path) -> None:
     from device.config import DeviceConfig
+    from device.health import health_report, status_fields
     from tests.device.runtime_helpers import start_runtime, wait_for
 
     config = DeviceConfig.model_validate({"source": "synthetic://?seed=4&width=320&height=240&fps=30", "model": str(peak_bundle),
@@ -154,4 +155,6 @@ def test_the_running_device_keeps_spot_checks_of_analysed_frames(peak_bundle: Pa
         runtime.shutdown()
     items = inbox.store.items()
     assert all(SPOT in i.kinds and i.record["models"][0]["pipeline"] == "main" for i in items)
+    fields, health = status_fields(runtime.parts), health_report(runtime.parts)
+    assert fields["inbox_frames"] == len(items) == health["inbox"]["frames"] and fields["inbox_evicted"] == 0
     assert sorted(p.suffix for p in (tmp_path / "inbox").iterdir()) == sorted([".json", ".png"] * len(items))

@@ -192,3 +192,30 @@ def test_report_summary_says_unique_objects_first_and_dropped_frames(auth: Auth,
     gates = {row[0]: row[1] for row in parsed.rows[""] if len(row) == 2}.get("Quality gates (excluded frames)", "")
     assert gates and "{" not in gates and "out of focus below 55 % of the sharp reference" in gates
     assert "not independent" in html and "object-frames" in html.lower()
+
+
+def test_the_report_has_count_qc_of_its_model(auth: Auth, device: ExperimentRuntime, client: FlaskClient,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before any spot check the report says "not checked yet"; after two, it states their agreement."""
+    from datetime import datetime, timezone
+
+    from device.panel.records import Box, SpotCheck, SpotModel
+
+    slug = auth.project(classes="cell, debris")
+    base = device.provenance()
+    monkeypatch.setattr(device, "provenance", lambda: {**base, "model": {"name": "cells", "version": "3"}})
+    started = auth.json("POST", "/panel/api/experiments/start", {"name": "qc"}).get_json()  # type: ignore[attr-defined]
+    auth.json("POST", "/panel/api/experiments/stop", {})
+    url = f"/panel/api/experiments/{started['id']}/report.html?view=1"
+    html = client.get(url).get_data(as_text=True)
+    assert "Count QC (spot checks)" in html and "not checked yet" in html and "100 %" not in html
+    store = client.application.extensions["scopehive.panel"].projects
+    for model_count, person in ((4, 4), (6, 3)):
+        spot = SpotCheck(inbox_id="x", kept_at=datetime.now(timezone.utc),
+                         models=[SpotModel(pipeline="main", name="cells", version="3", counts={"cell": model_count})])
+        meta = store.add_frame(slug, np.zeros((40, 40), np.uint8), source="inbox", spot_check=spot)
+        store.save_annotation(slug, meta.id, 0, [Box(x1=i, y1=0.0, x2=i + 1.0, y2=1.0, class_id=0) for i in range(person)])
+    html = client.get(url).get_data(as_text=True)
+    row = html.split('id="qc"')[1].split("</table>")[0]
+    # d = 0 and 3: mean +1.50, SD 2.1213, limits 1.5 -/+ 4.158; one of two exact
+    assert "<td>cell</td><td>2</td><td>5.00</td><td>3.50</td><td>+1.50</td><td>-2.66 to +5.66</td><td>50 %</td>" in row
