@@ -13,8 +13,8 @@ import numpy as np
 from device.analysis import Analysis
 from device.inbox.settings import InboxSettings
 
-NEAR, DISAGREE, DRIFT, SPOT = "near_threshold", "disagree", "drift", "spot_check"
-KINDS = (NEAR, DISAGREE, DRIFT, SPOT)
+NEAR, DISAGREE, FLICKER, DRIFT, SPOT = "near_threshold", "disagree", "flicker", "drift", "spot_check"
+KINDS = (NEAR, DISAGREE, FLICKER, DRIFT, SPOT)
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,25 @@ def disagreement(analyses: Sequence[Analysis], settings: InboxSettings) -> Reaso
     return None
 
 
+def flicker(analysis: Analysis, settings: InboxSettings) -> Reason | None:
+    """Many of the frame's tracks were lost for a frame or more and found again: the model sees
+    these objects on some frames and not on others (tracking on; the stage's TrackOverlay says)."""
+    tracks = analysis.extra.get("tracking")
+    back = int(getattr(tracks, "reappeared", 0))
+    n = len(analysis.detections or ())
+    if back < settings.flicker_min or back < settings.flicker_share * n:
+        return None
+    return Reason(FLICKER, f"{back} of {n} objects of {analysis.pipeline} came back after being missed "
+                           f"(detections that flicker)")
+
+
 def frame_reasons(analyses: Sequence[Analysis], settings: InboxSettings, drifting: str, draw: float) -> list[Reason]:
     """Every reason to keep this frame. `drifting`: the drift alarm's message ('' = no alarm);
     `draw`: a uniform number in [0, 1) for the spot check."""
     if not analyses or analyses[0].detections is None:
         return []  # the main model did not look: nothing to review
-    found = [r for r in (near_threshold(analyses[0], settings), disagreement(analyses, settings)) if r is not None]
+    found = [r for r in (near_threshold(analyses[0], settings), disagreement(analyses, settings),
+                         flicker(analyses[0], settings)) if r is not None]
     if drifting:
         found.append(Reason(DRIFT, f"during a drift alarm: {drifting}"))
     if draw < settings.spot_share:

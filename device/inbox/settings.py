@@ -23,6 +23,9 @@ class InboxSettings(BaseModel):
     disagree_margin: int = Field(3, ge=1, le=10_000, description="Two models on the feed disagree when their counts of "
                                  "one frame differ by more than this many objects ...")
     disagree_share: float = Field(0.2, ge=0.0, le=10.0, description="... and by more than this share of the larger count")
+    flicker_min: int = Field(3, ge=1, le=10_000, description="Tracks of one frame seen again after missed frames "
+                             "(detections that come and go: 'tracks that flicker') that make it worth a look ...")
+    flicker_share: float = Field(0.2, ge=0.0, le=1.0, description="... and their least share of the frame's detections")
     spot_share: float = Field(0.005, ge=0.0, le=0.2, description="Share of analysed frames kept at random as spot checks "
                               "(0 to 0.2)")
     min_interval_s: float = Field(5.0, ge=0.0, le=3600.0, description="Fewest seconds between two kept frames of one "

@@ -24,6 +24,7 @@ class TrackOverlay:
     line: tuple[float, float, float, float] | None
     crossed: int  # forward crossings of all classes since the line was set
     normal: tuple[float, float] = (0.0, 0.0)
+    reappeared: int = 0  # tracks of this frame seen again after missed frames (the inbox's "flicker")
 
 
 def draw_tracks(canvas: np.ndarray, detections: Detections, overlay: TrackOverlay, scale: float) -> None:

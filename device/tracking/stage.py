@@ -108,7 +108,7 @@ class TrackingStage:
             self._last_t, self._frame_count = t, self._frame_count + 1
             if t - self._last_points >= self.settings.interval_s:
                 points += self._interval_points(t)
-            return self._overlay(step.ids), points
+            return self._overlay(step.ids, step.reappeared), points
 
     def close(self, t: float) -> list[Point]:
         """End all open tracks (model switch, shutdown) and emit the last periodic points."""
@@ -173,13 +173,14 @@ class TrackingStage:
         return None
 
     # ---- overlay and live view -----------------------------------------------------------------
-    def _overlay(self, ids: np.ndarray) -> TrackOverlay:
+    def _overlay(self, ids: np.ndarray, reappeared: int = 0) -> TrackOverlay:
         shown = ids if self.settings.show_ids else None
         if self.counter is None:
-            return TrackOverlay(shown, None, 0)
+            return TrackOverlay(shown, None, 0, reappeared=reappeared)
         line = self.counter.line
         nx, ny = (float(v) for v in line.normal)
-        return TrackOverlay(shown, (line.x1, line.y1, line.x2, line.y2), int(self.counter.counts[:, 0].sum()), (nx, ny))
+        return TrackOverlay(shown, (line.x1, line.y1, line.x2, line.y2), int(self.counter.counts[:, 0].sum()), (nx, ny),
+                            reappeared)
 
     def live(self) -> dict[str, Any]:
         """JSON-ready state for the live view: unique counts, open tracks, motility, crossings."""

@@ -50,6 +50,7 @@ class TrackStep:
     moved_rows: np.ndarray  # (m,) structured rows of those tracks (after the update)
     ended: np.ndarray  # structured rows of the confirmed tracks that ended this frame
     confirmed: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))  # classes newly confirmed
+    reappeared: int = 0  # tracks matched again after missed frames: the detections flicker
 
 
 class FieldTracker:
@@ -79,6 +80,7 @@ class FieldTracker:
         self.offset = self.offset + self.drift
         moved_from = rows["pos"][ti].copy()
         was_confirmed = rows["hits"][ti] >= self.settings.min_frames
+        reappeared = int(np.count_nonzero(rows["missed"][ti] > 0))
         self._extend(ti, centres[di], radii[di], displacement, t)
         self._add_samples(ti[inside[di]], centres[di][inside[di]], t)
         now_confirmed = rows["hits"][ti] >= self.settings.min_frames
@@ -97,7 +99,7 @@ class FieldTracker:
         ids[new] = self._start(centres[new], radii[new], detections.class_ids[new], t, inside[new])
         if self.settings.min_frames <= 1:
             confirmed = np.concatenate([confirmed, detections.class_ids[new]])
-        return TrackStep(ids, moved_from, centres[di], moved_rows, finished, confirmed.astype(np.int32))
+        return TrackStep(ids, moved_from, centres[di], moved_rows, finished, confirmed.astype(np.int32), reappeared)
 
     def close(self) -> np.ndarray:
         """End every open track now; returns the confirmed ones (their `track` points are due)."""

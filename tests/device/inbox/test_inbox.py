@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -12,12 +13,13 @@ from pydantic import ValidationError
 from device.analysis import Analysis
 from device.detections import Detections
 from device.inbox.phash import distances, phash
-from device.inbox.reasons import DISAGREE, DRIFT, NEAR, SPOT, frame_reasons
+from device.inbox.reasons import DISAGREE, DRIFT, FLICKER, NEAR, SPOT, frame_reasons
 from device.inbox.settings import InboxSettings
 from device.inbox.store import EVICTED, InboxStore
 from device.inbox.watch import Inbox
 from device.models.bundle import ModelCard
 from device.sources.capture import Frame
+from device.tracking.overlay import TrackOverlay
 
 CARD = ModelCard.model_validate({"name": "cells", "version": "3", "classes": ["cell", "debris"], "score_threshold": 0.5,
                                  "input": {"width": 32, "height": 32}, "created": "2026-12-01T00:00:00Z"})
@@ -30,6 +32,11 @@ def boxes(n: int, score: float = 0.9, cls: int = 0) -> Detections:
 
 def analysis(n: int, pipeline: str = "main", score: float = 0.9) -> Analysis:
     return Analysis(pipeline, "local", boxes(n, score), CARD)
+
+
+def flickering(n: int, back: int) -> Analysis:
+    """n detections of which `back` were tracks found again after missed frames (the tracking stage's overlay)."""
+    return replace(analysis(n), extra={"tracking": TrackOverlay(None, None, 0, reappeared=back)})
 
 
 def scene(seed: int, noise: float = 0.0) -> np.ndarray:
@@ -55,6 +62,9 @@ QUIET = InboxSettings(spot_share=0.0, min_interval_s=0.0)
     ([analysis(10), analysis(12, "beside")], "", 0.5, []),               # within the margin
     ([analysis(10), Analysis("beside", "skipped", None, CARD)], "", 0.5, []),  # the other did not look
     ([analysis(10)], "objects are 40 % larger", 0.5, [DRIFT]),
+    ([flickering(10, 4)], "", 0.5, [FLICKER]),                           # 4 of 10 tracks came back after a miss
+    ([flickering(10, 1)], "", 0.5, []),                                  # one object blinking is not worth a look
+    ([flickering(30, 4)], "", 0.5, []),                                  # 4 of 30: under the 20 % share
     ([analysis(10)], "", 0.001, [SPOT]),                                 # the random draw under the 0.005 share
     ([Analysis("main", "out_of_focus", None, CARD), analysis(30, "beside")], "drift", 0.0, []),  # not analysed: never
 ])
@@ -143,7 +153,8 @@ def test_the_running_device_keeps_spot_checks_of_analysed_frames(peak_bundle: Pa
 
     config = DeviceConfig.model_validate({"source": "synthetic://?seed=4&width=320&height=240&fps=30", "model": str(peak_bundle),
                                           "data_dir": str(tmp_path), "port": 0,
-                                          "inbox": {"spot_share": 0.2, "min_interval_s": 0, "seed": 1}})
+                                          "inbox": {"spot_share": 0.2, "min_interval_s": 0, "seed": 1,
+                                                    "flicker_min": 10_000}})  # the test model's boxes blink
     runtime, thread = start_runtime(config)
     inbox = runtime.parts.inbox
     assert inbox is not None
@@ -158,3 +169,19 @@ def test_the_running_device_keeps_spot_checks_of_analysed_frames(peak_bundle: Pa
     fields, health = status_fields(runtime.parts), health_report(runtime.parts)
     assert fields["inbox_frames"] == len(items) == health["inbox"]["frames"] and fields["inbox_evicted"] == 0
     assert sorted(p.suffix for p in (tmp_path / "inbox").iterdir()) == sorted([".json", ".png"] * len(items))
+
+
+def test_a_model_whose_detections_blink_gets_its_frames_queued(tmp_path: Path) -> None:
+    """Through the real tracking stage: half of ten cells vanish on every other frame and come back."""
+    from device.tracking.settings import TrackingSettings
+    from device.tracking.stage import TrackingStage
+
+    stage = TrackingStage(TrackingSettings(min_frames=1, max_missed=3))
+    inbox = Inbox(QUIET, InboxStore(tmp_path / "inbox", 50, 10**9))
+    kept = []
+    for i in range(6):
+        shown = boxes(10) if i % 2 == 0 else Detections(boxes(10).xyxy[::2], boxes(5).scores, boxes(5).class_ids)
+        tracked = stage(frame(scene(i), i), Analysis("main", "local", shown, CARD))
+        kept.append([r.kind for r in inbox.consider(frame(scene(i), i), [tracked], now=float(i))])
+    assert kept == [[], [], [FLICKER], [], [FLICKER], []]  # the frames where the five came back
+    assert "5 of 10 objects of main came back" in inbox.store.items()[0].record["reasons"][0]["text"]

@@ -38,7 +38,8 @@ def test_a_track_coasts_over_missed_frames_then_ends() -> None:
     ids = [tracker.update(dets([_box(20 + 2 * i, 20)]), i).ids[0] for i in range(4)]
     for i in range(4, 6):  # missed twice: still open
         assert not len(tracker.update(dets([]), i).ended)
-    assert tracker.update(dets([_box(32, 20)]), 6).ids[0] == ids[0]  # found again where it would be
+    back = tracker.update(dets([_box(32, 20)]), 6)
+    assert back.ids[0] == ids[0] and back.reappeared == 1  # found again where it would be: a flicker
     for i in range(7, 9):
         tracker.update(dets([]), i)
     ended = tracker.update(dets([]), 9).ended
