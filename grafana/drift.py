@@ -1,5 +1,6 @@
 """Drift alarms in Grafana (docs/drift.md): the Microscope dashboard's "Model drift" panel and the
-provisioned alert rule that fires while any device's heartbeat says `drift_alarm = 1`.
+provisioned alert rule that fires while any device's heartbeat says `drift_alarm = 1`; and the
+"Count QC" table of the model's agreement with reviewers on spot checks (docs/inbox.md).
 
 The alert rule is provisioning data (grafana/provisioning/alerting/drift.yaml), written by
 grafana/build.py beside the dashboards and checked against a fresh build like them.
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from grafana_foundation_sdk.builders import timeseries
+from grafana_foundation_sdk.builders import table, timeseries
 
-from grafana.common import DATASOURCE_UID, device_filter, timeseries_panel
+from grafana.common import DATASOURCE_UID, device_filter, table_panel, timeseries_panel
 from grafana.influxql import Select, Target, call
 
 ALERT_FOR = "2m"  # the heartbeat's alarm must hold this long (a few heartbeats) before Grafana notifies
@@ -31,6 +32,21 @@ def model_drift() -> timeseries.Panel:
         "The live stream against the model's baseline (docs/drift.md): PSI of sizes, scores and class mix (0.25 = a "
         "major shift), the relative change of objects per frame, and the alarm (1 while raised). What changed, in "
         "words, is in the device events below and on the device's Live page."
+    )
+
+
+QC_FIELDS = (("spot_checks", "spot checks"), ("mean_diff", "mean difference"), ("loa_low", "limit low"),
+             ("loa_high", "limit high"), ("share_exact", "counted exactly"))
+
+
+def count_qc() -> table.Panel:
+    """The newest count QC of every model version and class: agreement with reviewed spot checks."""
+    select = Select(tuple(call("last", name, alias) for name, alias in QC_FIELDS), "count_qc", device_filter(),
+                    time_range="time > now() - 365d", tags=("model", "model_version", "class"))
+    return table_panel("Count QC (spot checks)", [Target("A", select).table()]).description(
+        "How the model's counts agree with a person's on reviewed spot checks (docs/inbox.md): mean difference "
+        "model - person per frame, Bland-Altman 95 % limits, share counted exactly (0-1). A model version that is "
+        "not listed has not been checked yet."
     )
 
 

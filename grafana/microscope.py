@@ -228,7 +228,8 @@ def dashboard() -> common.dash.Dashboard:
         (temperatures(), 12, 39, 12, 7),
         (events(), 0, 46, 24, 7),
         *tracking_layout(53),
-        (drift.model_drift(), 0, 75, 24, 8),  # last in the list: the panels above keep their ids
+        (drift.model_drift(), 0, 75, 24, 8),  # late in the list: the panels above keep their ids
+        (drift.count_qc(), 0, 83, 24, 7),
     ])
 
 

@@ -94,6 +94,27 @@ def repeat_heartbeats(influx: Influx, devices: tuple[str, ...], extra: str = "",
     requests.post(f"{INFLUX_V1}/write", params={"db": influx.database}, data="\n".join(lines).encode(), timeout=10).raise_for_status()
 
 
+def review_spot_checks(influx: Influx, device: str, data_dir: Path) -> int:
+    """A person reviews the spot checks a device's inbox kept (accepting each, fixing every other one
+    by one object) and the panel writes `count_qc`: the same agreement and points as
+    device/panel/inbox (a headless run has no panel to click in). Returns the spot checks reviewed."""
+    from device.inbox.qc import SpotPair, agreements, qc_points
+    from device.inbox.store import InboxStore
+    from device.panel.inbox.spotchecks import spot_check_of
+
+    pairs, labels = [], {}
+    for i, item in enumerate(InboxStore(data_dir / "inbox", 10_000, 10**12).items()):
+        spot = spot_check_of(item.record)
+        for model in spot.models if spot is not None else []:
+            labels[f"{model.name}:{model.version}"] = (model.name, model.version)
+            pairs += [SpotPair(f"{model.name}:{model.version}", cls, n, max(0, n - i % 2), item.id) for cls, n in model.counts.items()]
+    lines = [p.to_line() for label, rows in agreements(pairs).items()
+             for p in qc_points(*labels[label], rows, {"device": device, "project": PROJECT}, time.time_ns() // 1000)]
+    requests.post(f"{INFLUX_V1}/write", params={"db": influx.database, "precision": "u"}, data="\n".join(lines).encode(),
+                  timeout=10).raise_for_status()
+    return len({p.frame for p in pairs})
+
+
 @pytest.fixture(scope="session")
 def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     influx = create_database("test_grafana")
@@ -102,7 +123,8 @@ def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     bundle_a = peak_detector_bundle(work / "peaks")
     bundle_b = peak_detector_bundle(work / "peaks-b", version="2.0.0", name="peaks-b")
     # both count crossings of a line across the field in a 1.5 µL/min flow (the tracking panels)
-    env = {"SCOPEHIVE_UM_PER_PIXEL": "0.65", "SCOPEHIVE_TRACKING__LINE": "640,0,640,960", "SCOPEHIVE_TRACKING__FLOW_RATE_UL_MIN": "1.5"}
+    env = {"SCOPEHIVE_UM_PER_PIXEL": "0.65", "SCOPEHIVE_TRACKING__LINE": "640,0,640,960", "SCOPEHIVE_TRACKING__FLOW_RATE_UL_MIN": "1.5",
+           "SCOPEHIVE_INBOX__SPOT_SHARE": "0.2", "SCOPEHIVE_INBOX__MIN_INTERVAL_S": "0", "SCOPEHIVE_INBOX__SEED": "3"}
     experiment = start_experiment(work / "a", "grafana check")  # recorded on scope-a, through a focus drift
     run_device(name, "scope-a", bundle_a, work / "a", env, "synthetic://?seed=1&focus_drift=5&focus_period=40")
     server = hive_server(bundle_b, work / "hive.log")  # scope-b's model runs on it (the Fleet's hive row)
@@ -114,6 +136,8 @@ def fleet_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             server.kill()
     devices = ("scope-a", "scope-b")
     add_temperatures_where_unreadable(influx, devices)
+    for device, folder in zip(devices, ("a", "b"), strict=True):
+        assert review_spot_checks(influx, device, work / folder) >= 2  # the Count QC table's rows
     time.sleep(0.1)
     yield Fleet(influx, PROJECT, devices, ("cell", "crystal", "debris"), "peaks", "1.0.0", experiment,
                 work / "a" / "experiments.sqlite", server is not None)

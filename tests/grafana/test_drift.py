@@ -72,3 +72,24 @@ def test_the_alerting_file_is_provisioned_and_current() -> None:
     assert rule["data"][0]["datasourceUid"] == "scopehive-influxdb"
     assert "COPY provisioning/alerting/" in (build.ALERTING_FILE.parents[2] / "Dockerfile").read_text()
     assert build.stale_files() == []
+
+
+def test_the_count_qc_table_reads_the_points_the_panel_writes(influx: Influx) -> None:
+    """count_qc points as a reviewed spot check writes them; the table shows the newest per model version and class."""
+    from device.inbox.qc import SpotPair, agreements, qc_points
+
+    pairs = [SpotPair("cells:3", "cell", m, h, f"f{i}") for i, (m, h) in enumerate([(10, 9), (12, 12), (8, 10)])]
+    lines = []
+    for n in (2, 3):  # the running figure after the second and the third spot check
+        rows = agreements(pairs[:n])["cells:3"]
+        lines += [p.to_line() for p in qc_points("cells", "3", rows, {"device": "scope-a", "project": "demo"},
+                                                 int((time.time() - 60 + n) * 1e6))]
+    requests.post(f"{influx.v1_url}/write", params={"db": influx.database, "precision": "u"}, data="\n".join(lines),
+                  timeout=10).raise_for_status()
+    board = json.loads((build.OUTPUT_DIR / "microscope.json").read_text(encoding="utf-8"))
+    panel = next(p for p in board["panels"] if p["title"] == "Count QC (spot checks)")
+    query = interpolate(panel["targets"][0]["query"], {"device": "scope-a", "project": "demo"}, "time > now() - 1h", "1m")
+    (row,) = influx.rows(query)
+    assert (row["model"], row["model_version"], row["class"], row["spot checks"]) == ("cells", "3", "cell", 3)
+    assert row["mean difference"] == pytest.approx(-1 / 3) and row["counted exactly"] == pytest.approx(1 / 3)
+    assert row["limit low"] < row["mean difference"] < row["limit high"]
