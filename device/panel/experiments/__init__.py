@@ -69,9 +69,12 @@ def index() -> str:
 def overview() -> dict[str, Any]:
     rec = recorder()
     active = rec.active
+    device = runtime()
+    drift = device.live_stats().get("drift") if device is not None else None
     return {"active": active.public() if active else None,
             "experiments": [e.public() for e in rec.store.recent()],
-            "profiles": [p.model_dump() for p in rec.store.profiles()]}
+            "profiles": [p.model_dump() for p in rec.store.profiles()],
+            "drift": drift or {"alarm": False, "message": ""}}
 
 
 @bp.post("/api/experiments/start")

@@ -1,5 +1,6 @@
 """The drift alarm end to end in Chromium: the real device runs a bundle whose baseline says 200
-objects per frame on a field of ~10; the Live page's banner says what changed, /healthz too."""
+objects per frame on a field of ~10; the banners of the Live and Experiments pages say what changed,
+/healthz too."""
 
 from __future__ import annotations
 
@@ -56,4 +57,7 @@ def test_the_live_page_says_the_model_drifted_and_what_changed(tmp_path: Path) -
         details = page.context.request.get(f"{url}/healthz").json()
         assert details["drift"]["alarm"] and "fewer objects per frame" in details["drift"]["message"]
         assert requests.get(f"{url}/healthz", timeout=5).json().keys() <= {"ok", "status"}  # anonymous: ok or not only
+        page.goto(f"{url}/panel/experiments", wait_until="domcontentloaded")  # the Experiments page says it too
+        until(page, "!document.getElementById('experiment-drift').hidden")
+        assert "fewer objects per frame than in training" in page.inner_text("#experiment-drift")
         page.context.close()

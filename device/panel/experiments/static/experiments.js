@@ -50,10 +50,17 @@
     }
     select.value = keep;
   }
+  // Drift alarm (docs/drift.md): the numbers being recorded may not be trustworthy; the device says what changed.
+  function showDrift(drift) {
+    const banner = document.getElementById("experiment-drift");
+    banner.hidden = !drift.alarm;
+    banner.textContent = drift.alarm ? "Drift alarm: the model's numbers may not be trustworthy while this lasts. " + drift.message + "." : "";
+  }
   async function refresh() {
     const r = await panel.send("/panel/api/experiments", "GET");
     if (!r.ok) { status.textContent = r.data.error || "cannot reach the device"; return; }
     active = r.data.active; activeSeen = Date.now();
+    showDrift(r.data.drift || {});
     showActive(); showList(r.data.experiments); showProfiles(r.data.profiles);
   }
   startForm.addEventListener("submit", async (ev) => {
