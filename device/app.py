@@ -28,6 +28,7 @@ from device.metrics.outbox import Outbox
 from device.metrics.sender import OutboxSender
 from device.metrics.stats import new_run_id
 from device.models.settings import ModelSettings
+from device.monitoring import apply_saved
 from device.parts import DeviceParts
 from device.publish import Calibration, DeviceTags, PointStore, PublishContext, Publisher
 from device.reload import ModelReloader
@@ -90,6 +91,7 @@ def init_inbox(cfg: DeviceConfig, events: EventLog, store: PointStore, tags: Dev
 
 def build_device(cfg: DeviceConfig, capture: Capture | None = None) -> Runtime:
     """Every part of one device, wired; `capture` replaces the configured source (tests)."""
+    cfg = apply_saved(cfg)  # drift and inbox settings changed in the panel (device/monitoring.py)
     outbox, sender = init_outbox(cfg)
     store = PointStore(outbox)
     tags = DeviceTags(cfg.device_name, cfg.project)

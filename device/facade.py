@@ -14,6 +14,7 @@ from device.experiments.recorder import ExperimentRecorder
 from device.health import health_report
 from device.inbox.watch import Inbox
 from device.models.bundle import ModelCard
+from device.monitoring import configure_monitoring, monitoring_settings
 from device.parts import DeviceParts
 from device.redact import redact
 from device.tracking.experiment import TrackLog
@@ -123,6 +124,14 @@ class DeviceFacade:
     def inbox(self) -> Inbox | None:
         """The review inbox (None when switched off)."""
         return self.parts.inbox
+
+    def model_checks(self) -> dict[str, Any]:
+        """The drift alarm and review inbox settings in force."""
+        return monitoring_settings(self.parts)
+
+    def configure_model_checks(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change them while running (MonitoringError: nothing changed)."""
+        return configure_monitoring(self.parts, changes)
 
     def provenance(self) -> dict[str, Any]:
         config, detector = self.parts.config, self.parts.feed.detector

@@ -156,6 +156,11 @@ OPERATIONS: dict[str, Op] = {
                    "per class (Bland-Altman; docs/inbox.md)",
                    _obj(models={"type": "object", "additionalProperties": {"type": "array", "items": OBJECT}},
                         spot_checks={"type": "integer"}), refusals=(401, 404)),
+    "inbox.model_checks": Op("The drift alarm and review inbox settings in force", _obj(drift=OBJECT, inbox=OBJECT),
+                             refusals=(401, 503)),
+    "inbox.configure_model_checks": Op("Change drift alarm and review inbox settings while the device runs (validated "
+                                       "whole: a refused change changes nothing)", _obj(drift=OBJECT, inbox=OBJECT),
+                                       body=_obj(drift=OBJECT, inbox=OBJECT), refusals=(400, 401, 413, 503)),
     "training.job_json": Op("One training job on the trainer service", refusals=(400, 401, 404, 502, 503)),
 }
 

@@ -33,13 +33,24 @@ class DriftStage:
         self._events = events or (lambda kind, message, tags: None)
         self._card: object = None
         self._monitor: DriftMonitor | None = None
+        self._slot = ""  # the pipeline's name, once it has run
         self.state = DriftState(OFF, "no model yet")
+
+    def configure(self, settings: DriftSettings) -> None:
+        """New windows and thresholds: the monitor restarts with them on the next analysed frame
+        (a bundle without baseline learns it again)."""
+        was_alarm = self.state.alarm
+        self.settings = settings
+        self._card, self._monitor = None, None
+        self.state = DriftState(OFF, "restarting with new settings")
+        if was_alarm:  # the window restarts: the alarm ends here, and is raised again if the change holds
+            self._events(CLEARED, f"{self._slot}: drift settings changed, the window restarts", {"slot": self._slot})
 
     def __call__(self, frame: Frame, analysis: Analysis) -> Analysis:
         if not self.settings.enabled or analysis.detections is None or analysis.card is None:
             return analysis  # not analysed: never fed (docs/drift.md)
         if analysis.card is not self._card:
-            self._card = analysis.card
+            self._card, self._slot = analysis.card, analysis.pipeline
             baseline, why = card_baseline(analysis.card.metrics)
             self._monitor = DriftMonitor(self.settings, analysis.card.classes, baseline, why)
         assert self._monitor is not None

@@ -135,6 +135,11 @@ class InboxStore:
         self._enforce()
         return item
 
+    def resize(self, max_frames: int, max_bytes: int) -> None:
+        """New caps; over them, the oldest spot checks (then frames) go now, as for a new frame."""
+        self.max_frames, self.max_bytes = max_frames, max_bytes
+        self._enforce()
+
     def delete(self, item_id: str) -> None:
         """Remove a frame and its record (the record first: a crash leaves a PNG the next start removes)."""
         with self._lock:

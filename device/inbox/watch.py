@@ -83,6 +83,11 @@ class Inbox:
                 return []
         return reasons
 
+    def configure(self, settings: InboxSettings) -> None:
+        """New reasons, caps and intervals from the next frame; smaller caps evict at once."""
+        self.settings = settings
+        self.store.resize(settings.max_frames, int(settings.max_mb * 1e6))
+
     def write_qc(self, name: str, version: str, rows: Sequence[Agreement]) -> int:
         """The running count QC of one model version as `count_qc` points; returns how many were written."""
         if self._points is None or not rows:

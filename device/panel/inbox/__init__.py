@@ -24,6 +24,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from device.monitoring import SECTIONS, MonitoringError
 from device.panel.base import project_for_api, require_project, runtime, state
 from device.panel.capture import public_source
 from device.panel.imaging import jpeg, to_display
@@ -34,6 +35,7 @@ from device.panel.inbox.spotchecks import (
     spot_check_of,
     spot_pairs,
 )
+from device.panel.jsonbody import json_object
 from device.panel.records import Acquisition
 from device.panel.store import Box, ImageMeta, PanelError, Project
 
@@ -77,8 +79,48 @@ def index() -> str:
     project = require_project()
     inbox = _inbox()
     items = [_summary(i) for i in reversed(inbox.store.items())] if inbox is not None else []
+    device = runtime()
+    checks = device.model_checks() if callable(getattr(device, "model_checks", None)) else None
     return render_template("inbox/index.html", project=project, items=items, has_inbox=inbox is not None,
-                           status=inbox.status() if inbox is not None else None)
+                           status=inbox.status() if inbox is not None else None, checks=settings_form(checks))
+
+
+def settings_form(checks: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The model checks' settings as form rows: section, field, value, kind, what it does."""
+    if checks is None:
+        return []
+    rows = []
+    for section, model in SECTIONS.items():
+        for name, info in model.model_fields.items():
+            kind = {bool: "bool", int: "int", float: "float"}.get(info.annotation)  # type: ignore[arg-type]
+            if kind is not None:  # the seed (tests only) is not offered
+                rows.append({"section": section, "name": name, "value": checks[section][name], "kind": kind,
+                             "help": info.description or ""})
+    return rows
+
+
+@bp.post("/inbox/settings")
+def save_settings() -> WerkzeugResponse:
+    """The Review page's settings form: every offered field, typed by its setting; all or nothing."""
+    require_project()
+    rows = settings_form(_checks().model_checks())
+    changes: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = f"{row['section']}.{row['name']}"
+        raw = request.form.get(key, "")
+        try:
+            value: Any = raw == "on" if row["kind"] == "bool" else (int(raw) if row["kind"] == "int" else float(raw))
+        except ValueError:
+            flash(f"{row['section']} {row['name'].replace('_', ' ')}: “{raw[:40]}” is not a number; nothing was changed", "error")
+            return redirect(url_for("inbox.index"))
+        changes.setdefault(row["section"], {})[row["name"]] = value
+    try:
+        _checks().configure_model_checks(changes)
+    except MonitoringError as exc:
+        flash(f"{exc}; nothing was changed", "error")
+        return redirect(url_for("inbox.index"))
+    flash("Saved: the drift alarm and the review inbox use the new settings now (drift windows restart).", "info")
+    return redirect(url_for("inbox.index"))
 
 
 @bp.get("/inbox/<item_id>/image.jpg")
@@ -165,6 +207,30 @@ def qc(slug: str) -> dict[str, Any]:
     table = project_qc(state().projects, project)
     return {"models": {label: [r.public() for r in rows] for label, rows in table.items()},
             "spot_checks": len({p.frame for p in spot_pairs(state().projects, project)})}
+
+
+def _checks() -> Any:
+    device = runtime()
+    if device is None or not callable(getattr(device, "model_checks", None)):
+        abort(503, description="no running device in this process: its drift and inbox settings are in its config")
+    return device
+
+
+@bp.get("/api/model-checks")
+def model_checks() -> dict[str, Any]:
+    """The drift alarm and review inbox settings in force (docs/drift.md, docs/inbox.md)."""
+    return dict(_checks().model_checks())
+
+
+@bp.post("/api/model-checks")
+def configure_model_checks() -> dict[str, Any]:
+    """Body {"drift": {field: value}, "inbox": {field: value}}: validated whole, then applied while running."""
+    device = _checks()
+    body = json_object('send JSON {"drift": {...}, "inbox": {...}}')
+    try:
+        return dict(device.configure_model_checks(body))
+    except MonitoringError as exc:
+        abort(400, description=f"{exc}; nothing was changed")
 
 
 @bp.post("/api/inbox/<item_id>/skip")

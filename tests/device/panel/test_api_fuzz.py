@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -26,11 +27,14 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from device import openapi
+from device.config import DeviceConfig
+from device.drift.stage import DriftStage
 from device.experiments.recorder import ExperimentRecorder
 from device.experiments.store import ExperimentStore
 from device.inbox.settings import InboxSettings
 from device.inbox.store import InboxStore
 from device.inbox.watch import Inbox
+from device.monitoring import configure_monitoring, monitoring_settings
 from device.sources.synthetic import CLASSES
 from device.tracking.settings import TrackingSettings
 from device.tracking.stage import TrackingStage
@@ -61,6 +65,18 @@ class FullRuntime(SyntheticRuntime):
 
     def inbox(self) -> Inbox:
         return self.review
+
+    def model_checks(self) -> dict[str, Any]:
+        return monitoring_settings(self._parts())
+
+    def configure_model_checks(self, changes: dict[str, Any]) -> dict[str, Any]:
+        return configure_monitoring(self._parts(), changes)
+
+    def _parts(self) -> Any:
+        """What the settings API reads of a device: its config, its pipelines' stages, its inbox."""
+        self._config = getattr(self, "_config", None) or DeviceConfig()
+        stages = SimpleNamespace(stages=[DriftStage(self._config.drift)])
+        return SimpleNamespace(config=self._config, feed=SimpleNamespace(pipelines=[stages]), inbox=self.review)
 
 
 @pytest.fixture(scope="module")
