@@ -80,7 +80,8 @@ def agreement(true: np.ndarray, found: np.ndarray) -> dict[str, float | None]:
     """Per-image count agreement: MAE, share exact, Bland-Altman bias and 95 % limits."""
     diff = found.astype(np.float64) - true.astype(np.float64)
     if not len(diff):
-        return {"mae": 0.0, "exact_share": None, "bias": None, "loa_low": None, "loa_high": None, "mean_relative_error": None}
+        return {"mae": 0.0, "exact_share": None, "bias": None, "loa_low": None, "loa_high": None, "mean_relative_error": None,
+                **relative_errors(true, found)}
     spread = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
     bias = float(diff.mean())
     has = true > 0
@@ -91,7 +92,23 @@ def agreement(true: np.ndarray, found: np.ndarray) -> dict[str, float | None]:
         "loa_low": bias - _LOA_Z * spread,
         "loa_high": bias + _LOA_Z * spread,
         "mean_relative_error": float((np.abs(diff[has]) / true[has]).mean()) if has.any() else None,
+        **relative_errors(true, found),
     }
+
+
+def relative_errors(true: np.ndarray, found: np.ndarray, within: float = 0.10) -> dict[str, float | None]:
+    """The count error as a share of the true count, with its spread, over images that have objects:
+    median and 90th percentile of |found - true| / true, and the share of all images counted within
+    `within` of the truth (an image without objects is within only when none were found)."""
+    true, found = true.astype(np.float64), found.astype(np.float64)
+    if not len(true):
+        return {"relative_error_median": None, "relative_error_p90": None, "within_10pct_share": None}
+    has = true > 0
+    rel = np.abs(found[has] - true[has]) / true[has]
+    close = np.where(has, np.abs(found - true) <= within * np.maximum(true, 1e-12), found == 0)
+    return {"relative_error_median": float(np.median(rel)) if len(rel) else None,
+            "relative_error_p90": float(np.percentile(rel, 90)) if len(rel) else None,
+            "within_10pct_share": float(close.mean())}
 
 
 def count_agreement(truth: Sequence[Boxes], kept: Sequence[Boxes], classes: Sequence[str]) -> dict[str, object]:
@@ -100,7 +117,10 @@ def count_agreement(truth: Sequence[Boxes], kept: Sequence[Boxes], classes: Sequ
     true_total = np.array([len(b.classes) for b in truth], np.int64)
     found_total = np.array([len(b.classes) for b in kept], np.int64)
     overall = agreement(true_total, found_total)
-    return {"total_mae": overall["mae"], "total_exact_share": overall["exact_share"], "per_class": per_class}
+    return {"total_mae": overall["mae"], "total_exact_share": overall["exact_share"],
+            "total_relative_error_median": overall["relative_error_median"],
+            "total_relative_error_p90": overall["relative_error_p90"], "total_within_10pct_share": overall["within_10pct_share"],
+            "per_class": per_class}
 
 
 def count_pairs(truth: Sequence[Boxes], kept: Sequence[Boxes], cls: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,17 +26,26 @@ def count_table(metrics: dict[str, Any]) -> list[str]:
     """Markdown rows: per class AP, threshold and count agreement."""
     thresholds = metrics.get("class_thresholds") or {}
     lines = [
-        "| class | AP@0.5 | AP@[.5:.95] | threshold | counted exactly | count MAE | bias | 95 % limits of agreement |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| class | AP@0.5 | AP@[.5:.95] | threshold | counted exactly | within 10 % | relative error (median, 90th pct) "
+        "| count MAE | bias | 95 % limits of agreement |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for cls, ap in metrics["per_class"].items():
         c = metrics["count_error"]["per_class"][cls]
         limits = "n/a" if c.get("loa_low") is None else f"{c['loa_low']:+.2f} to {c['loa_high']:+.2f}"
         lines.append(
             f"| {cls} | {_fmt(ap['map50'])} | {_fmt(ap['map50_95'])} | {_fmt(thresholds.get(cls), '.2f')} | "
-            f"{_pct(c.get('exact_share'))} | {_fmt(c['mae'], '.2f')} | {_fmt(c.get('bias'), '+.2f')} | {limits} |"
+            f"{_pct(c.get('exact_share'))} | {_pct(c.get('within_10pct_share'))} | {_relative(c)} | "
+            f"{_fmt(c['mae'], '.2f')} | {_fmt(c.get('bias'), '+.2f')} | {limits} |"
         )
     return lines
+
+
+def _relative(c: dict[str, Any], prefix: str = "") -> str:
+    median, p90 = c.get(f"{prefix}relative_error_median"), c.get(f"{prefix}relative_error_p90")
+    if median is None or p90 is None:
+        return "n/a"
+    return f"{100 * median:.1f} %, {100 * p90:.1f} %"
 
 
 def _weights(metrics: dict[str, Any]) -> str:
@@ -62,11 +71,14 @@ def render_markdown(name: str, version: str, metrics: dict[str, Any]) -> str:
         f"- score thresholds per class: {metrics.get('thresholds_from', 'fitted on the validation split')}; "
         f"at them precision {_fmt(metrics['precision'])}, recall {_fmt(metrics['recall'])}, F1 {_fmt(metrics['f1'])}",
         f"- all classes together: counted exactly on {_pct(counts.get('total_exact_share'))} of images, "
-        f"count MAE {_fmt(counts['total_mae'], '.2f')} per image",
+        f"within 10 % of the truth on {_pct(counts.get('total_within_10pct_share'))}, relative count error median, 90th "
+        f"percentile {_relative(counts, 'total_')}, count MAE {_fmt(counts['total_mae'], '.2f')} per image",
         "",
         *count_table(metrics),
         "",
-        "Bias is the mean of (found - true) per image; 95 % of images fall within the limits of agreement.",
+        "Bias is the mean of (found - true) per image; 95 % of images fall within the limits of agreement. Relative "
+        "error: |found - true| / true per image with objects (its median and 90th percentile: the spread); within 10 %: "
+        "share of images whose count is within 10 % of the truth (an image without objects only when none were found).",
     ]
     parity = metrics.get("onnx_parity")
     if parity:

@@ -57,6 +57,29 @@ def test_bland_altman_figures() -> None:
     assert result["loa_low"] == pytest.approx(0.5 - 1.96 * spread) and result["loa_high"] == pytest.approx(0.5 + 1.96 * spread)
 
 
+def test_relative_count_error_with_its_spread() -> None:
+    # true 10, 10, 20, 40, 0 found 11, 10, 16, 40, 0: relative errors 0.1, 0, 0.2, 0 (the empty image has none)
+    result = agreement(np.array([10, 10, 20, 40, 0]), np.array([11, 10, 16, 40, 0]))
+    assert result["relative_error_median"] == pytest.approx(0.05)
+    assert result["relative_error_p90"] == pytest.approx(np.percentile([0.1, 0, 0.2, 0], 90))
+    assert result["within_10pct_share"] == pytest.approx(4 / 5)  # 16 of 20 is 20 % off; the empty image found none
+    assert agreement(np.array([0]), np.array([2]))["within_10pct_share"] == 0.0  # objects where none are: not within
+    assert agreement(np.array([], int), np.array([], int))["within_10pct_share"] is None
+
+
+def test_the_report_states_the_relative_error_and_within_10_percent() -> None:
+    from trainer.report import render_markdown
+
+    truth = [_truth([0] * 10), _truth([0] * 20)]
+    kept = [_dets([0.9] * 11, [0] * 11), _dets([0.9] * 20, [0] * 20)]
+    counts = count_agreement(truth, kept, ["cell"])
+    metrics = {"val_images": 2, "val_objects": 30, "map50": 0.9, "map50_95": 0.6, "precision": 0.9, "recall": 0.9, "f1": 0.9,
+               "per_class": {"cell": {"map50": 0.9, "map50_95": 0.6}}, "count_error": counts}
+    text = render_markdown("cells", "1", metrics)
+    assert "| cell | 0.900 | 0.600 | n/a | 50 % | 100 % | 5.0 %, 9.0 % |" in text  # 1/10 off and exact: median 5 %
+    assert "within 10 % of the truth on 100 %" in text
+
+
 def test_evaluation_at_given_thresholds_uses_them_and_says_so() -> None:
     from trainer.dataset import Sample
 
