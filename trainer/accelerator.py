@@ -59,3 +59,9 @@ def _where(tf: object) -> str:
     if gpus:
         return f"training on GPU ({', '.join(g.name for g in gpus)})"
     return "training on CPU"
+
+
+def training_on_gpu() -> bool:
+    """True where TensorFlow (once loaded) trains on a GPU: the plan then budgets more steps."""
+    tf = sys.modules.get("tensorflow")
+    return bool(tf is not None and tf.config.list_physical_devices("GPU"))

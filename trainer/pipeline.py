@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from device.inference.pixels import TRAINED
+from trainer.accelerator import training_on_gpu
 from trainer.augment import PIXEL_MEAN, PIXEL_SCALE
 from trainer.baseline import baseline_of, sample_um_per_pixel
 from trainer.bundle import InputSpec, ModelCard, Normalization, OutputSpec, PixelSpec, write_bundle
@@ -111,7 +112,8 @@ def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, c
         "epochs_run": fitted.epochs_run, "epochs": plan.epochs, "best_epoch": fitted.best_epoch,
         "interrupted": fitted.interrupted, "seconds": round(time.monotonic() - reporter.started, 1),
         "train_images": len(dataset.samples) - len(val), "seed": config.seed,
-        "plan": plan.as_dict(), "notes": fitted.notes,
+        "plan": plan.as_dict(), "notes": fitted.notes, "time_cut": fitted.time_cut,
+        "device": "gpu" if plan.gpu else "cpu",
     }
     card = make_card(dataset, config, plan, metrics)
     extras = {
@@ -163,7 +165,7 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
     _prepare_out(out, force)
     split = group_split(dataset.samples, config.val_fraction, config.seed)
     train, val = split.train, split.val
-    plan = make_plan(train, val, dataset.classes, config)
+    plan = make_plan(train, val, dataset.classes, config, gpu=training_on_gpu())
     plan.warnings += validation_warnings(split)
     plan.validation = {"images": len(val), "groups": split.groups, "val_groups": split.val_groups, "closest": split.closest}
     work = out / WORK_DIR

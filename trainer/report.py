@@ -87,5 +87,10 @@ def render_markdown(name: str, version: str, metrics: dict[str, Any]) -> str:
     if training:
         lines += ["", f"Training: {training['epochs_run']} epochs in {training['seconds']:.0f} s, best at epoch {training['best_epoch']}"
                   + (" (stopped early by Ctrl-C)." if training.get("interrupted") else ".")]
+        if training.get("time_cut"):
+            where = "the GPU" if training.get("device") == "gpu" else "this machine's CPU"
+            lines += ["", f"**The time limit cut this run** to {training['epochs_run']} of {training['epochs']} planned epochs on "
+                      f"{where}: the model saw less training than planned. Raise the time limit (`--time-limit-min`) or train on "
+                      "a GPU trainer, where the default plan's epochs fit in the limit."]
     lines += ["", "![precision-recall, count agreement and the frames with the largest count errors](report.png)", ""]
     return "\n".join(lines)

@@ -37,6 +37,7 @@ class FitResult:
     interrupted: bool
     history: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # early stop, time limit
+    time_cut: bool = False  # the time limit ended the run before the planned epochs
 
 
 def _draws(train: list[Sample], scales: list[float], crop: int) -> np.ndarray:
@@ -176,6 +177,7 @@ def fit(plan: FitPlan, config: TrainConfig, reporter: ProgressReporter) -> FitRe
         result.interrupted = True
         reporter.set_state("interrupted", "stopped by Ctrl-C: writing the bundle from the best weights so far")
     result.notes = list(control.notes)
+    result.time_cut = control.time_cut and result.epochs_run < control.planned
     if checkpoint.is_file():
         raw.load_weights(checkpoint)
     else:

@@ -57,3 +57,12 @@ def test_default_epochs_follow_the_step_target_and_explicit_epochs_stay() -> Non
     assert resolve_epochs(TrainConfig(), steps_per_epoch=100).epochs == round(TARGET_STEPS / 100)
     assert resolve_epochs(TrainConfig(), steps_per_epoch=100000).epochs == 3
     assert resolve_epochs(TrainConfig(epochs=7), steps_per_epoch=100).epochs == 7
+
+
+def test_a_gpu_trainer_plans_more_steps_within_bounds() -> None:
+    from trainer.config import TARGET_STEPS_GPU
+
+    assert resolve_epochs(TrainConfig(), steps_per_epoch=100, gpu=True).epochs == round(TARGET_STEPS_GPU / 100)
+    assert resolve_epochs(TrainConfig(), steps_per_epoch=100, gpu=True).epochs > resolve_epochs(TrainConfig(), 100).epochs
+    assert resolve_epochs(TrainConfig(), steps_per_epoch=1, gpu=True).epochs == 1000
+    assert resolve_epochs(TrainConfig(epochs=7), steps_per_epoch=100, gpu=True).epochs == 7  # asked for: kept

@@ -104,3 +104,15 @@ def test_report_shows_the_frames_with_the_largest_count_errors() -> None:
     samples = [Sample(f"{i}.png", np.zeros((16, 64, 3), np.uint8), t.xyxy.astype(np.float32), t.classes.astype(np.int32)) for i, t in enumerate(truth)]
     png = render_png(samples, kept, ["a", "b"], {"a": 0.5, "b": 0.5})
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_report_says_when_the_time_limit_cut_the_run() -> None:
+    from trainer.report import render_markdown
+
+    counts = count_agreement([_truth([0])], [_dets([0.9], [0])], ["cell"])
+    base = {"val_images": 1, "val_objects": 1, "map50": 0.9, "map50_95": 0.6, "precision": 1.0, "recall": 1.0, "f1": 1.0,
+            "per_class": {"cell": {"map50": 0.9, "map50_95": 0.6}}, "count_error": counts}
+    training = {"epochs_run": 8, "epochs": 14, "best_epoch": 8, "seconds": 800.0, "interrupted": False, "device": "cpu"}
+    cut = render_markdown("cells", "1", {**base, "training": {**training, "time_cut": True}})
+    assert "**The time limit cut this run** to 8 of 14 planned epochs on this machine's CPU" in cut
+    assert "The time limit cut" not in render_markdown("cells", "1", {**base, "training": {**training, "time_cut": False}})

@@ -54,6 +54,9 @@ def test_a_uniform_dataset_keeps_its_whole_frame_as_one_input() -> None:
     assert plan.policy.scale == 0.5 and plan.policy.input_hw == (256, 320) and plan.policy.max_tiles == 16
     assert plan.max_detections == 100 and not plan.warnings
     assert "every frame in one pass" in describe(plan)
+    on_gpu = make_plan(samples[:34], samples[34:], ["rbc"], TrainConfig(), gpu=True)
+    assert on_gpu.epochs > plan.epochs and on_gpu.gpu and "planned for the GPU" in describe(on_gpu)
+    assert "CPU cores" in describe(plan)
 
 
 def test_warnings_name_what_the_recipe_cannot_handle() -> None:
