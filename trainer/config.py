@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from device.inference.pixels import PixelRule, parse_rule
+
 
 class TrainConfig(BaseModel):
     """Everything a training run needs besides the package and the output folder."""
@@ -39,6 +41,9 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(0, ge=0, description="Evaluate every N epochs (0: about ten times per run)")
     init_from: str = Field("", description="A bundle folder whose warm_start weights seed this training (warm start; "
                            "the same classes or more, the same width multiplier)")
+    pixels: str = Field("percentile", description="How frames over 8 bits become the model's 8-bit pixels, in training and "
+                        "on the device: percentile (per frame, 0.1 -> 99.99 %), percentile:LOW:HIGH or range:BLACK:WHITE "
+                        "(fixed camera counts, e.g. range:100:4095); 8-bit frames are unchanged")
     name: str = Field("", description="Model name in the bundle (default: the dataset's project)")
     version: str = Field("", description="Model version (default: date and time of the run)")
 
@@ -48,6 +53,15 @@ class TrainConfig(BaseModel):
         if value % 32:
             raise ValueError(f"crop {value} must be a multiple of 32")
         return value
+
+    @field_validator("pixels")
+    @classmethod
+    def _pixels(cls, value: str) -> str:
+        parse_rule(value)  # refused here, with what is accepted, before any training
+        return value
+
+    def pixel_rule(self) -> PixelRule:
+        return parse_rule(self.pixels)
 
     @field_validator("weights")
     @classmethod

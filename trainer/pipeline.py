@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from trainer.baseline import baseline_of, sample_um_per_pixel
 from trainer.bundle import InputSpec, ModelCard, Normalization, OutputSpec, PixelSpec, write_bundle
 from trainer.config import TrainConfig
 from trainer.counts import keep_above, threshold_vector
-from trainer.dataset import Dataset, Sample, load_dataset_package
+from trainer.dataset import Dataset, Sample, load_dataset_package, with_pixels
 from trainer.errors import OutputDirError
 from trainer.export import compare_with_keras, export_onnx
 from trainer.metrics import Boxes
@@ -75,7 +75,7 @@ def make_card(dataset: Dataset, config: TrainConfig, plan: TrainingPlan, metrics
         version=config.version or now.strftime("%Y.%m.%d-%H%M%S"),
         classes=dataset.classes,
         input=InputSpec(width=p.input_hw[1], height=p.input_hw[0], layout="NHWC", color="RGB", resize="tile", name="image",
-                        scale=p.scale, tile_overlap=p.overlap, max_tiles=p.max_tiles, pixels=PixelSpec.of(TRAINED),
+                        scale=p.scale, tile_overlap=p.overlap, max_tiles=p.max_tiles, pixels=PixelSpec.of(config.pixel_rule()),
                         um_per_pixel=plan.um_per_pixel),
         normalization=Normalization(scale=PIXEL_SCALE, mean=(PIXEL_MEAN,) * 3, std=(1.0, 1.0, 1.0)),
         output=OutputSpec(format="scopehive-v1", max_detections=plan.max_detections, nms_iou=0.5),
@@ -163,6 +163,8 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
     started = time.monotonic() if started is None else started
     out = Path(out)
     _prepare_out(out, force)
+    if config.pixel_rule() != TRAINED:  # the package was decoded with the default rule: convert again
+        dataset = replace(dataset, samples=with_pixels(dataset.samples, config.pixel_rule()))
     split = group_split(dataset.samples, config.val_fraction, config.seed)
     train, val = split.train, split.val
     plan = make_plan(train, val, dataset.classes, config, gpu=training_on_gpu())

@@ -43,7 +43,30 @@ class PixelRule:
         return {"method": self.method}
 
 
-TRAINED = PixelRule()  # what new bundles record and the trainer applies
+def parse_rule(text: str) -> PixelRule:
+    """`percentile`, `percentile:LOW:HIGH` (percent) or `range:BLACK:WHITE` (counts) -> the rule;
+    ValueError saying what is accepted."""
+    name, *args = text.strip().split(":")
+    try:
+        numbers = [float(a) for a in args]
+    except ValueError:
+        raise ValueError(f"pixels '{text}': the numbers after the rule name must be numbers") from None
+    if name == "percentile" and len(numbers) in (0, 2):
+        low, high = numbers or (TRAINED.low, TRAINED.high)
+        if not 0.0 <= low < high <= 100.0:
+            raise ValueError(f"pixels '{text}': percentiles must satisfy 0 <= low < high <= 100")
+        return PixelRule("percentile", low=low, high=high)
+    if name == "range" and len(numbers) == 2:
+        black, white = numbers
+        if not 0.0 <= black < white <= 65535.0:
+            raise ValueError(f"pixels '{text}': counts must satisfy 0 <= black < white <= 65535 "
+                             "(e.g. range:100:4095 for a 12-bit camera with an offset of 100)")
+        return PixelRule("range", black=black, white=white)
+    raise ValueError(f"pixels '{text}': use percentile, percentile:LOW:HIGH (e.g. percentile:0.1:99.99) or "
+                     "range:BLACK:WHITE (e.g. range:100:4095)")
+
+
+TRAINED = PixelRule()  # what new bundles record and the trainer applies by default
 LEGACY = PixelRule("shift")  # bundles whose model.json has no input.pixels
 
 

@@ -104,3 +104,48 @@ def test_an_old_bundle_keeps_the_top_bit_shift_and_evaluation_follows_it(tmp_pat
     sample = Sample("f.png", to_rgb8(raw), np.zeros((0, 4), np.float32), np.zeros(0, np.int32), raw=raw)
     assert sample.image[15, 15, 0] == 255  # the trainer's rule
     assert with_pixels([sample], TrainerInputSpec(width=64, height=64).pixel_rule())[0].image[15, 15, 0] == 4000 >> 4
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    ("percentile", TRAINED),
+    ("percentile:1:99", PixelRule("percentile", low=1.0, high=99.0)),
+    ("range:100:4095", PixelRule("range", black=100.0, white=4095.0)),
+])
+def test_the_trainer_option_names_a_rule(text: str, rule: PixelRule) -> None:
+    from trainer.config import TrainConfig
+
+    assert TrainConfig(pixels=text).pixel_rule() == rule
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("range:4095:100", "0 <= black < white <= 65535"),
+    ("percentile:99:1", "0 <= low < high <= 100"),
+    ("range:a:b", "must be numbers"),
+    ("gamma", "use percentile, percentile:LOW:HIGH"),
+    ("range:100", "use percentile"),
+])
+def test_a_bad_pixel_rule_is_refused_before_training(text: str, message: str) -> None:
+    from pydantic import ValidationError
+
+    from trainer.config import TrainConfig
+
+    with pytest.raises(ValidationError, match=message):
+        TrainConfig(pixels=text)
+
+
+def test_a_range_rule_reaches_training_frames_and_the_card(tmp_path: Path) -> None:
+    """A 12-bit camera with an offset of 100: `--pixels range:100:4095` maps 100 -> 0 and 4095 -> 255
+    for every frame, the training frames are converted so and the bundle records it for the device."""
+    from trainer.config import TrainConfig
+    from trainer.dataset import decode_raw, to_rgb8
+
+    frame = np.full((32, 32), 100, np.uint16)
+    frame[:8, :8] = 4095
+    cv2.imwrite(str(tmp_path / "f.png"), frame)
+    raw = decode_raw((tmp_path / "f.png").read_bytes())
+    sample = Sample("f.png", to_rgb8(raw), np.zeros((0, 4), np.float32), np.zeros(0, np.int32), raw=raw)
+    rule = TrainConfig(pixels="range:100:4095").pixel_rule()
+    converted = with_pixels([sample], rule)[0].image
+    assert converted[0, 0, 0] == 255 and converted[20, 20, 0] == 0
+    spec = TrainerInputSpec(width=32, height=32, pixels=TrainerPixelSpec.of(rule))
+    assert spec.pixel_rule() == rule  # what the device will apply to its frames
