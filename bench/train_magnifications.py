@@ -123,7 +123,8 @@ def _device_score(bundle: Path, samples: list[Any], told: bool) -> dict[str, flo
         scales.append(float(scale) if isinstance(scale, int | float) else float(card.input.scale or 1.0))
     max_dets = frame_max_detections(card.input.resize_rule(), card.output.max_detections)
     figures: dict[str, Any] = evaluate_predictions(samples, preds, card.classes, max_dets, card.thresholds_by_class())
-    return {"map50": float(figures["map50"]), "mae": float(figures["count_error"]["total_mae"]), "scale": float(np.mean(scales))}
+    return {"map50": float(figures["map50"]), "map50_95": float(figures["map50_95"]),
+            "mae": float(figures["count_error"]["total_mae"]), "scale": float(np.mean(scales))}
 
 
 def _row(label: str, samples: list[Any], bundle: Path, told: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -41,6 +43,8 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(0, ge=0, description="Evaluate every N epochs (0: about ten times per run)")
     init_from: str = Field("", description="A bundle folder whose warm_start weights seed this training (warm start; "
                            "the same classes or more, the same width multiplier)")
+    box_loss: Literal["l1", "l1+giou"] = Field("l1", description="Box regression: l1 (log size and offset at centres) "
+                                               "or l1+giou (plus a GIoU loss on the decoded boxes; bench/box_loss.py)")
     pixels: str = Field("percentile", description="How frames over 8 bits become the model's 8-bit pixels, in training and "
                         "on the device: percentile (per frame, 0.1 -> 99.99 %), percentile:LOW:HIGH or range:BLACK:WHITE "
                         "(fixed camera counts, e.g. range:100:4095); 8-bit frames are unchanged")

@@ -86,12 +86,15 @@ def _optimizer(schedule: ShrinkableCosine) -> keras.optimizers.Optimizer:
     return keras.optimizers.AdamW(schedule, weight_decay=1e-4, clipnorm=10.0)
 
 
-def _make_step(raw: keras.Model, optimizer: keras.optimizers.Optimizer):  # type: ignore[no-untyped-def]
+GIOU_WEIGHT = 1.0  # --box-loss l1+giou: the GIoU term beside the L1 terms (each ~0.2-1 once trained)
+
+
+def _make_step(raw: keras.Model, optimizer: keras.optimizers.Optimizer, giou_weight: float = 0.0):  # type: ignore[no-untyped-def]
     @tf.function(reduce_retracing=True)
     def step(images: tf.Tensor, heat: tf.Tensor, size: tf.Tensor, offset: tf.Tensor, mask: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
             outputs = raw(images, training=True)
-            losses = detection_loss(outputs, {"heatmap": heat, "log_size": size, "offset": offset, "mask": mask})
+            losses = detection_loss(outputs, {"heatmap": heat, "log_size": size, "offset": offset, "mask": mask}, giou_weight)
         grads = tape.gradient(losses["total"], raw.trainable_variables)
         optimizer.apply_gradients(zip(grads, raw.trainable_variables, strict=True))
         return losses
@@ -139,7 +142,7 @@ def fit(plan: FitPlan, config: TrainConfig, reporter: ProgressReporter) -> FitRe
     steps = reporter.steps_per_epoch
     control = RunControl(plan.plan.epochs, steps, config.eval_every, plan.limit_s, early_stop=may_stop_early(len(plan.val)))
     schedule = ShrinkableCosine(config.learning_rate, steps * control.epochs)
-    step = _make_step(raw, _optimizer(schedule))
+    step = _make_step(raw, _optimizer(schedule), GIOU_WEIGHT if config.box_loss == "l1+giou" else 0.0)
     inference = build_inference_model(raw, plan.plan.policy.input_hw, plan.plan.max_detections)
     checkpoint = plan.work_dir / "best.weights.h5"
     result = FitResult(raw, -1.0, 0, 0, False)
