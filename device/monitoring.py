@@ -59,8 +59,10 @@ def validated(parts: DeviceParts, changes: dict[str, Any]) -> dict[str, BaseMode
 
 
 def configure_monitoring(parts: DeviceParts, changes: dict[str, Any]) -> dict[str, Any]:
-    """Validate, then apply to the config (models started later), every pipeline's drift stage and the inbox."""
+    """Validate, keep for the next start, then apply to the config (models started later), every
+    pipeline's drift stage and the inbox."""
     new = validated(parts, changes)
+    _save(parts.config, new)
     if "drift" in new:
         drift = new["drift"]
         assert isinstance(drift, DriftSettings)
@@ -75,15 +77,21 @@ def configure_monitoring(parts: DeviceParts, changes: dict[str, Any]) -> dict[st
         parts.config.inbox = inbox
         if parts.inbox is not None:
             parts.inbox.configure(inbox)
-    _save(parts.config)
     return monitoring_settings(parts)
 
 
-def _save(config: DeviceConfig) -> None:
+def _save(config: DeviceConfig, new: dict[str, BaseModel]) -> None:
+    """Both sections as they will be, in data_dir/model_checks.json (MonitoringError: not written, nothing changes)."""
     path = config.data_dir / SAVED
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({name: getattr(config, name).model_dump(mode="json") for name in SECTIONS}, indent=2))
-    os.replace(tmp, path)
+    kept = {name: (new.get(name) or getattr(config, name)).model_dump(mode="json") for name in SECTIONS}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(kept, indent=2))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise MonitoringError(f"the settings cannot be kept in {path} ({exc.strerror or exc}): is the disk full or "
+                              "read-only?") from exc
 
 
 def apply_saved(config: DeviceConfig) -> DeviceConfig:

@@ -118,3 +118,13 @@ def test_the_review_page_form_saves_all_or_nothing(running: Runtime, tmp_path: P
     assert "“a lot” is not a number; nothing was changed" in typo.get_data(as_text=True)  # type: ignore[attr-defined]
     saved = auth.post("/panel/inbox/settings", data={**form, "inbox.spot_share": "0.1"}, follow_redirects=True)
     assert "Saved" in saved.get_data(as_text=True) and running.parts.inbox.settings.spot_share == 0.1  # type: ignore[attr-defined, union-attr]
+
+
+def test_a_change_that_cannot_be_kept_is_refused_and_changes_nothing(running: Runtime) -> None:
+    facade = DeviceFacade(running.parts)
+    before = facade.model_checks()
+    blocker = running.parts.config.data_dir / "model_checks.json"
+    blocker.mkdir()  # a folder where the file goes: the write fails as on a read-only disk
+    with pytest.raises(MonitoringError, match="cannot be kept"):
+        facade.configure_model_checks({"drift": {"psi": 0.5}})
+    assert facade.model_checks() == before and all(s.settings.psi == 0.25 for s in _drift_stages(running))

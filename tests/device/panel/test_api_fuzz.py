@@ -74,7 +74,7 @@ class FullRuntime(SyntheticRuntime):
 
     def _parts(self) -> Any:
         """What the settings API reads of a device: its config, its pipelines' stages, its inbox."""
-        self._config = getattr(self, "_config", None) or DeviceConfig()
+        self._config = getattr(self, "_config", None) or DeviceConfig(data_dir=self.cache_dir.parent / "device")
         stages = SimpleNamespace(stages=[DriftStage(self._config.drift)])
         return SimpleNamespace(config=self._config, feed=SimpleNamespace(pipelines=[stages]), inbox=self.review)
 
