@@ -8,6 +8,8 @@ count agreement beside the float ones come from what export --int8 recorded in m
 
 Without --small it trains the small model first (the tests' short run, about two minutes; needs
 TensorFlow). Work files go to var/bench/int8/. CPU time is the process's (every thread), per frame.
+bench/speed_compare.py is the one-run comparison (both models, the loop with its overhead, YOLOv8n per
+pixel) and reuses these helpers; this script keeps the intra-op thread sweep.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from device_common import DEMO_BUNDLE, ROOT, synthetic_frames
 
 from device.inference.detector import Detector
 from device.inference.onnx_backend import OnnxBackend, cores_here, intra_op_threads
-from device.models.bundle import load_bundle
+from device.models.bundle import ModelCard, load_bundle
 
 WORK = ROOT / "var" / "bench" / "int8"
 
 
-def _export_int8(bundle: Path, package: Path, held_out: Path | None) -> None:
+def export_int8(bundle: Path, package: Path, held_out: Path | None) -> None:
     from trainer.cli import main
 
     args = ["export", str(bundle), "--int8", "--package", str(package)]
@@ -50,25 +52,27 @@ def demo_bundle() -> Path:
         shutil.copytree(DEMO_BUNDLE, out)
         write_synthetic_package(WORK / "demo-train.zip", 40, seed=21, width=640, height=480, density=60)
         write_synthetic_package(WORK / "demo-held-out.zip", 60, seed=909, width=640, height=480)
-        _export_int8(out, WORK / "demo-train.zip", WORK / "demo-held-out.zip")
+        export_int8(out, WORK / "demo-train.zip", WORK / "demo-held-out.zip")
     return out
 
 
-def small_bundle() -> tuple[Path, Path]:
-    """The tests' small model (320x256 input), trained here once, and its package."""
+def small_bundle(work: Path = WORK, epochs: int | None = None) -> tuple[Path, Path]:
+    """The tests' small model (320x256 input, tiles), trained once into `work`, and its package;
+    `epochs` shortens the tests' run (10 epochs)."""
     from device.datasets.package import write_synthetic_package
     from tests.trainer.conftest import SMALL_RUN, SMALL_SCENE
     from trainer.config import TrainConfig
     from trainer.pipeline import train_bundle
 
-    out, package = WORK / "small", WORK / "small-train.zip"
+    out, package = work / "small", work / "small-train.zip"
     if not (out / "model.json").is_file():
         write_synthetic_package(package, count=32, seed=11, **SMALL_SCENE)  # type: ignore[arg-type]
-        train_bundle(package, out, TrainConfig(**SMALL_RUN), force=True, quiet=True)  # type: ignore[arg-type]
+        config = TrainConfig(**{**SMALL_RUN, **({"epochs": epochs} if epochs else {})})  # type: ignore[arg-type]
+        train_bundle(package, out, config, force=True, quiet=True)
     return out, package
 
 
-def _clock(fn, items: list) -> tuple[float, float]:  # type: ignore[no-untyped-def,type-arg]
+def clock(fn, items: list) -> tuple[float, float]:  # type: ignore[no-untyped-def,type-arg]
     """(wall ms, CPU ms) per item."""
     wall, cpu = time.perf_counter(), time.process_time()
     for item in items:
@@ -76,7 +80,7 @@ def _clock(fn, items: list) -> tuple[float, float]:  # type: ignore[no-untyped-d
     return (time.perf_counter() - wall) * 1e3 / len(items), (time.process_time() - cpu) * 1e3 / len(items)
 
 
-def _detectors(bundle: Path, threads: int | None = None) -> dict[str, Detector]:
+def detectors_for(bundle: Path, threads: int | None = None) -> dict[str, Detector]:
     loaded = load_bundle(bundle)
     out = {}
     for precision in ("float", "int8"):
@@ -87,15 +91,15 @@ def _detectors(bundle: Path, threads: int | None = None) -> dict[str, Detector]:
 
 
 def compare(name: str, bundle: Path, frames: list[np.ndarray], repeats: int) -> None:
-    detectors = _detectors(bundle)
+    detectors = detectors_for(bundle)
     card = detectors["fp32"].card
     spec = card.input
     tensor = np.zeros((1, spec.height, spec.width, 3), np.float32)
     runs: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in detectors}
     for _ in range(repeats):  # alternating: both models see the same load
         for key, detector in detectors.items():
-            passes = _clock(detector.backend.run, [tensor] * 4)
-            per_frame = _clock(detector.detect, frames)
+            passes = clock(detector.backend.run, [tensor] * 4)
+            per_frame = clock(detector.detect, frames)
             runs[key].append((*passes, *per_frame))
     print(f"\n{name}: {spec.width}x{spec.height} input ({spec.resize}), frames 1280x960, "
           f"{cores_here()} cores, {detectors['fp32'].backend.threads} intra-op threads; median of {repeats} alternating repeats")  # type: ignore[attr-defined]
@@ -103,6 +107,11 @@ def compare(name: str, bundle: Path, frames: list[np.ndarray], repeats: int) -> 
     for key, values in runs.items():
         pw, pc, fw, fc = np.median(np.asarray(values), axis=0)
         print(f"  {key:6s} {pw:8.1f}ms {pc:7.1f}ms {fw:9.1f}ms {fc:8.1f}ms {1000 / fc:10.1f}")
+    print_int8_card(card)
+
+
+def print_int8_card(card: ModelCard) -> None:
+    """What export --int8 recorded: held-out float vs INT8, and the device's default."""
     comparison = card.metrics.get("int8")
     if comparison:
         f, q = comparison["float"], comparison["int8"]
@@ -113,9 +122,9 @@ def compare(name: str, bundle: Path, frames: list[np.ndarray], repeats: int) -> 
         print(f"  INT8 {'is' if card.int8.default else 'is NOT'} the device's default: {card.int8.reason}")
 
 
-def float_copy(bundle: Path) -> Path:
+def float_copy(bundle: Path, work: Path = WORK) -> Path:
     """The same bundle without its INT8 model: what the device ran before (and runs where INT8 was refused)."""
-    out = WORK / f"{bundle.name}-float"
+    out = work / f"{bundle.name}-float"
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(bundle, out, ignore=shutil.ignore_patterns("model.int8.onnx"))
     card = json.loads((out / "model.json").read_text())
@@ -152,12 +161,12 @@ def loop_compare(bundle: Path, frames: list[np.ndarray], repeats: int, n: int = 
 def threads_sweep(bundle: Path, frames: list[np.ndarray], repeats: int) -> None:
     cores = cores_here()
     counts = sorted({1, 2, 4, 8, cores, intra_op_threads(cores)} & set(range(1, cores + 1)))
-    detectors = {n: _detectors(bundle, n) for n in counts}
+    detectors = {n: detectors_for(bundle, n) for n in counts}
     runs: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for _ in range(repeats):
         for n, pair in detectors.items():
             for key, detector in pair.items():
-                runs.setdefault((n, key), []).append(_clock(detector.detect, frames))
+                runs.setdefault((n, key), []).append(clock(detector.detect, frames))
     print(f"\nintra-op threads, demo model, per 1280x960 frame ({cores} cores; the device picks {intra_op_threads(cores)})")
     for (n, key), values in runs.items():
         wall, cpu = np.median(np.asarray(values), axis=0)
@@ -176,7 +185,7 @@ def main() -> None:
     demo = demo_bundle()
     small, package = (args.small, args.small_package) if args.small else small_bundle()
     if not (small / "model.int8.onnx").is_file():
-        _export_int8(small, package, None)
+        export_int8(small, package, None)
     frames = synthetic_frames(args.frames)
     compare("demo model", demo, frames, args.repeats)
     compare("small model", small, frames, args.repeats)
