@@ -140,7 +140,8 @@ class Feed:
         """A pipeline for `settings`, loaded from `bundle` when given. A bad bundle does not stop
         the device: the pipeline runs without a model and says why."""
         slot = self._slot(settings)
-        pipeline = Pipeline(PipelineOptions(name=settings.name, every=settings.every, overlay=settings.overlay), slot, self._stages())
+        pipeline = Pipeline(PipelineOptions(name=settings.name, every=settings.every, overlay=settings.overlay,
+                                            auto_scale=settings.scale == "auto"), slot, self._stages())
         self.add_pipeline(pipeline)
         if bundle:
             try:
@@ -220,7 +221,8 @@ class Feed:
         except BundleError as exc:
             self._event("model_rejected", f"{name}: {str(exc)[:500]}")
             raise
-        self.add_pipeline(Pipeline(PipelineOptions(name=name, every=every, overlay=overlay), slot, self._stages()))
+        self.add_pipeline(Pipeline(PipelineOptions(name=name, every=every, overlay=overlay, auto_scale=settings.scale == "auto"),
+                                   slot, self._stages()))
         self._event("model_added", f"{detector.card.label} runs beside as {name}, every {every} frame(s)")
         return detector.card
 

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from device import heap
-from device.analysis import FAILED, NO_MODEL, SKIPPED, Analysis, Stage
+from device.analysis import FAILED, NO_MODEL, SKIPPED, Analysis, ModelRun, Stage
+from device.detections import Detections
+from device.drift.baseline import card_baseline
+from device.inference.autoscale import AutoScale
 from device.inference.detector import Detector
 from device.models.bundle import BundleError
 from device.sources.capture import Frame
@@ -76,6 +81,22 @@ class PipelineOptions:
     name: str = "main"
     every: int = 1  # analyse every k-th frame; the others record `skipped`
     overlay: bool = True  # draw this model's boxes on the live stream
+    auto_scale: bool = True  # uncalibrated frames: the automatic per-frame scale (inference/autoscale.py)
+
+
+def trained_object_px(detector: Detector) -> float | None:
+    """Median object side the network saw in training (network pixels): the baseline's median
+    side on the validation frames (frame pixels) times the card's scale. None: the card cannot say
+    (not `resize: tile`, no baseline, or one the device learnt itself)."""
+    policy = detector.tile_policy
+    baseline, _ = card_baseline(detector.card.metrics)
+    if policy is None or baseline is None or baseline.source == "learnt" or baseline.size_px is None:
+        return None
+    return baseline.size_px.median * policy.scale if baseline.size_px.median > 0 else None
+
+
+def _sides(detections: Detections) -> np.ndarray:
+    return np.sqrt(np.clip(detections.width, 0, None) * np.clip(detections.height, 0, None))
 
 
 class Pipeline:
@@ -86,6 +107,7 @@ class Pipeline:
         self.slot = slot
         self.stages: list[Stage] = list(stages or [])
         self.failures = 0
+        self._auto: tuple[Detector, AutoScale | None] | None = None  # the running scale of the model it was made for
 
     @property
     def name(self) -> str:
@@ -109,8 +131,38 @@ class Pipeline:
         if frame.index % max(1, self.options.every):
             return Analysis(self.name, SKIPPED, None, card)
         try:
-            run = detector.analyse(frame.image, um_per_pixel or frame.um_per_pixel)
+            um = um_per_pixel or frame.um_per_pixel
+            auto = self.auto_scale(detector) if not um else None
+            run = detector.analyse(frame.image, um) if auto is None else self._run_auto(detector, auto, frame)
         except Exception as exc:  # one bad frame must never stop the instrument
             self.failures += 1
             return Analysis(self.name, FAILED, None, card, reason=f"{type(exc).__name__}: {exc}")
         return Analysis.ran(self.name, run, card)
+
+    def auto_scale(self, detector: Detector) -> AutoScale | None:
+        """The running automatic scale for `detector` (a new one after a hot swap); None when off
+        or when the bundle cannot say what size it was trained at."""
+        if not self.options.auto_scale:
+            return None
+        if self._auto is None or self._auto[0] is not detector:
+            policy = getattr(detector, "tile_policy", None)  # a stand-in detector (tests, replay) may have none
+            target = trained_object_px(detector) if policy is not None else None
+            self._auto = (detector, AutoScale(policy.scale, target) if policy is not None and target else None)
+        return self._auto[1]
+
+    def _run_auto(self, detector: Detector, auto: AutoScale, frame: Frame) -> ModelRun:
+        """One pass at the running scale; a second at once when the first frame of evidence asks
+        for another scale, or when a probe is due after frames that found nothing."""
+        run = detector.analyse(frame.image, scale=auto.scale)
+        decision = auto.observe(_sides(run.detections))
+        if not (decision.rerun or decision.probe):
+            return replace(run, fields={**run.fields, "auto_scale": round(auto.factor, 4), "scale_passes": 1})
+        second = detector.analyse(frame.image, scale=decision.scale)
+        if decision.rerun:
+            auto.observe(_sides(second.detections))
+            run = replace(second, inference_ms=run.inference_ms + second.inference_ms)
+        elif auto.probed(decision.scale, _sides(second.detections)):
+            run = replace(second, inference_ms=run.inference_ms + second.inference_ms)
+        else:
+            run = replace(run, inference_ms=run.inference_ms + second.inference_ms)
+        return replace(run, fields={**run.fields, "auto_scale": round(auto.factor, 4), "scale_passes": 2})

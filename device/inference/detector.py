@@ -77,21 +77,24 @@ class Detector:
         """Any frame -> the 8-bit BGR frame the model's input is cut from (the card's pixel rule)."""
         return to_bgr8(to_uint8(image, self.pixel_rule))
 
-    def policy_for(self, um_per_pixel: float | None) -> TilePolicy | None:
+    def policy_for(self, um_per_pixel: float | None, scale: float | None = None) -> TilePolicy | None:
         """The tile rule for a frame of this µm per pixel: the card's scale times frame µm/px over
-        trained µm/px, so objects reach the network at the size it learnt (None: the card's scale)."""
+        trained µm/px, so objects reach the network at the size it learnt (None: the card's scale).
+        `scale`: run at this scale instead (the automatic per-frame scale, inference/autoscale.py)."""
         policy = self.tile_policy
         if policy is None:
             return None
-        scale = calibrated_scale(policy.scale, um_per_pixel, self.card.input.um_per_pixel)
-        return policy if scale == policy.scale else replace(policy, scale=scale)
+        if scale is None:
+            scale = calibrated_scale(policy.scale, um_per_pixel, self.card.input.um_per_pixel)
+        return policy if scale == policy.scale else replace(policy, scale=float(scale))
 
-    def analyse(self, image: np.ndarray, um_per_pixel: float | None = None) -> ModelRun:
+    def analyse(self, image: np.ndarray, um_per_pixel: float | None = None, scale: float | None = None) -> ModelRun:
         """Any frame -> its boxes with where they were computed and how long it took, as one value:
         two callers (the loop and a panel thread) never read each other's route or timing.
-        `um_per_pixel`: the frame's calibration, when known (rescales to the trained size)."""
+        `um_per_pixel`: the frame's calibration, when known (rescales to the trained size);
+        `scale`: a `resize: tile` model runs at this scale instead (ignored by the other fits)."""
         frame = self.model_pixels(image)
-        policy = self.policy_for(um_per_pixel)
+        policy = self.policy_for(um_per_pixel, scale)
         if policy is not None:
             return self._analyse_tiled(frame, policy)
         tensor, transform = preprocess(frame, self.card.input, self.card.normalization)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,10 @@ class ModelSettings(BaseModel):
     score_threshold: float | None = Field(None, ge=0, le=1, description="Override the bundle's default score threshold")
     every: int = Field(1, ge=1, le=1000, description="Analyse every k-th frame; the others record inference=skipped (no count)")
     overlay: bool = Field(True, description="Draw this model's boxes on the live stream")
+    scale: Literal["auto", "card"] = Field(
+        "auto", description="Frames of unknown µm per pixel: auto (estimate the objects' size from the frames and run at the "
+        "scale that brings them to the size the model was trained at; `resize: tile` bundles with a baseline) or card "
+        "(always the bundle's scale). A known µm per pixel (calibration, OME metadata) always sets the scale")
 
 
 def parse_models(value: Any) -> Any:
