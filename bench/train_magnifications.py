@@ -101,8 +101,29 @@ def _object_px(samples: list[Any]) -> float:
     return float(np.median(sizes)) if sizes else float("nan")
 
 
-def _device_score(bundle: Path, samples: list[Any], told: bool) -> dict[str, float]:
-    """Each frame through Detector.analyse (with or without its µm/px), scored by evaluate_predictions."""
+def _auto_runs(detector: Any, frames: list[np.ndarray]) -> list[Any]:
+    """The frames as one uncalibrated stream through the device's Pipeline (the automatic
+    per-frame scale, device/inference/autoscale.py): what a device with no calibration runs."""
+    from device.pipeline import ModelSlot, Pipeline, PipelineOptions
+    from device.sources.capture import Frame
+
+    slot = ModelSlot(lambda _path: detector)
+    slot.load(Path("."))
+    pipeline = Pipeline(PipelineOptions(auto_scale=True), slot)
+    analyses = [pipeline.analyse(Frame(f, i, time.time(), time.perf_counter())) for i, f in enumerate(frames)]
+    return [replace_run(a) for a in analyses]
+
+
+def replace_run(analysis: Any) -> Any:
+    from device.analysis import ModelRun
+
+    return ModelRun(analysis.detections, fields=dict(analysis.fields))
+
+
+def _device_score(bundle: Path, samples: list[Any], told: bool | str) -> dict[str, float]:
+    """Each frame through Detector.analyse (with or without its µm/px), or (told="auto") the
+    frames as one stream through the device's pipeline with the automatic scale; scored by
+    evaluate_predictions."""
     import cv2
 
     from device.inference.detector import load_detector
@@ -114,9 +135,10 @@ def _device_score(bundle: Path, samples: list[Any], told: bool) -> dict[str, flo
     detector = load_detector(bundle, "onnx", bundle / ".cache", threshold=SCORE_FLOOR)
     preds: list[Boxes] = []
     scales: list[float] = []
-    for s in samples:
-        frame = s.raw if s.raw is not None else cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR)
-        run = detector.analyse(frame, s.um_per_pixel if told else None)
+    frames = [s.raw if s.raw is not None else cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR) for s in samples]
+    runs = (_auto_runs(detector, frames) if told == "auto"
+            else [detector.analyse(f, s.um_per_pixel if told else None) for f, s in zip(frames, samples, strict=True)])
+    for run in runs:
         d = run.detections
         preds.append(Boxes(d.xyxy.astype(np.float64), d.scores.astype(np.float64), d.class_ids.astype(int)))
         scale = run.fields.get("input_scale")  # what the tiled detector ran this frame at
@@ -127,7 +149,7 @@ def _device_score(bundle: Path, samples: list[Any], told: bool) -> dict[str, flo
             "mae": float(figures["count_error"]["total_mae"]), "scale": float(np.mean(scales))}
 
 
-def _row(label: str, samples: list[Any], bundle: Path, told: bool) -> None:
+def _row(label: str, samples: list[Any], bundle: Path, told: bool | str) -> None:
     r = _device_score(bundle, samples, told)
     print(f"  | {label} | {len(samples)} | {_object_px(samples):.0f} | {r['scale']:.3f} | {r['map50']:.3f} | {r['mae']:.2f} |")
 
@@ -153,6 +175,7 @@ def part_a(plan: Plan) -> None:
         if before is not None:
             _row(f"zoom {zoom}, before (trained and run uncalibrated)", group, before, told=False)
         _row(f"zoom {zoom}, calibrated bundle, device not told µm/px", group, bundle, told=False)
+        _row(f"zoom {zoom}, calibrated bundle, not told, automatic scale", group, bundle, told="auto")
         _row(f"zoom {zoom}, after (device told {um:.3f} µm/px)", group, bundle, told=True)
 
 
@@ -165,6 +188,7 @@ def part_b(plan: Plan) -> None:
     for i, zoom in enumerate(RUN_AT):
         held = _samples(_package(plan.work / f"b-held-{zoom}.zip", _images(plan, plan.held_out, 4 + i, {**SINGLE, "zooms": zoom})))
         _row(f"{zoom}x, without scale", held, bundle, told=False)
+        _row(f"{zoom}x, automatic scale (no calibration)", held, bundle, told="auto")
         _row(f"{zoom}x, with calibration-driven scale", held, bundle, told=True)
 
 

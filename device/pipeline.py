@@ -85,18 +85,30 @@ class PipelineOptions:
 
 
 def trained_object_px(detector: Detector) -> float | None:
-    """Median object side the network saw in training (network pixels): the baseline's median
-    side on the validation frames (frame pixels) times the card's scale. None: the card cannot say
-    (not `resize: tile`, no baseline, or one the device learnt itself)."""
+    """Median object side the network saw in training (network pixels). A bundle trained at a
+    µm per pixel: the baseline's median side in µm (each validation frame at its own µm/px, so a
+    package of mixed objectives counts right) at the trained µm/px, times the card's scale;
+    otherwise the median side in frame pixels times the scale. None: the card cannot say (not
+    `resize: tile`, no baseline, or one the device learnt itself)."""
     policy = detector.tile_policy
     baseline, _ = card_baseline(detector.card.metrics)
-    if policy is None or baseline is None or baseline.source == "learnt" or baseline.size_px is None:
+    if policy is None or baseline is None or baseline.source == "learnt":
         return None
-    return baseline.size_px.median * policy.scale if baseline.size_px.median > 0 else None
+    trained_um = detector.card.input.um_per_pixel
+    if trained_um and baseline.size_um is not None and baseline.size_um.median > 0:
+        return baseline.size_um.median / trained_um * policy.scale
+    if baseline.size_px is None or baseline.size_px.median <= 0:
+        return None
+    return baseline.size_px.median * policy.scale
 
 
-def _sides(detections: Detections) -> np.ndarray:
-    return np.sqrt(np.clip(detections.width, 0, None) * np.clip(detections.height, 0, None))
+def _sides(detector: Detector, detections: Detections) -> np.ndarray:
+    """Sides of the boxes the bundle itself would keep (its per-class thresholds, whatever the
+    operator's override): the objects' size, not that of faint candidates."""
+    thresholds = np.asarray(detector.card.thresholds(), np.float32)
+    ids = np.clip(detections.class_ids, 0, len(thresholds) - 1)
+    sure = detections.scores >= thresholds[ids] if len(thresholds) else np.ones(len(detections), bool)
+    return np.sqrt(np.clip(detections.width[sure], 0, None) * np.clip(detections.height[sure], 0, None))
 
 
 class Pipeline:
@@ -154,14 +166,14 @@ class Pipeline:
         """One pass at the running scale; a second at once when the first frame of evidence asks
         for another scale, or when a probe is due after frames that found nothing."""
         run = detector.analyse(frame.image, scale=auto.scale)
-        decision = auto.observe(_sides(run.detections))
+        decision = auto.observe(_sides(detector, run.detections))
         if not (decision.rerun or decision.probe):
             return replace(run, fields={**run.fields, "auto_scale": round(auto.factor, 4), "scale_passes": 1})
         second = detector.analyse(frame.image, scale=decision.scale)
         if decision.rerun:
-            auto.observe(_sides(second.detections))
+            auto.observe(_sides(detector, second.detections))
             run = replace(second, inference_ms=run.inference_ms + second.inference_ms)
-        elif auto.probed(decision.scale, _sides(second.detections)):
+        elif auto.probed(decision.scale, _sides(detector, second.detections)):
             run = replace(second, inference_ms=run.inference_ms + second.inference_ms)
         else:
             run = replace(run, inference_ms=run.inference_ms + second.inference_ms)

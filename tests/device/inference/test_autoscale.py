@@ -94,13 +94,17 @@ class BlobFinder:
                 "classes": np.zeros((1, k), np.float32)}
 
 
-def _bundle(tmp_path: Path) -> Path:
-    """A `resize: tile` bundle at scale 1 whose baseline says objects were TRAINED_PX across."""
+def _bundle(tmp_path: Path, frame_um: list[float | None] | None = None, trained_um: float | None = None) -> Path:
+    """A `resize: tile` bundle at scale 1 whose baseline says objects were TRAINED_PX across (in
+    each validation frame's pixels, of `frame_um` µm when given)."""
     folder = _tiled_peaks(tmp_path / "blobs", (256, 256), 48)
     card = json.loads((folder / "model.json").read_text())
     side = TRAINED_PX / 2
     seen = Detections(np.asarray([[50 - side, 50 - side, 50 + side, 50 + side]] * 12, np.float32), np.full(12, 0.99), np.zeros(12))
-    card.setdefault("metrics", {})["baseline"] = build_baseline([seen] * 4, card["classes"], "validation").model_dump()
+    baseline = build_baseline([seen] * 4, card["classes"], "validation", um_per_pixel=frame_um)
+    card.setdefault("metrics", {})["baseline"] = baseline.model_dump()
+    if trained_um:
+        card["format_version"], card["input"]["um_per_pixel"] = 3, trained_um
     (folder / "model.json").write_text(json.dumps(card))
     return folder
 
@@ -126,6 +130,9 @@ def _pipeline(tmp_path: Path, auto: bool = True) -> tuple[Pipeline, BlobFinder]:
 def test_the_bundle_says_what_size_it_was_trained_at(tmp_path: Path) -> None:
     assert trained_object_px(Detector(load_bundle(_bundle(tmp_path)), BlobFinder())) == pytest.approx(TRAINED_PX)
     assert trained_object_px(Detector(load_bundle(_tiled_peaks(tmp_path / "bare", (256, 256), 0)), BlobFinder())) is None
+    # validation frames at 0.5 and 1.0 µm/px (objects 8 and 16 µm), trained at 0.25 µm/px: in µm, not frame pixels
+    mixed = _bundle(tmp_path / "mixed", frame_um=[0.5, 0.5, 1.0, 1.0], trained_um=0.25)
+    assert trained_object_px(Detector(load_bundle(mixed), BlobFinder())) == pytest.approx(12 / 0.25, rel=0.01)  # median of 8 and 16 µm
 
 
 def test_objects_half_again_as_large_run_at_the_scale_that_shrinks_them_back(tmp_path: Path) -> None:
