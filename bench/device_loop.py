@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -26,9 +27,11 @@ from device.runtime import Runtime
 from device.sources.capture import Capture
 
 
-def runtime_for(bundle: Path, source: ReplaySource) -> Runtime:
+def runtime_for(bundle: Path, source: ReplaySource, settings: dict[str, Any] | None = None) -> Runtime:
+    """The device's own wiring (build_device) on `source`; `settings` override config keys
+    (e.g. {"drift": {"enabled": False}}); otherwise the config's defaults."""
     config = DeviceConfig.model_validate({"model": str(bundle), "data_dir": tempfile.mkdtemp(prefix="bench-loop-"),
-                                          "port": 0, "um_per_pixel": 0.65})
+                                          "port": 0, "um_per_pixel": 0.65, **(settings or {})})
     runtime = build_device(config, Capture(source)).start()
     return runtime
 

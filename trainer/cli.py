@@ -31,7 +31,7 @@ from trainer.scoring import score_bundle_kept
 from trainer.service import TokenError
 
 _TRAIN_FLAGS = ("epochs", "input_size", "width_multiplier", "weights", "seed", "batch_size", "crop",
-                "learning_rate", "val_fraction", "max_detections", "time_limit_min", "eval_every", "init_from", "box_loss", "pixels", "name", "version")
+                "learning_rate", "val_fraction", "max_detections", "time_limit_min", "eval_every", "init_from", "box_loss", "pixels", "folds", "name", "version")
 
 
 def _parser() -> argparse.ArgumentParser:

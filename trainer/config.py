@@ -48,8 +48,18 @@ class TrainConfig(BaseModel):
     pixels: str = Field("percentile", description="How frames over 8 bits become the model's 8-bit pixels, in training and "
                         "on the device: percentile (per frame, 0.1 -> 99.99 %), percentile:LOW:HIGH or range:BLACK:WHITE "
                         "(fixed camera counts, e.g. range:100:4095); 8-bit frames are unchanged")
+    folds: int = Field(-1, ge=-1, le=10, description="Cross-validation of small packages (figures only; the bundle is the "
+                       "one model): -1 auto (3 folds of whole acquisitions for packages of at most 80 images, when the time "
+                       "limit leaves room for them), 0 off, 2-10 that many folds")
     name: str = Field("", description="Model name in the bundle (default: the dataset's project)")
     version: str = Field("", description="Model version (default: date and time of the run)")
+
+    @field_validator("folds")
+    @classmethod
+    def _not_one_fold(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("folds 1 is no cross-validation: use 0 (off), -1 (auto) or 2-10")
+        return value
 
     @field_validator("crop")
     @classmethod

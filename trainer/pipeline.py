@@ -23,6 +23,7 @@ from trainer.baseline import baseline_of, sample_um_per_pixel
 from trainer.bundle import InputSpec, ModelCard, Normalization, OutputSpec, PixelSpec, write_bundle
 from trainer.config import TrainConfig
 from trainer.counts import keep_above, threshold_vector
+from trainer.crossval import choose_folds, cross_validate
 from trainer.dataset import Dataset, Sample, load_dataset_package, with_pixels
 from trainer.errors import OutputDirError
 from trainer.export import compare_with_keras, export_onnx
@@ -98,13 +99,15 @@ def validation_baseline(val: list[Sample], preds: list[Boxes], classes: list[str
 
 
 def _finish(out: Path, dataset: Dataset, val: list[Sample], fitted: FitResult, config: TrainConfig,
-            plan: TrainingPlan, reporter: ProgressReporter) -> dict[str, Any]:
+            plan: TrainingPlan, reporter: ProgressReporter, cross_validation: dict[str, Any] | None = None) -> dict[str, Any]:
     reporter.set_state("evaluating", "scoring the best weights on the validation split")
     policy = plan.policy
     model = build_inference_model(fitted.raw, policy.input_hw, plan.max_detections)
     preds = predict(keras_runner(model), val, policy, trained_um=plan.um_per_pixel)
     metrics: dict[str, Any] = evaluate_predictions(val, preds, dataset.classes, frame_max_detections(policy, plan.max_detections))
     metrics["baseline"] = validation_baseline(val, preds, dataset.classes, metrics)  # the device's drift alarms (docs/drift.md)
+    if cross_validation is not None:
+        metrics["cross_validation"] = cross_validation
     reporter.set_state("exporting", "exporting to ONNX and checking it against Keras")
     onnx_model = export_onnx(model)
     metrics["onnx_parity"] = compare_with_keras(onnx_model, model, parity_frames(val, policy))
@@ -178,8 +181,11 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
     reporter.note(describe(plan))
     try:
         limit = time_limit_s(config, started, time.monotonic())
+        fit_started = time.monotonic()
         fitted = fit(FitPlan(train, val, dataset.classes, plan, work, limit), config, reporter)
-        metrics = _finish(out, dataset, val, fitted, config, plan, reporter)
+        cv = _cross_validation(dataset, plan, config, work, reporter, time.monotonic() - fit_started,
+                               time_limit_s(config, started, time.monotonic()) if limit is not None else None)
+        metrics = _finish(out, dataset, val, fitted, config, plan, reporter, cv)
         reporter.set_state("done", f"bundle written to {out}", bundle=str(out), final=final_figures(metrics))
     except BaseException as exc:
         reporter.set_state("failed", f"{type(exc).__name__}: {exc}")
@@ -187,6 +193,16 @@ def train_dataset(dataset: Dataset, out: str | Path, config: TrainConfig, force:
     finally:
         reporter.close()
     return out
+
+
+def _cross_validation(dataset: Dataset, plan: TrainingPlan, config: TrainConfig, work: Path, reporter: ProgressReporter,
+                      fit_seconds: float, seconds_left: float | None) -> dict[str, Any]:
+    """Folds of whole acquisitions for small packages, when asked or when time allows (trainer/crossval.py)."""
+    choice = choose_folds(config, len(dataset.samples), fit_seconds, seconds_left)
+    reporter.note(choice.reason)
+    if not choice.folds:
+        return {"folds": 0, "note": choice.reason}
+    return cross_validate(dataset.samples, dataset.classes, plan, config, work, choice, reporter, seconds_left)
 
 
 def rebuild_inference_model(bundle: Path):  # type: ignore[no-untyped-def]

@@ -92,5 +92,24 @@ def render_markdown(name: str, version: str, metrics: dict[str, Any]) -> str:
             lines += ["", f"**The time limit cut this run** to {training['epochs_run']} of {training['epochs']} planned epochs on "
                       f"{where}: the model saw less training than planned. Raise the time limit (`--time-limit-min`) or train on "
                       "a GPU trainer, where the default plan's epochs fit in the limit."]
+    lines += cross_validation_lines(metrics)
     lines += ["", "![precision-recall, count agreement and the frames with the largest count errors](report.png)", ""]
     return "\n".join(lines)
+
+
+def cross_validation_lines(metrics: dict[str, Any]) -> list[str]:
+    """The folds' figures beside the one split's (trainer/crossval.py), or why there are none."""
+    cv = metrics.get("cross_validation")
+    if not cv:
+        return []
+    if not cv.get("folds"):
+        return ["", f"Cross-validation: {cv.get('note', 'not run')}."]
+    lines = ["", f"## Cross-validation: {cv['folds']} folds of whole acquisitions", "",
+             f"Each fold trained without one group of acquisitions and scored on it ({cv['note']}); the bundle is the one "
+             f"model above. mAP@0.5 **{cv['map50_mean']:.3f} ± {cv['map50_sd']:.3f}** (mean over images ± spread of the "
+             f"folds), mAP@[.5:.95] {cv['map50_95_mean']:.3f}, count MAE {cv['count_mae_mean']:.2f} per image; the one "
+             f"validation split said {_fmt(metrics['map50'])}. Quote the cross-validated figure.", "",
+             "| fold | images | objects | mAP@0.5 | mAP@[.5:.95] | count MAE | epochs |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['fold']} | {r['images']} | {r['objects']} | {r['map50']:.3f} | {r['map50_95']:.3f} | {r['count_mae']:.2f} "
+              f"| {r['epochs_run']} |" for r in cv["per_fold"]]
+    return lines

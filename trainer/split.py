@@ -106,19 +106,39 @@ def _order_key(sample: Any, i: int) -> tuple[float, str, int]:
     return (t if t is not None else 0.0, sample.file_name, i)
 
 
+def sample_groups(samples: list[Any]) -> tuple[list[list[int]], np.ndarray | None]:
+    """Indices of `samples` in independent groups (acquisitions, near-copies joined), and the
+    thumbnail correlation matrix (None for packages too large to compare pairwise)."""
+    n = len(samples)
+    union = _Union(n)
+    _join_acquisitions(samples, union)
+    similar = _join_near_copies(thumbnails([s.image for s in samples]), union) if n <= _MAX_COMPARED else None
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(union.find(i), []).append(i)
+    return list(groups.values()), similar
+
+
+def group_folds(samples: list[Any], k: int, seed: int) -> list[list[int]]:
+    """`k` folds of whole groups (near-copies never straddle two folds), as even in images as the
+    groups allow: seeded order, largest group first into the smallest fold. Fewer than `k`
+    groups: []."""
+    members, _ = sample_groups(samples)
+    if len(members) < k or k < 2:
+        return []
+    order = np.random.default_rng(seed).permutation(len(members))
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for g in sorted(order, key=lambda g: -len(members[g])):
+        min(folds, key=len).extend(members[g])
+    return [sorted(f) for f in folds]
+
+
 def group_split(samples: list[Any], val_fraction: float, seed: int) -> Split:
     """Whole groups to validation, stratified by each group's dominant class, seeded."""
     n = len(samples)
     if n < 2 or val_fraction <= 0:
         return Split(list(samples), [], n, 0)
-    union = _Union(n)
-    _join_acquisitions(samples, union)
-    compared = n <= _MAX_COMPARED
-    similar = _join_near_copies(thumbnails([s.image for s in samples]), union) if compared else None
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(union.find(i), []).append(i)
-    members = list(groups.values())
+    members, similar = sample_groups(samples)
     target = max(1, int(round(n * val_fraction)))
     notes: list[str] = []
     if len(members) == 1:
