@@ -110,14 +110,7 @@ def _auto_runs(detector: Any, frames: list[np.ndarray]) -> list[Any]:
     slot = ModelSlot(lambda _path: detector)
     slot.load(Path("."))
     pipeline = Pipeline(PipelineOptions(auto_scale=True), slot)
-    analyses = [pipeline.analyse(Frame(f, i, time.time(), time.perf_counter())) for i, f in enumerate(frames)]
-    return [replace_run(a) for a in analyses]
-
-
-def replace_run(analysis: Any) -> Any:
-    from device.analysis import ModelRun
-
-    return ModelRun(analysis.detections, fields=dict(analysis.fields))
+    return [pipeline.analyse(Frame(f, i, time.time(), time.perf_counter())) for i, f in enumerate(frames)]
 
 
 def _device_score(bundle: Path, samples: list[Any], told: bool | str) -> dict[str, float]:

@@ -21,7 +21,7 @@ import numpy as np
 from device import heap
 from device.analysis import FAILED, NO_MODEL, SKIPPED, Analysis, ModelRun, Stage
 from device.detections import Detections
-from device.drift.baseline import card_baseline
+from device.drift.baseline import card_baseline, sizes_px
 from device.inference.autoscale import AutoScale
 from device.inference.detector import Detector
 from device.models.bundle import BundleError
@@ -108,7 +108,7 @@ def _sides(detector: Detector, detections: Detections) -> np.ndarray:
     thresholds = np.asarray(detector.card.thresholds(), np.float32)
     ids = np.clip(detections.class_ids, 0, len(thresholds) - 1)
     sure = detections.scores >= thresholds[ids] if len(thresholds) else np.ones(len(detections), bool)
-    return np.sqrt(np.clip(detections.width[sure], 0, None) * np.clip(detections.height[sure], 0, None))
+    return sizes_px(detections)[sure]
 
 
 class Pipeline:
