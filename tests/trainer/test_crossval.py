@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tests.trainer.conftest import SMALL_RUN
+from tests.trainer.conftest import SMALL_RUN, SMALL_SCENE
 from trainer.config import TrainConfig
 from trainer.crossval import choose_folds
 from trainer.dataset import load_dataset_package
@@ -51,15 +51,18 @@ def test_a_fixed_epoch_run_says_why_it_did_not_cross_validate(trained_bundle: Pa
     assert "Cross-validation: cross-validation not run" in (trained_bundle / "report.md").read_text()
 
 
-def test_two_folds_train_score_and_report(train_package: Path, tmp_path: Path) -> None:
+def test_two_folds_train_score_and_report(tmp_path: Path) -> None:
+    from device.datasets.package import write_synthetic_package
     from trainer.pipeline import train_bundle
 
-    out = train_bundle(train_package, tmp_path / "cv", TrainConfig(**{**SMALL_RUN, "epochs": 2, "folds": 2}), quiet=True)  # type: ignore[arg-type]
+    package = tmp_path / "small.zip"
+    write_synthetic_package(package, count=12, seed=5, **SMALL_SCENE)  # type: ignore[arg-type]
+    out = train_bundle(package, tmp_path / "cv", TrainConfig(**{**SMALL_RUN, "epochs": 1, "folds": 2}), quiet=True)  # type: ignore[arg-type]
     metrics = json.loads((out / "model.json").read_text())["metrics"]
     cv = metrics["cross_validation"]
-    assert cv["folds"] == 2 and sum(r["images"] for r in cv["per_fold"]) == 32  # every image scored once
-    assert all(0.0 <= r["map50"] <= 1.0 and r["epochs_run"] == 2 for r in cv["per_fold"])
-    assert cv["map50_mean"] == pytest.approx(sum(r["map50"] * r["images"] for r in cv["per_fold"]) / 32)
+    assert cv["folds"] == 2 and sum(r["images"] for r in cv["per_fold"]) == 12  # every image scored once
+    assert all(0.0 <= r["map50"] <= 1.0 and r["epochs_run"] == 1 for r in cv["per_fold"])
+    assert cv["map50_mean"] == pytest.approx(sum(r["map50"] * r["images"] for r in cv["per_fold"]) / 12)
     report = (out / "report.md").read_text()
     assert "## Cross-validation: 2 folds" in report and f"{cv['map50_mean']:.3f} ± {cv['map50_sd']:.3f}" in report
     assert not list(out.rglob("fold-*"))  # the folds' models are figures only
