@@ -104,7 +104,8 @@ class LiveBoard:
             return self._jpeg[1]
 
     def live_stats(self) -> dict[str, Any]:
-        """Counts of the main model's newest frame (`count` None when it was not analysed), and
+        """Counts of the main model's newest frame (`count` None when it was not analysed;
+        `count_estimate` its dense-frame corrected count where the bundle has count_models), and
         under `feed`, per model on the feed, its own count, counts per class, and where it runs."""
         latest = self._latest
         stats = dict(latest.stats) if latest else {}
@@ -114,7 +115,8 @@ class LiveBoard:
         models = {a.pipeline: self._model(a) for a in (latest.analyses if latest else ())}
         return {"time": time.time(), "frame_index": latest.index if latest else None, "counts": counts,
                 "colours": dict(zip(latest.classes, self.colours(latest.classes), strict=True)) if latest else {},
-                "fps": round(self.fps.fps, 2), "count": stats.get("count"), "inference": stats.get("inference"),
+                "fps": round(self.fps.fps, 2), "count": stats.get("count"), "count_estimate": stats.get("count_estimate"),
+                "inference": stats.get("inference"),
                 "inference_ms": stats.get("inference_ms"), "latency_ms": stats.get("latency_ms"), "feed": models}
 
     def _model(self, analysis: Analysis) -> dict[str, Any]:

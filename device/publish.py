@@ -12,11 +12,13 @@ from datetime import datetime, timezone
 
 from device.analysis import Analysis
 from device.board import LiveBoard
+from device.detections import Detections
 from device.experiments.recorder import ExperimentRecorder, FrameContext
 from device.feed import FrameResult
 from device.metrics.outbox import Outbox
 from device.metrics.points import FieldValue, Point
 from device.metrics.stats import FrameExtra, FrameMeasure, frame_points
+from device.models.bundle import ModelCard
 from device.pipeline import Pipeline
 from device.sources.capture import Frame
 from device.tracking.experiment import TrackLog
@@ -133,16 +135,30 @@ class PublishContext:
 
 
 def model_points(pipeline: Pipeline, analysis: Analysis, measure: FrameMeasure, base_tags: dict[str, str],
-                 um_per_pixel: float | None, extra: FrameExtra | None = None) -> list[Point]:
+                 um_per_pixel: float | None, extra: FrameExtra | None = None, shape: tuple[int, int] | None = None) -> list[Point]:
     """One model's points of a frame: counts only when it was analysed. `slot` (the pipeline's
-    name) is part of every series, so two slots running one bundle never overwrite each other."""
+    name) is part of every series, so two slots running one bundle never overwrite each other.
+    A bundle with count_models adds `count_estimate` beside `count` (the frame's and each class's)."""
     tags = {**base_tags, "slot": pipeline.name}
     if analysis.card is not None:
         tags.update(model=analysis.card.name, model_version=analysis.card.version)
     classes = analysis.card.classes if analysis.card else []
     points = frame_points(analysis.detections, measure, tags, classes, um_per_pixel, analysis.inference, extra)
     points[0].fields.update(analysis.fields)
+    if analysis.card is not None and analysis.detections is not None and shape is not None:
+        add_count_estimates(points, analysis.card, analysis.detections, shape)
     return points + list(analysis.extra.get("points", ()))  # type: ignore[call-overload]  # stages' own (e.g. `track`)
+
+
+def add_count_estimates(points: list[Point], card: ModelCard, detections: Detections, shape: tuple[int, int]) -> None:
+    """`count_estimate` on the frame point (the classes' sum) and on each class_stats point."""
+    estimates = card.count_estimates(detections.class_ids, detections.xyxy, shape[0], shape[1])
+    if estimates is None:
+        return
+    points[0].fields["count_estimate"] = sum(estimates.values())
+    for point in points[1:]:
+        if point.measurement == "class_stats" and point.tags.get("class") in estimates:
+            point.fields["count_estimate"] = estimates[point.tags["class"]]
 
 
 class Publisher:
@@ -173,7 +189,7 @@ class Publisher:
                                    inference_ms=analysis.inference_ms,
                                    latency_ms=(time.perf_counter() - frame.captured_mono) * 1000.0,
                                    dropped_frames=dropped, run_id=ctx.run_id)
-            own = model_points(pipeline, analysis, measure, tags, um, extra)
+            own = model_points(pipeline, analysis, measure, tags, um, extra, frame.image.shape[:2])
             own[0].fields.update(image)
             main_fields = main_fields or {**own[0].fields, "analysed": extra.analysed}
             points.extend(own)

@@ -129,6 +129,7 @@ class ModelCard(_Strict):
     created: datetime
     engines: list[EngineSpec] = Field(default_factory=list)
     int8: Int8Spec | None = None  # absent: the bundle has only the float model
+    count_models: dict[str, dict[str, Any]] | None = None  # device.models.bundle.CountModel per class; absent: boxes counted
 
     def thresholds_by_class(self) -> dict[str, float]:
         """Score threshold of every class; cards from before class_thresholds use one for all."""

@@ -11,6 +11,7 @@ with the number labelled, which is what the device reports.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -126,3 +127,110 @@ def count_agreement(truth: Sequence[Boxes], kept: Sequence[Boxes], classes: Sequ
 def count_pairs(truth: Sequence[Boxes], kept: Sequence[Boxes], cls: int) -> tuple[np.ndarray, np.ndarray]:
     """(true, found) counts per image for one class: what the scatter and Bland-Altman plots draw."""
     return class_counts(truth, cls), class_counts(kept, cls, 0.0)
+
+
+# A count correction is adopted only where it measured clearly better than counting boxes, on
+# enough images to say so: leave-one-out, so the frame scored never helped fit its own correction.
+COUNT_MODEL_MIN_IMAGES = 8  # validation images holding the class
+COUNT_MODEL_GAIN = 0.10  # at least 10 % lower leave-one-out MAE than the plain box count ...
+COUNT_MODEL_MIN_GAIN = 0.1  # ... and at least 0.1 objects per image
+_K_RANGE = {"ratio": (0.5, 3.0), "coverage": (-1.0, 20.0)}
+
+
+def image_coverage(kept: Sequence[Boxes], shapes: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Each image's box coverage (device.models.bundle.box_coverage) over all kept boxes."""
+    from device.models.bundle import box_coverage
+
+    return np.array([box_coverage(b.xyxy, h, w) for b, (h, w) in zip(kept, shapes, strict=True)], np.float64)
+
+
+def _fit_k(method: str, true: np.ndarray, found: np.ndarray, cover: np.ndarray) -> float:
+    """Least squares of `true` on the method's estimate (through 0: no boxes, no objects)."""
+    x = found.astype(np.float64) if method == "ratio" else found * cover
+    y = true.astype(np.float64) if method == "ratio" else true - found
+    denom = float((x * x).sum())
+    k = float((x * y).sum()) / denom if denom > 0 else (1.0 if method == "ratio" else 0.0)
+    low, high = _K_RANGE[method]
+    return float(np.clip(k, low, high))
+
+
+def _estimate(method: str, k: float, found: np.ndarray, cover: np.ndarray) -> np.ndarray:
+    """Whole objects, as the device reports them (CountModel.estimate, rounded)."""
+    return np.round(np.maximum(0.0, found * (k if method == "ratio" else 1.0 + k * cover)))
+
+
+def _loo_mae(method: str, true: np.ndarray, found: np.ndarray, cover: np.ndarray) -> float:
+    errors = []
+    for i in range(len(true)):
+        rest = np.arange(len(true)) != i
+        k = _fit_k(method, true[rest], found[rest], cover[rest])
+        errors.append(abs(float(_estimate(method, k, found[i:i + 1], cover[i:i + 1])[0]) - float(true[i])))
+    return float(np.mean(errors))
+
+
+def fit_count_model(true: np.ndarray, found: np.ndarray, cover: np.ndarray) -> dict[str, object]:
+    """The count estimate of one class: the card's `CountModel` fields with `adopted` True where a
+    correction measured better than box counting (see the constants above), else the reason.
+
+    `true`/`found` are the labelled and kept-box counts per validation image, `cover` each image's
+    box coverage. Both candidates (`ratio`, `coverage`) are scored by leave-one-out MAE."""
+    has = true > 0
+    images = int(has.sum())
+    plain = float(np.abs(found - true).mean()) if len(true) else 0.0
+    if images < COUNT_MODEL_MIN_IMAGES:
+        return {"adopted": False, "reason": f"{images} validation images hold the class; a correction needs "
+                                            f"{COUNT_MODEL_MIN_IMAGES}", "loo_mae_boxes": plain}
+    scored = {m: _loo_mae(m, true, found, cover) for m in ("ratio", "coverage")}
+    method = min(scored, key=scored.__getitem__)
+    best = scored[method]
+    fields: dict[str, object] = {"method": method, "k": round(_fit_k(method, true, found, cover), 4), "loo_mae_boxes": round(plain, 4),
+                                 "loo_mae": round(best, 4), "images": len(true)}
+    if best > plain * (1 - COUNT_MODEL_GAIN) or plain - best < COUNT_MODEL_MIN_GAIN:
+        return {**fields, "adopted": False,
+                "reason": f"{method} counts measured {best:.2f} vs {plain:.2f} per image counting boxes (leave-one-out): not "
+                          f"{COUNT_MODEL_GAIN:.0%} better, so boxes are counted"}
+    return {**fields, "adopted": True, "reason": f"{method} counts measured {best:.2f} vs {plain:.2f} per image counting boxes "
+                                                 "(leave-one-out on validation)"}
+
+
+def fit_count_models(truth: Sequence[Boxes], kept: Sequence[Boxes], classes: Sequence[str],
+                     shapes: Sequence[tuple[int, int]]) -> dict[str, dict[str, object]]:
+    """fit_count_model for every class, from detections already at the count-best thresholds."""
+    cover = image_coverage(kept, shapes)
+    return {name: fit_count_model(*count_pairs(truth, kept, c), cover) for c, name in enumerate(classes)}
+
+
+def adopted_count_models(fitted: Mapping[str, Mapping[str, object]]) -> dict[str, dict[str, object]] | None:
+    """The card's count_models: the adopted corrections, without the fitting's notes (None if none)."""
+    keep = ("method", "k", "loo_mae_boxes", "loo_mae", "images")
+    chosen = {name: {key: m[key] for key in keep} for name, m in fitted.items() if m.get("adopted")}
+    return chosen or None
+
+
+def estimated_counts(kept: Sequence[Boxes], shapes: Sequence[tuple[int, int]], classes: Sequence[str],
+                     models: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
+    """Per class, each image's count as the device reports it in `count_estimate` (the box count
+    for classes without a correction)."""
+    from device.models.bundle import CountModel
+
+    cover = image_coverage(kept, shapes)
+    out = {}
+    for c, name in enumerate(classes):
+        found = class_counts(kept, c, 0.0).astype(np.float64)
+        model = (models or {}).get(name)
+        if model is None:
+            out[name] = found
+            continue
+        model = model if isinstance(model, CountModel) else CountModel.model_validate(model)
+        out[name] = np.array([round(model.estimate(int(n), float(v))) for n, v in zip(found, cover, strict=True)], np.float64)
+    return out
+
+
+def estimate_agreement(truth: Sequence[Boxes], estimates: Mapping[str, np.ndarray], classes: Sequence[str]) -> dict[str, object]:
+    """count_agreement's figures for the corrected counts (`estimated_counts`), per class and in all."""
+    per_class = {name: agreement(class_counts(truth, c), estimates[name]) for c, name in enumerate(classes)}
+    true_total = np.array([len(b.classes) for b in truth], np.int64)
+    overall = agreement(true_total, np.sum([estimates[name] for name in classes], axis=0))
+    return {"total_mae": overall["mae"], "total_exact_share": overall["exact_share"],
+            "total_relative_error_median": overall["relative_error_median"],
+            "total_within_10pct_share": overall["within_10pct_share"], "per_class": per_class}

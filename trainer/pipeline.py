@@ -82,6 +82,7 @@ def make_card(dataset: Dataset, config: TrainConfig, plan: TrainingPlan, metrics
         output=OutputSpec(format="scopehive-v1", max_detections=plan.max_detections, nms_iou=0.5),
         score_threshold=float(np.clip(metrics["score_threshold"], 0.0, 1.0)),
         class_thresholds=metrics["class_thresholds"],
+        count_models=metrics.get("count_models"),
         metrics=metrics,
         dataset_sha256=dataset.sha256,
         created=now,

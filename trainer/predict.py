@@ -10,12 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 import cv2
 import numpy as np
 
 from trainer.augment import normalize
-from trainer.counts import count_agreement, fit_class_thresholds, keep_above, threshold_vector
+from trainer.counts import (
+    adopted_count_models,
+    count_agreement,
+    estimate_agreement,
+    estimated_counts,
+    fit_class_thresholds,
+    fit_count_models,
+    keep_above,
+    threshold_vector,
+)
 from trainer.dataset import Sample
 from trainer.metrics import Boxes, best_f1_threshold, coco_map, collect_matches
 from trainer.tiling import TileLayout, TilePolicy, cut_tiles, merge_tiles, sample_scale
@@ -113,12 +123,16 @@ def operating_point(truth: list[Boxes], kept: list[Boxes], n_classes: int, max_d
 
 
 def evaluate_predictions(samples: list[Sample], preds: list[Boxes], classes: list[str], max_dets: int = 100,
-                         thresholds: Mapping[str, float] | None = None) -> dict[str, object]:
+                         thresholds: Mapping[str, float] | None = None,
+                         count_models: Mapping[str, Any] | None = None) -> dict[str, object]:
     """Everything the lab asks about: mAP, then precision/recall and count agreement per class at
     the thresholds the device will use.
 
     With `thresholds` None (training) the per-class thresholds are fitted here to minimise the
     count error, and `thresholds_from` says so; given (a bundle's), they are used as they are.
+    Likewise the dense-frame count corrections: fitted with the thresholds (`count_model_fit`, the
+    adopted ones in `count_models`), or the bundle's `count_models` as given; where there are any,
+    `count_estimate_error` scores the corrected counts the device reports as `count_estimate`.
     """
     truth = truth_of(samples)
     maps = coco_map(truth, preds, classes, max_dets)
@@ -128,6 +142,14 @@ def evaluate_predictions(samples: list[Sample], preds: list[Boxes], classes: lis
     else:
         chosen, source = {name: float(thresholds[name]) for name in classes}, GIVEN
     kept = keep_above(preds, threshold_vector(classes, chosen, f1_best))
+    shapes = [(int(s.image.shape[0]), int(s.image.shape[1])) for s in samples]
+    fit = fit_count_models(truth, kept, classes, shapes) if thresholds is None else None
+    models = adopted_count_models(fit) if fit is not None else (dict(count_models) if count_models else None)
+    extra: dict[str, object] = {"count_models": models}
+    if fit is not None:
+        extra["count_model_fit"] = fit
+    if models:
+        extra["count_estimate_error"] = estimate_agreement(truth, estimated_counts(kept, shapes, classes, models), classes)
     return {
         "map50": maps["map50"],
         "map50_95": maps["map50_95"],
@@ -139,4 +161,5 @@ def evaluate_predictions(samples: list[Sample], preds: list[Boxes], classes: lis
         "count_error": count_agreement(truth, kept, classes),
         "val_images": len(samples),
         "val_objects": int(sum(len(s.boxes) for s in samples)),
+        **extra,
     }

@@ -92,9 +92,34 @@ def render_markdown(name: str, version: str, metrics: dict[str, Any]) -> str:
             lines += ["", f"**The time limit cut this run** to {training['epochs_run']} of {training['epochs']} planned epochs on "
                       f"{where}: the model saw less training than planned. Raise the time limit (`--time-limit-min`) or train on "
                       "a GPU trainer, where the default plan's epochs fit in the limit."]
+    lines += count_model_lines(metrics)
     lines += cross_validation_lines(metrics)
     lines += ["", "![precision-recall, count agreement and the frames with the largest count errors](report.png)", ""]
     return "\n".join(lines)
+
+
+def count_model_lines(metrics: dict[str, Any]) -> list[str]:
+    """Dense-frame count corrections (trainer/counts.py): per class what was adopted and why, and
+    the corrected counts' agreement (the device's `count_estimate`) beside the box counts'."""
+    fit = metrics.get("count_model_fit")
+    estimate = metrics.get("count_estimate_error")
+    if not fit and not estimate:
+        return []
+    lines = ["", "## Counts on dense frames", ""]
+    for cls, m in (fit or {}).items():
+        lines.append(f"- {cls}: {'**corrected**' if m.get('adopted') else 'boxes counted'}: {m.get('reason', '')}")
+    if estimate:
+        c = metrics["count_error"]
+        lines += ["", f"With the corrections (`count_estimate` on the device): count MAE {_fmt(estimate['total_mae'], '.2f')} per "
+                  f"image (boxes: {_fmt(c['total_mae'], '.2f')}), within 10 % on {_pct(estimate.get('total_within_10pct_share'))} "
+                  f"(boxes: {_pct(c.get('total_within_10pct_share'))}), relative error median {_pct_1(estimate.get('total_relative_error_median'))} "
+                  f"(boxes: {_pct_1(c.get('total_relative_error_median'))}). The corrections were chosen by leave-one-out on these "
+                  "images; held-out frames (`trainer evaluate`) say how they carry over."]
+    return lines
+
+
+def _pct_1(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
 def cross_validation_lines(metrics: dict[str, Any]) -> list[str]:

@@ -24,7 +24,8 @@ from device.metrics.points import name_problem
 from device.safezip import UnzipLimits
 
 MODEL_FORMAT = "scopehive-model"
-MODEL_FORMAT_VERSION = 3  # 2: class_thresholds and input.resize "tile"; 3: input.pixels and input.um_per_pixel
+MODEL_FORMAT_VERSION = 4  # 2: class_thresholds and input.resize "tile"; 3: input.pixels and input.um_per_pixel;
+# 4: count_models
 # (a device of an older version refuses the fields it does not know: "update the device software")
 
 
@@ -139,6 +140,39 @@ class Int8Spec(_Strict):
         return value
 
 
+def box_coverage(xyxy: Any, height: int, width: int) -> float:
+    """Crowding of a frame: the summed area of its boxes over the frame's area (overlaps count
+    twice). A ratio of areas, so it reads the same at any zoom and frame size."""
+    import numpy as np
+
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    if not len(boxes) or height <= 0 or width <= 0:
+        return 0.0
+    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    return float(min(area.sum() / (height * width), 4.0))
+
+
+class CountModel(_Strict):
+    """How one class's count is read off its boxes where plain box counting measured worse on the
+    validation frames (trainer/counts.py `fit_count_model`, chosen by leave-one-out error).
+
+    Boxes of touching objects merge or are suppressed, so on dense frames a detector finds a
+    share of the objects that falls as the frame fills: `ratio` scales the box count by `k`;
+    `coverage` by 1 + k x (the frame's box coverage, `box_coverage`), a correction that grows
+    with crowding and vanishes on sparse frames. A frame without boxes always counts 0."""
+
+    method: Literal["ratio", "coverage"]
+    k: float = Field(ge=-1, le=20)
+    loo_mae_boxes: float = Field(ge=0, description="Leave-one-out count MAE of the plain box count on validation")
+    loo_mae: float = Field(ge=0, description="Leave-one-out count MAE of this estimate on validation")
+    images: int = Field(ge=1, description="Validation images it was fitted on")
+
+    def estimate(self, boxes: int, coverage: float) -> float:
+        """The corrected count of a frame with `boxes` boxes of this class at `coverage` (never negative)."""
+        factor = self.k if self.method == "ratio" else 1.0 + self.k * coverage
+        return max(0.0, boxes * factor)
+
+
 class ModelCard(_Strict):
     format: str = Field(MODEL_FORMAT)
     format_version: int = Field(MODEL_FORMAT_VERSION)
@@ -157,6 +191,9 @@ class ModelCard(_Strict):
     created: datetime
     engines: list[EngineSpec] = Field(default_factory=list)
     int8: Int8Spec | None = Field(None, description="An INT8 model beside model.onnx for CPU boxes (trainer export --int8)")
+    count_models: dict[str, CountModel] | None = Field(
+        None, description="Class name -> count correction for dense frames; each frame's points then carry "
+        "count_estimate beside count (docs/metrics.md). Classes not listed are counted box by box")
 
     @model_validator(mode="before")
     @classmethod
@@ -201,15 +238,32 @@ class ModelCard(_Strict):
     def _check(self) -> ModelCard:
         if self.format != MODEL_FORMAT:
             raise ValueError(f"format must be '{MODEL_FORMAT}', got '{self.format}'")
-        unknown = sorted(set(self.class_thresholds or {}) - set(self.classes))
-        if unknown:
-            raise ValueError(f"class_thresholds names classes the model does not have: {unknown}")
+        for field_name in ("class_thresholds", "count_models"):
+            unknown = sorted(set(getattr(self, field_name) or {}) - set(self.classes))
+            if unknown:
+                raise ValueError(f"{field_name} names classes the model does not have: {unknown}")
         return self
 
     def thresholds(self) -> list[float]:
         """Score threshold of every class, by class index."""
         given = self.class_thresholds or {}
         return [float(given.get(name, self.score_threshold)) for name in self.classes]
+
+    def count_estimates(self, class_ids: Any, xyxy: Any, height: int, width: int) -> dict[str, int] | None:
+        """Per class, the frame's count as the bundle's count_models read it (whole objects; the
+        box count for classes without one); None for a bundle without count_models."""
+        if not self.count_models:
+            return None
+        import numpy as np
+
+        ids = np.asarray(class_ids).reshape(-1)
+        coverage = box_coverage(xyxy, height, width)
+        out = {}
+        for c, name in enumerate(self.classes):
+            boxes = int((ids == c).sum())
+            model = self.count_models.get(name)
+            out[name] = boxes if model is None else int(round(model.estimate(boxes, coverage)))
+        return out
 
     @property
     def label(self) -> str:

@@ -75,7 +75,7 @@ def _edit_card(bundle: Path, **changes: object) -> None:
         (lambda b: _edit_card(b, output={"format": "yolov5"}), "outputs do not match"),
         (lambda b: _edit_card(b, format_version=9), "update the device software"),
         # a newer card carries fields this device has never heard of: still "update", not "extra inputs"
-        (lambda b: _edit_card(b, format_version=4, future_field={"x": 1}), "update the device software"),
+        (lambda b: _edit_card(b, format_version=5, future_field={"x": 1}), "update the device software"),
         (lambda b: _edit_card(b, input={"width": 320, "height": 240, "name": "pixels"}), "input.name 'pixels'"),
     ],
 )

@@ -21,7 +21,8 @@
     const e = s.experiment;
     text("live-experiment", e ? "Running: " + e.request.name + " · " + elapsed(e.elapsed_s) + (e.calibration ? " · " + e.calibration.name : "") : "No experiment running (start one on the Experiments page).", e ? "" : "muted");
     const analysed = s.analysed || (s.count !== null && s.count !== undefined ? "ok" : null);
-    if (analysed === "ok") text("live-frame", "Analysed · " + s.count + " object(s) · " + (s.fps || 0).toFixed(1) + " frames/s", "");
+    const estimate = typeof s.count_estimate === "number" && s.count_estimate !== s.count ? " (≈ " + s.count_estimate + " corrected for crowding)" : "";
+    if (analysed === "ok") text("live-frame", "Analysed · " + s.count + " object(s)" + estimate + " · " + (s.fps || 0).toFixed(1) + " frames/s", "");
     else if (analysed) text("live-frame", "Excluded: " + (REASONS[analysed] || analysed) + " (no count written)", "excluded");
     const ref = s.focus_reference || 0, focus = s.focus;
     if (typeof focus === "number" && ref > 0) {
