@@ -4,6 +4,7 @@ when the time limit leaves room; the figures in model.json and report.md beside 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -52,17 +53,28 @@ def test_a_fixed_epoch_run_says_why_it_did_not_cross_validate(trained_bundle: Pa
 
 
 def test_two_folds_train_score_and_report(tmp_path: Path) -> None:
+    """The folds themselves, without the main model's training and export (the pipeline's wiring of
+    cross_validation into model.json is what the fixed-epoch test above reads)."""
     from device.datasets.package import write_synthetic_package
-    from trainer.pipeline import train_bundle
+    from trainer.crossval import FoldChoice, cross_validate
+    from trainer.plan import make_plan
+    from trainer.progress import ProgressReporter
+    from trainer.report import cross_validation_lines
 
     package = tmp_path / "small.zip"
     write_synthetic_package(package, count=12, seed=5, **SMALL_SCENE)  # type: ignore[arg-type]
-    out = train_bundle(package, tmp_path / "cv", TrainConfig(**{**SMALL_RUN, "epochs": 1, "folds": 2}), quiet=True)  # type: ignore[arg-type]
-    metrics = json.loads((out / "model.json").read_text())["metrics"]
-    cv = metrics["cross_validation"]
+    dataset = load_dataset_package(package)
+    config = TrainConfig(**{**SMALL_RUN, "epochs": 1, "folds": 2})  # type: ignore[arg-type]
+    plan = replace(make_plan(dataset.samples, dataset.samples, dataset.classes, config), steps_per_epoch=2)  # a figure, not a model
+    reporter = ProgressReporter(tmp_path, plan.epochs, plan.steps_per_epoch, quiet=True)
+    try:
+        cv = cross_validate(dataset.samples, dataset.classes, plan, config, tmp_path / "work", FoldChoice(2, "--folds 2"), reporter)
+    finally:
+        reporter.close()
     assert cv["folds"] == 2 and sum(r["images"] for r in cv["per_fold"]) == 12  # every image scored once
     assert all(0.0 <= r["map50"] <= 1.0 and r["epochs_run"] == 1 for r in cv["per_fold"])
     assert cv["map50_mean"] == pytest.approx(sum(r["map50"] * r["images"] for r in cv["per_fold"]) / 12)
-    report = (out / "report.md").read_text()
+    report = "\n".join(cross_validation_lines({"cross_validation": cv, "map50": 0.5}))
     assert "## Cross-validation: 2 folds" in report and f"{cv['map50_mean']:.3f} ± {cv['map50_sd']:.3f}" in report
-    assert not list(out.rglob("fold-*"))  # the folds' models are figures only
+    assert "the one validation split said 0.500" in report
+    assert not list((tmp_path / "work").rglob("fold-*"))  # the folds' models are figures only
