@@ -40,7 +40,7 @@ def score_bundle_kept(bundle: Path, samples: list[Sample], refit_thresholds: boo
     rule = card.input.resize_rule()
     preds = predict(runner, samples, rule, trained_um=card.input.um_per_pixel)
     thresholds = None if refit_thresholds else card.thresholds_by_class()
-    models = None if refit_thresholds else {name: m.model_dump() for name, m in (card.count_models or {}).items()}
+    models = None if refit_thresholds else card.count_models
     result = evaluate_predictions(samples, preds, card.classes, frame_max_detections(rule, card.output.max_detections), thresholds,
                                   models)
     used: dict[str, float] = result["class_thresholds"]  # type: ignore[assignment]
