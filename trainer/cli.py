@@ -156,7 +156,16 @@ def _append_to_report(bundle: Path, key: str, result: dict[str, Any], package: s
             fh.write(f"\n## {key}: {package}\n\n{result['val_images']} images, {result['val_objects']} objects: "
                      f"mAP@0.5 **{result['map50']:.3f}**, mAP@[.5:.95] {result['map50_95']:.3f}, "
                      f"count MAE per image {result['count_error']['total_mae']:.2f}; "
-                     f"thresholds: {result['thresholds_from']}.\n\n" + "\n".join(count_table(result)) + "\n")
+                     f"thresholds: {result['thresholds_from']}.{_estimate_note(result)}\n\n" + "\n".join(count_table(result)) + "\n")
+
+
+def _estimate_note(result: dict[str, Any]) -> str:
+    """The bundle's dense-frame corrected counts on this package, where it has count_models."""
+    estimate = result.get("count_estimate_error")
+    if not estimate:
+        return ""
+    return (f" Corrected counts (count_models, the device's `count_estimate`): count MAE per image {estimate['total_mae']:.2f}"
+            f" (boxes {result['count_error']['total_mae']:.2f}).")
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:

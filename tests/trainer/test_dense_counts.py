@@ -99,3 +99,12 @@ def test_a_card_refuses_a_correction_for_a_class_it_does_not_have() -> None:
     assert good.count_estimates([0] * 5 + [1], xyxy, 64, 64) == {"cell": 6, "debris": 1}  # 5 x 1.2; debris counted box by box
     plain = ModelCard.model_validate(card("m", ["cell"], 64, 64))
     assert plain.count_estimates([0], xyxy[:1], 64, 64) is None
+
+
+def test_an_evaluation_recorded_in_the_report_states_the_corrected_counts() -> None:
+    from trainer.cli import _estimate_note
+
+    result = {"count_error": {"total_mae": 6.5}, "count_estimate_error": {"total_mae": 1.25}}
+    assert _estimate_note(result) == (" Corrected counts (count_models, the device's `count_estimate`): count MAE per image 1.25"
+                                      " (boxes 6.50).")
+    assert _estimate_note({"count_error": {"total_mae": 6.5}}) == ""  # a bundle without count_models
