@@ -207,8 +207,10 @@ class Publisher:
         main, frame = result.main, result.frame
         assert main is not None and self.context.experiments is not None
         card = main.card
+        estimates = (card.count_estimates(main.detections.class_ids, main.detections.xyxy, *frame.image.shape[:2])
+                     if card is not None and main.detections is not None else None)
         context = FrameContext(card.classes if card else (), card.name if card else "", card.version if card else "",
-                               um, frame.image.shape, frame.meta.fields, calibrated_by if um else "")
+                               um, frame.image.shape, frame.meta.fields, calibrated_by if um else "", estimates)
         return self.context.experiments.record(ts_us, frame.index, result.quality, main.status, main.detections, context)
 
     def _post(self, result: FrameResult, main_fields: dict[str, FieldValue]) -> None:

@@ -108,7 +108,9 @@ class ExperimentRecorder:
         frame = (active.id, ts_us, index, analysed, _finite(quality.focus), _finite(quality.saturated),
                  _finite(quality.dark), len(detections) if detections is not None else None, counts,
                  context.model, context.model_version, context.um_per_pixel, context.fov_mm2,
-                 json.dumps(context.image, separators=(",", ":")) if context.image else None, context.calibration or None)
+                 json.dumps(context.image, separators=(",", ":")) if context.image else None, context.calibration or None,
+                 json.dumps(context.estimates, separators=(",", ":")) if detections is not None and context.estimates is not None
+                 else None)
         rows, points = self._objects_of(active.id, ts_us, detections, context) if detections is not None else ([], [])
         self._commit(frame, rows)
         return points
@@ -269,16 +271,18 @@ class FrameContext:
     """What the record needs to know about the frame's setting (model, classes, calibration and
     its source, and what the file says about the image: file, plane, stage position)."""
 
-    __slots__ = ("classes", "model", "model_version", "um_per_pixel", "fov_mm2", "image", "calibration")
+    __slots__ = ("classes", "model", "model_version", "um_per_pixel", "fov_mm2", "image", "calibration", "estimates")
 
     def __init__(self, classes: Sequence[str], model: str, model_version: str, um_per_pixel: float | None,
-                 shape: tuple[int, ...], image: Mapping[str, Any] | None = None, calibration: str = "") -> None:
+                 shape: tuple[int, ...], image: Mapping[str, Any] | None = None, calibration: str = "",
+                 estimates: Mapping[str, int] | None = None) -> None:
         self.classes = tuple(classes)
         self.model, self.model_version = model, model_version
         self.um_per_pixel = um_per_pixel
         self.fov_mm2 = shape[0] * shape[1] * um_per_pixel**2 / 1e6 if um_per_pixel and len(shape) >= 2 else None
         self.image = dict(image or {})
         self.calibration = calibration
+        self.estimates = dict(estimates) if estimates is not None else None  # count_estimate per class (count_models)
 
 
 def _finite(value: float) -> float | None:

@@ -60,11 +60,15 @@ def _csv_writer(out: io.StringIO) -> Any:
 
 
 def frames_csv(frames: list[dict[str, Any]], classes: list[str]) -> str:
-    """One row per frame; count columns are empty (never 0) for frames that were not analysed."""
+    """One row per frame; count columns are empty (never 0) for frames that were not analysed.
+    Where the model corrects counts on dense frames (a bundle with count_models), `count_estimate`
+    and `count_estimate_<class>` follow the image columns (empty for frames without one)."""
     out = io.StringIO()
     writer = _csv_writer(out)
+    estimated = any(f.get("estimates") for f in frames)
     writer.writerow([*FRAME_HEADER, *(f"count_{c}" for c in classes), "density_per_mm2", "fov_mm2", "um_per_pixel",
-                     "model", "model_version", "calibration", *IMAGE_COLUMNS, *STAGE_COLUMNS])
+                     "model", "model_version", "calibration", *IMAGE_COLUMNS, *STAGE_COLUMNS,
+                     *(["count_estimate", *(f"count_estimate_{c}" for c in classes)] if estimated else [])])
     for f in frames:
         counts = f["counts"]
         per_class = [counts.get(c, 0) if counts is not None else None for c in classes]
@@ -73,8 +77,15 @@ def frames_csv(frames: list[dict[str, Any]], classes: list[str]) -> str:
         writer.writerow([_cell(v) for v in (_iso_us(f["ts_us"]), f["ts_us"], f["frame_index"], f["analysed"], f["focus"],
                                             f["saturated"], f["dark"], f["count"], *per_class, density, f["fov_mm2"],
                                             f["um_per_pixel"], f["model"], f["model_version"], f.get("calibration"),
-                                            *(image.get(c) for c in (*IMAGE_COLUMNS, *STAGE_COLUMNS)))])
+                                            *(image.get(c) for c in (*IMAGE_COLUMNS, *STAGE_COLUMNS)),
+                                            *(_estimate_cells(f.get("estimates"), classes) if estimated else []))])
     return out.getvalue()
+
+
+def _estimate_cells(estimates: dict[str, int] | None, classes: list[str]) -> list[Any]:
+    if not estimates:
+        return [None] * (1 + len(classes))
+    return [sum(estimates.values()), *(estimates.get(c) for c in classes)]
 
 
 def objects_csv(objects: Iterable[dict[str, Any]]) -> Iterator[str]:

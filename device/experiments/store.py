@@ -35,7 +35,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS one_running ON experiments(running);
 CREATE TABLE IF NOT EXISTS frames (
     experiment TEXT NOT NULL, ts_us INTEGER NOT NULL, frame_index INTEGER, analysed TEXT NOT NULL,
     focus REAL, saturated REAL, dark REAL, count INTEGER, counts TEXT, model TEXT, model_version TEXT,
-    um_per_pixel REAL, fov_mm2 REAL, image TEXT, calibration TEXT, PRIMARY KEY (experiment, ts_us)
+    um_per_pixel REAL, fov_mm2 REAL, image TEXT, calibration TEXT, estimates TEXT, PRIMARY KEY (experiment, ts_us)
 );
 CREATE TABLE IF NOT EXISTS objects (
     experiment TEXT NOT NULL, ts_us INTEGER NOT NULL, class TEXT NOT NULL, x1 REAL, y1 REAL, x2 REAL, y2 REAL,
@@ -44,10 +44,11 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_by_experiment ON objects(experiment, ts_us);
 """
 FRAME_COLUMNS = ("ts_us", "frame_index", "analysed", "focus", "saturated", "dark", "count", "counts", "model",
-                 "model_version", "um_per_pixel", "fov_mm2", "image", "calibration")
+                 "model_version", "um_per_pixel", "fov_mm2", "image", "calibration", "estimates")
 # image: JSON of what the file said about the frame (file, plane_t/z/c, channel, stage_x_um...);
-# calibration: where um_per_pixel came from. Both added to stores made before them (_ADDED_FRAME_COLUMNS).
-_ADDED_FRAME_COLUMNS = ("image", "calibration")
+# calibration: where um_per_pixel came from; estimates: JSON class -> count_estimate (bundles with
+# count_models). All added to stores made before them (_ADDED_FRAME_COLUMNS).
+_ADDED_FRAME_COLUMNS = ("image", "calibration", "estimates")
 OBJECT_COLUMNS = ("ts_us", "class", "x1", "y1", "x2", "y2", "width_um", "height_um", "area_um2", "score")
 _INSERT_FRAME = (f"INSERT OR REPLACE INTO frames (experiment, {', '.join(FRAME_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * (len(FRAME_COLUMNS) + 1))})")
@@ -243,6 +244,7 @@ class ExperimentStore:
         out = [dict(zip(FRAME_COLUMNS, row, strict=True)) for row in rows]
         for frame in out:
             frame["counts"] = json.loads(frame["counts"]) if frame["counts"] else None
+            frame["estimates"] = json.loads(frame["estimates"]) if frame["estimates"] else None
             frame["image"] = json.loads(frame["image"]) if frame["image"] else {}
         return out
 

@@ -44,7 +44,7 @@ def _experiment(tmp_path: Path, model: str = "peaks", cls: str = "cell") -> tupl
     provenance = {"software": "1.0", "source": "<script>alert(5)</script>", "model": {"name": "<i>m</i>", "version": "1"}}
     experiment = store.start(ExperimentRequest(**FIELDS), "<b>scope</b>", "<u>lab</u>", provenance)
     counts = json.dumps({cls: 1})
-    store.add_record([(experiment.id, 1_000_000, 1, "ok", 40.0, 0.0, 0.0, 1, counts, model, "=1+1", 0.5, 0.1, None, None)],
+    store.add_record([(experiment.id, 1_000_000, 1, "ok", 40.0, 0.0, 0.0, 1, counts, model, "=1+1", 0.5, 0.1, None, None, None)],
                      [(experiment.id, 1_000_000, cls, -3.5, 2.0, 10.0, 12.0, 6.75, 5.0, 33.75, 0.9)])
     return store, store.stop()
 
