@@ -3,6 +3,8 @@ points, and the live page's stats carry it; a bundle without writes none."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -39,3 +41,37 @@ def test_corrected_counts_sit_beside_the_box_counts() -> None:
 def test_a_bundle_without_count_models_writes_no_estimate() -> None:
     points = _points(None)
     assert all("count_estimate" not in p.fields for p in points) and points[0].fields["count"] == 9
+
+
+def test_a_running_device_stores_and_shows_the_corrected_count(tmp_path: Path) -> None:
+    """End to end: a bundle whose card corrects cells x2 runs on the synthetic microscope; the
+    stored frame and class points and the live page's stats agree with the boxes found."""
+    import json
+
+    from device.config import DeviceConfig
+    from tests.device.bundles import peak_detector_bundle
+    from tests.device.runtime_helpers import start_runtime, wait_for
+
+    bundle = peak_detector_bundle(tmp_path / "peaks")
+    card_path = bundle / "model.json"
+    model_card = json.loads(card_path.read_text())
+    model_card.update(format_version=4, count_models={"cell": {**RATIO, "k": 2.0}})
+    card_path.write_text(json.dumps(model_card))
+    config = DeviceConfig.model_validate({"source": "synthetic://?seed=4&width=320&height=240&fps=30", "model": str(bundle),
+                                          "data_dir": str(tmp_path / "data"), "port": 0})
+    runtime, thread = start_runtime(config)
+    try:
+        assert wait_for(lambda: runtime.parts.publisher.processed >= 5)
+        history = [f for f in runtime.parts.outbox.history(60) if "count" in f]
+        assert history and all("count_estimate" in f for f in history)
+        for f in history:
+            cells = int(f["classes"]["cell"]["count"])
+            assert f["classes"]["cell"]["count_estimate"] == 2 * cells
+            assert f["count_estimate"] == f["count"] + cells  # the others are counted box by box
+        assert any(f["classes"]["cell"]["count"] for f in history)  # the check above saw cells
+        live = runtime.parts.board.live_stats()
+        assert live["count"] is not None and live["count_estimate"] == live["count"] + live["counts"].get("cell", 0)
+    finally:
+        runtime.stop()
+        thread.join(timeout=5)
+        runtime.shutdown()
