@@ -23,6 +23,7 @@ from trainer.tiling import TilePolicy
 
 MODEL_FORMAT = "scopehive-model"
 MODEL_FORMAT_VERSION = 3  # 2: class_thresholds and input.resize "tile"; 3: input.pixels, input.um_per_pixel
+COUNT_MODELS_FORMAT = 4  # a card with count_models: devices before it say "update the device software"
 
 
 class BundleError(ValueError):

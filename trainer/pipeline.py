@@ -20,7 +20,16 @@ from device.inference.pixels import TRAINED
 from trainer.accelerator import training_on_gpu
 from trainer.augment import PIXEL_MEAN, PIXEL_SCALE
 from trainer.baseline import baseline_of, sample_um_per_pixel
-from trainer.bundle import InputSpec, ModelCard, Normalization, OutputSpec, PixelSpec, write_bundle
+from trainer.bundle import (
+    COUNT_MODELS_FORMAT,
+    MODEL_FORMAT_VERSION,
+    InputSpec,
+    ModelCard,
+    Normalization,
+    OutputSpec,
+    PixelSpec,
+    write_bundle,
+)
 from trainer.config import TrainConfig
 from trainer.counts import keep_above, threshold_vector
 from trainer.crossval import choose_folds, cross_validate
@@ -83,6 +92,7 @@ def make_card(dataset: Dataset, config: TrainConfig, plan: TrainingPlan, metrics
         score_threshold=float(np.clip(metrics["score_threshold"], 0.0, 1.0)),
         class_thresholds=metrics["class_thresholds"],
         count_models=metrics.get("count_models"),
+        format_version=COUNT_MODELS_FORMAT if metrics.get("count_models") else MODEL_FORMAT_VERSION,
         metrics=metrics,
         dataset_sha256=dataset.sha256,
         created=now,

@@ -3,6 +3,8 @@ measures better than counting boxes (leave-one-out), recorded in the card, score
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -108,3 +110,15 @@ def test_an_evaluation_recorded_in_the_report_states_the_corrected_counts() -> N
     assert _estimate_note(result) == (" Corrected counts (count_models, the device's `count_estimate`): count MAE per image 1.25"
                                       " (boxes 6.50).")
     assert _estimate_note({"count_error": {"total_mae": 6.5}}) == ""  # a bundle without count_models
+
+
+def test_a_trained_bundle_says_per_class_whether_its_counts_are_corrected(trained_bundle: Path) -> None:
+    import json
+
+    card = json.loads((trained_bundle / "model.json").read_text())
+    fit = card["metrics"]["count_model_fit"]
+    assert set(fit) == set(card["classes"]) and all(isinstance(m["adopted"], bool) and m["reason"] for m in fit.values())
+    adopted = {name for name, m in fit.items() if m["adopted"]}
+    assert set(card.get("count_models") or {}) == adopted  # the card carries exactly the adopted ones
+    assert card["format_version"] == (4 if adopted else 3)  # format 4 only for a card that needs it
+    assert "## Counts on dense frames" in (trained_bundle / "report.md").read_text()
