@@ -114,10 +114,15 @@ def relative_errors(true: np.ndarray, found: np.ndarray, within: float = 0.10) -
 
 def count_agreement(truth: Sequence[Boxes], kept: Sequence[Boxes], classes: Sequence[str]) -> dict[str, object]:
     """Agreement per class and over all classes, from detections already thresholded."""
-    per_class = {name: agreement(class_counts(truth, c), class_counts(kept, c, 0.0)) for c, name in enumerate(classes)}
+    found = {name: class_counts(kept, c, 0.0) for c, name in enumerate(classes)}
+    return _agreement_by_class(truth, found, classes)
+
+
+def _agreement_by_class(truth: Sequence[Boxes], found: Mapping[str, np.ndarray], classes: Sequence[str]) -> dict[str, object]:
+    """agreement per class of `found` (per image) with the labels, and of their sum over classes."""
+    per_class = {name: agreement(class_counts(truth, c), found[name]) for c, name in enumerate(classes)}
     true_total = np.array([len(b.classes) for b in truth], np.int64)
-    found_total = np.array([len(b.classes) for b in kept], np.int64)
-    overall = agreement(true_total, found_total)
+    overall = agreement(true_total, np.sum([found[name] for name in classes], axis=0))
     return {"total_mae": overall["mae"], "total_exact_share": overall["exact_share"],
             "total_relative_error_median": overall["relative_error_median"],
             "total_relative_error_p90": overall["relative_error_p90"], "total_within_10pct_share": overall["within_10pct_share"],
@@ -228,9 +233,4 @@ def estimated_counts(kept: Sequence[Boxes], shapes: Sequence[tuple[int, int]], c
 
 def estimate_agreement(truth: Sequence[Boxes], estimates: Mapping[str, np.ndarray], classes: Sequence[str]) -> dict[str, object]:
     """count_agreement's figures for the corrected counts (`estimated_counts`), per class and in all."""
-    per_class = {name: agreement(class_counts(truth, c), estimates[name]) for c, name in enumerate(classes)}
-    true_total = np.array([len(b.classes) for b in truth], np.int64)
-    overall = agreement(true_total, np.sum([estimates[name] for name in classes], axis=0))
-    return {"total_mae": overall["mae"], "total_exact_share": overall["exact_share"],
-            "total_relative_error_median": overall["relative_error_median"],
-            "total_within_10pct_share": overall["within_10pct_share"], "per_class": per_class}
+    return _agreement_by_class(truth, estimates, classes)
