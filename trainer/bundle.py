@@ -152,7 +152,9 @@ def write_card(bundle_dir: str | os.PathLike[str], card: ModelCard) -> None:
     """Replace model.json atomically (used after adding engines or re-exporting)."""
     path = Path(bundle_dir) / "model.json"
     tmp = path.with_name(".model.json.tmp")
-    tmp.write_text(card.model_dump_json(indent=2))
+    # A card without corrections leaves the key out: devices from before format 4 refuse any key
+    # they do not know, even a null one.
+    tmp.write_text(card.model_dump_json(indent=2, exclude={"count_models"} if card.count_models is None else None))
     os.replace(tmp, path)
 
 

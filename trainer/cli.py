@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from trainer.baseline import baseline_of, sample_um_per_pixel
-from trainer.bundle import BundleError, read_card, write_card
+from trainer.bundle import BundleError, ModelCard, read_card, write_card
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetError, load_dataset_package, split_dataset
 from trainer.engines import EngineError
@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--max-map-loss", type=float, default=0.01,
                         help="with --int8: the most held-out mAP@0.5 INT8 may lose and be the device's default (default 0.01)")
     export.add_argument("--calibration-frames", type=int, default=32, help="with --int8: training frames to calibrate on")
+    export.add_argument("--graph-only", action="store_true", help="rewrite the bundle's model.onnx as a current export "
+                        "would (nearest upsampling as Resize; outputs checked identical), without its training checkpoint")
     engine = sub.add_parser("build-engine", help="build a TensorRT engine for this GPU into the bundle")
     engine.add_argument("bundle", type=Path)
     engine.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
@@ -185,8 +187,12 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    if args.graph_only and args.int8:
+        raise ExportError("--graph-only and --int8 are two steps: run export --graph-only first, then export --int8")
     if args.int8:
         return _export_int8(args)
+    if args.graph_only:
+        return _export_graph_only(args)
     card = read_card(args.bundle)
     from trainer.accelerator import load_tensorflow
 
@@ -202,17 +208,37 @@ def cmd_export(args: argparse.Namespace) -> None:
         parity = compare_with_keras(onnx_model, model, parity_frames(val, resize))
         card.metrics["onnx_parity"] = parity
         print(f"ONNX vs Keras on {parity['frames']} frames: max abs diff {parity['max_abs_diff']:.2e}")
-    tmp = args.bundle / ".model.onnx.tmp"
+    _replace_model_onnx(args.bundle, card, onnx_model)
+
+
+def _export_graph_only(args: argparse.Namespace) -> None:
+    """`export --graph-only`: model.onnx rewritten in place (trainer/graph_rewrite.py), no TensorFlow."""
+    import onnx
+
+    from trainer.graph_rewrite import upsampling_as_resize
+
+    card = read_card(args.bundle)
+    rewrite = upsampling_as_resize(onnx.load(str(args.bundle / "model.onnx")))
+    if not rewrite.replaced:
+        print(f"{args.bundle / 'model.onnx'} left as it is: {rewrite.note}")
+        return
+    print(f"{rewrite.replaced} upsampling chain(s) -> Resize, {rewrite.removed_nodes} nodes fewer; outputs identical on random frames")
+    _replace_model_onnx(args.bundle, card, rewrite.model.SerializeToString())
+
+
+def _replace_model_onnx(bundle: Path, card: ModelCard, onnx_model: bytes) -> None:
+    """Write the new model.onnx; engines and the INT8 model made from the old one go with it."""
+    tmp = bundle / ".model.onnx.tmp"
     tmp.write_bytes(onnx_model)
-    tmp.replace(args.bundle / "model.onnx")
+    tmp.replace(bundle / "model.onnx")
     card.engines = []  # engines were built from the old ONNX
     if card.int8 is not None:  # so was the INT8 model
-        (args.bundle / card.int8.file).unlink(missing_ok=True)
+        (bundle / card.int8.file).unlink(missing_ok=True)
         card.int8 = None
         card.metrics.pop("int8", None)
         print("the INT8 model was made from the old model.onnx and is removed: run export --int8 again")
-    write_card(args.bundle, card)
-    print(f"exported {args.bundle / 'model.onnx'}")
+    write_card(bundle, card)
+    print(f"exported {bundle / 'model.onnx'}")
 
 
 def _export_int8(args: argparse.Namespace) -> None:

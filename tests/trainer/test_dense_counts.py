@@ -121,4 +121,22 @@ def test_a_trained_bundle_says_per_class_whether_its_counts_are_corrected(traine
     adopted = {name for name, m in fit.items() if m["adopted"]}
     assert set(card.get("count_models") or {}) == adopted  # the card carries exactly the adopted ones
     assert card["format_version"] == (4 if adopted else 3)  # format 4 only for a card that needs it
+    assert adopted or "count_models" not in card  # devices before format 4 refuse any key they do not know
     assert "## Counts on dense frames" in (trained_bundle / "report.md").read_text()
+
+
+def test_a_rewritten_card_without_corrections_leaves_the_key_out(tmp_path: Path) -> None:
+    """A card re-written by the trainer (export, engines) reads on devices from before format 4,
+    which refuse unknown keys: `count_models` is written only when there are corrections."""
+    import json
+
+    from tests.device.bundles import card
+    from trainer.bundle import ModelCard as TrainerCard
+    from trainer.bundle import write_card
+
+    plain = TrainerCard.model_validate(card("m", ["cell"], 64, 64))
+    write_card(tmp_path, plain)
+    assert "count_models" not in json.loads((tmp_path / "model.json").read_text())
+    model = {"method": "ratio", "k": 1.2, "loo_mae_boxes": 3.0, "loo_mae": 1.0, "images": 9}
+    write_card(tmp_path, TrainerCard.model_validate(card("m", ["cell"], 64, 64, format_version=4, count_models={"cell": model})))
+    assert json.loads((tmp_path / "model.json").read_text())["count_models"]["cell"]["k"] == 1.2
