@@ -63,11 +63,20 @@ class HiveServer:
                "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return self.wait_ready(models, timeout)
+
+    def wait_ready(self, models: list[str], timeout: float) -> HiveServer:
+        """Returns once each of `models` and its JPEG entry point (`trainer serve` binds both, one
+        after the other) is ready, and then the server. Triton's server readiness means every model
+        it has been asked to load is loaded, so it reads ready in the gap before PyTriton asks for
+        the second one and not ready (400) again while that one loads (seen under CI)."""
+        assert self.process is not None
+        waited = sorted({*models, *(m + "_jpeg" for m in models if not m.endswith("_jpeg"))})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hive server exited with {self.process.returncode}: {self.log.read_text()[-3000:]}")
-            if self._ready("") and all(self._ready(m) for m in models):
+            if all(self._ready(m) for m in waited) and self._ready(""):
                 return self
             time.sleep(0.3)
         self.kill()
