@@ -21,9 +21,13 @@ from trainer.quantize import verdict
 
 # Boxes agree on the fixed frames when, pooled over them, at least 90 % of the float model's boxes
 # scoring >= 0.3 have an INT8 box of the same class at IoU >= 0.5 scoring >= 0.1 (a score near the
-# threshold may cross it either way), the matched scores differ by at most 0.15, and the INT8 boxes
-# over 0.3 are within 15 % (at least 1) of the float model's in number.
-MATCHED_SHARE, IOU, SCORE, LOW_SCORE, SCORE_DIFF, COUNT_SHARE = 0.9, 0.5, 0.3, 0.1, 0.15, 0.15
+# threshold may cross it either way), the matched scores differ by at most 0.15, and on each frame
+# the INT8 boxes over 0.3 number between the float model's over 0.35 and over 0.25, give or take
+# one: a count may move only by boxes that score near the threshold. (The short-trained test model
+# scores many cells at 0.25-0.45 and INT8 moves a score by up to 0.04: on one frame its boxes over
+# 0.3 were 12 to the float model's 10, which had three boxes at 0.26-0.28, so a plain share of the
+# float count is not a fair test.)
+MATCHED_SHARE, IOU, SCORE, LOW_SCORE, SCORE_DIFF, COUNT_MARGIN = 0.9, 0.5, 0.3, 0.1, 0.15, 0.05
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -82,7 +86,8 @@ def test_the_device_runs_int8_and_its_boxes_agree_with_float_on_fixed_frames(int
         strong, found = strong + n, found + hit
         assert diff <= SCORE_DIFF
         n_q = int((b.scores >= SCORE).sum())
-        assert abs(n - n_q) <= max(1, COUNT_SHARE * n)
+        fewest, most = (int((a.scores >= SCORE + m).sum()) for m in (COUNT_MARGIN, -COUNT_MARGIN))
+        assert fewest - 1 <= n_q <= most + 1, (n_q, fewest, most)
     assert strong >= 12  # the small model finds the cells
     assert found >= MATCHED_SHARE * strong
 
