@@ -140,11 +140,13 @@ def quantize_yolo(src: Path, dst: Path) -> None:
 
 
 def session(path: Path, threads: int):  # type: ignore[no-untyped-def]
+    """YOLOv8n under the device's own session options (threads, no spinning), so both models'
+    CPU time counts the same work: a spinning pool bills its idle waits as CPU time."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from device.inference.onnx_backend import session_options
+
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -71,6 +71,21 @@ def intra_op_threads(cores: int) -> int:
     return max(1, min(MAX_INTRA_THREADS, cores - spare))
 
 
+def session_options(threads: int) -> Any:
+    """The device's ONNX Runtime session options (bench/ gives a compared model the same)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # Idle intra-op threads spin by default, burning the cores the next model (several on one
+    # feed), capture and web threads need: two demo-model sessions in turn took 346-472 ms a
+    # frame spinning vs 145-161 ms not (one alone: 58-149 vs 58-75 ms), on the shared 2-core box.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # the graph is one chain: parallel branches would only add threads
+    return options
+
+
 class OnnxBackend:
     """One onnxruntime InferenceSession over the bundle's model.onnx (or its INT8 copy, on CPU)."""
 
@@ -83,15 +98,8 @@ class OnnxBackend:
         choice = choose_model(bundle, providers[0], precision)
         if choice.precision == "int8":
             providers = [CPU_PROVIDER]  # QDQ graphs are for the CPU kernels; GPUs run the float model or TensorRT
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        # Idle intra-op threads spin by default, burning the cores the next model (several on one
-        # feed), capture and web threads need: two demo-model sessions in turn took 346-472 ms a
-        # frame spinning vs 145-161 ms not (one alone: 58-149 vs 58-75 ms), on the shared 2-core box.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.threads = threads or intra_op_threads(cores_here())
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1  # the graph is one chain: parallel branches would only add threads
+        options = session_options(self.threads)
         try:
             self._session = ort.InferenceSession(str(choice.path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
