@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from device.inference.preprocess import interpolation
 from trainer.augment import normalize
 from trainer.counts import (
     adopted_count_models,
@@ -45,7 +46,7 @@ def frame_max_detections(resize: Resize, per_pass: int) -> int:
 def prepare_input(image: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
     """RGB uint8 frame -> normalised network input [h, w, 3] (stretch resize)."""
     h, w = input_hw
-    interp = cv2.INTER_AREA if image.shape[1] > w else cv2.INTER_LINEAR
+    interp = interpolation((image.shape[1], image.shape[0]), (w, h))  # the device's rule (device/inference/preprocess.py)
     return normalize(cv2.resize(image, (w, h), interpolation=interp))
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from device.inference.preprocess import interpolation
 from trainer.augment import normalize
 from trainer.errors import PretrainError, WeightsError
 from trainer.model import TAPS, mobilenet_v2
@@ -45,7 +46,7 @@ def _random_crop(frame: np.ndarray, config: PretrainConfig, rng: np.random.Gener
     scale = config.scale * float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
     h, w = frame.shape[:2]
     size = (max(config.crop, int(w * scale)), max(config.crop, int(h * scale)))
-    image = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    image = cv2.resize(frame, size, interpolation=interpolation((w, h), size))
     y = int(rng.integers(0, image.shape[0] - config.crop + 1))
     x = int(rng.integers(0, image.shape[1] - config.crop + 1))
     crop = image[y : y + config.crop, x : x + config.crop]

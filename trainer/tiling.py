@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from device.inference.preprocess import interpolation
+
 _MIN_SCALE_FACTOR = 0.05
 _SHRINK_STEP = 0.9  # frames needing more than max_tiles are shrunk in 10 % steps until they fit
 
@@ -103,7 +105,7 @@ def cut_tiles(image: np.ndarray, policy: TilePolicy) -> tuple[np.ndarray, TileLa
     """Frame [H, W, 3] uint8 -> tiles [n, h, w, 3] at the policy's scale, and how they were cut."""
     layout = plan_frame(image.shape[:2], policy)
     h, w = scaled_hw(image.shape[:2], layout.scale)
-    interp = cv2.INTER_AREA if layout.scale < 1 else cv2.INTER_LINEAR
+    interp = interpolation((image.shape[1], image.shape[0]), (w, h))
     resized = image if (h, w) == image.shape[:2] else cv2.resize(image, (w, h), interpolation=interp)
     th, tw = policy.input_hw
     if h < th or w < tw:

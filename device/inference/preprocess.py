@@ -33,15 +33,23 @@ class Transform:
         return moved.clipped(self.frame_width, self.frame_height)
 
 
+def interpolation(src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> int:
+    """The one resize rule the trainer and the device share: area averaging when either side
+    shrinks (every input pixel counts, so small specks are not skipped), bilinear when the frame
+    only grows (OpenCV's area mode enlarges by its own, blockier rule, which training never saw)."""
+    (sw, sh), (dw, dh) = src_wh, dst_wh
+    return cv2.INTER_AREA if dw < sw or dh < sh else cv2.INTER_LINEAR
+
+
 def fit(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
     """Resize to the network size: `stretch` fills it, `letterbox` keeps the aspect ratio and pads."""
     h, w = image.shape[:2]
     if spec.resize == "stretch":
-        resized = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+        resized = cv2.resize(image, (spec.width, spec.height), interpolation=interpolation((w, h), (spec.width, spec.height)))
         return resized, Transform(spec.width / w, spec.height / h, 0.0, 0.0, w, h)
     scale = min(spec.width / w, spec.height / h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(image, (nw, nh), interpolation=interpolation((w, h), (nw, nh)))
     pad_x, pad_y = (spec.width - nw) // 2, (spec.height - nh) // 2
     canvas = np.full((spec.height, spec.width, image.shape[2]), LETTERBOX_FILL, image.dtype)
     canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from device.detections import Detections
+from device.inference.preprocess import interpolation
 from device.models.bundle import InputSpec
 
 _MIN_SCALE_FACTOR = 0.05
@@ -102,7 +103,7 @@ def _median_colour(image: np.ndarray) -> list[int]:
 def cut_tiles(image: np.ndarray, layout: TileLayout, policy: TilePolicy) -> list[np.ndarray]:
     """8-bit frame [H, W, C] -> input-sized tiles, in `layout.origins` order."""
     h, w = scaled_hw(image.shape[:2], layout.scale)
-    interp = cv2.INTER_AREA if layout.scale < 1 else cv2.INTER_LINEAR
+    interp = interpolation((image.shape[1], image.shape[0]), (w, h))
     resized = image if (h, w) == image.shape[:2] else cv2.resize(image, (w, h), interpolation=interp)
     th, tw = policy.input_hw
     if h < th or w < tw:

@@ -103,14 +103,17 @@ def test_healthz_tells_how_frames_are_tiled(tmp_path: Path, monkeypatch: pytest.
 
 
 def _old_stretch_pipeline(bundle: Path, image_bgr: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """What the device did before tiling, written out independently: stretch, run, threshold, scale back."""
+    """What the device did before tiling, written out independently: stretch, run, threshold, scale
+    back. The resize is the trainer's (area when a side shrinks, bilinear when only enlarging):
+    the device has enlarged with it since 2026-12-03 (tests/trainer/test_same_resize.py)."""
     import json
 
     import onnxruntime as ort
 
     spec = json.loads((bundle / "model.json").read_text())
     w, h = spec["input"]["width"], spec["input"]["height"]
-    rgb = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+    shrinks = w < image_bgr.shape[1] or h < image_bgr.shape[0]
+    rgb = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR)[:, :, ::-1]
     norm = spec["normalization"]
     x = (rgb.astype(np.float32) * np.float32(norm["scale"]) - np.asarray(norm["mean"], np.float32)) / np.asarray(norm["std"], np.float32)
     session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
