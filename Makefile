@@ -99,6 +99,7 @@ typecheck: $(VENV)/.full-stamp
 
 bench: setup
 	$(PY) bench/synthetic_fps.py
+	$(PY) bench/device_heldout.py
 	cd bench && $(abspath $(PY)) device_backends.py && $(abspath $(PY)) device_loop.py
 	bash tests/services/services.sh start && cd bench && $(abspath $(PY)) device_outbox.py
 
