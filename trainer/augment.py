@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from device.inference.preprocess import interpolation
+from device.inference.preprocess import resize_to
 from trainer.dataset import Sample
 from trainer.grid import STRIDE
 from trainer.tiling import median_colour
@@ -72,7 +72,7 @@ def _source_window(sample: Sample, scale: float, size: int, rng: np.random.Gener
     y0 = int(rng.integers(0, max(0, h - window) + 1))
     cut = sample.image[y0 : y0 + window, x0 : x0 + window]
     out_w, out_h = max(1, int(round(cut.shape[1] * scale))), max(1, int(round(cut.shape[0] * scale)))
-    resized = cv2.resize(cut, (out_w, out_h), interpolation=interpolation((cut.shape[1], cut.shape[0]), (out_w, out_h)))
+    resized = resize_to(cut, (out_w, out_h))
     sx, sy = out_w / cut.shape[1], out_h / cut.shape[0]
     boxes = (sample.boxes - np.array([x0, y0, x0, y0], np.float32)) * np.array([sx, sy, sx, sy], np.float32)
     return resized, boxes.reshape(-1, 4)

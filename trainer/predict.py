@@ -12,10 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-import cv2
 import numpy as np
 
-from device.inference.preprocess import interpolation
+from device.inference.preprocess import resize_to
 from trainer.augment import normalize
 from trainer.counts import (
     adopted_count_models,
@@ -46,8 +45,7 @@ def frame_max_detections(resize: Resize, per_pass: int) -> int:
 def prepare_input(image: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
     """RGB uint8 frame -> normalised network input [h, w, 3] (stretch resize)."""
     h, w = input_hw
-    interp = interpolation((image.shape[1], image.shape[0]), (w, h))  # the device's rule (device/inference/preprocess.py)
-    return normalize(cv2.resize(image, (w, h), interpolation=interp))
+    return normalize(resize_to(image, (w, h)))  # the device's resize rule (device/inference/preprocess.py)
 
 
 Runner = Callable[[np.ndarray], Mapping[str, object]]

@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from device.inference.preprocess import interpolation
+from device.inference.preprocess import resize_to
 from trainer.augment import normalize
 from trainer.errors import PretrainError, WeightsError
 from trainer.model import TAPS, mobilenet_v2
@@ -46,7 +45,7 @@ def _random_crop(frame: np.ndarray, config: PretrainConfig, rng: np.random.Gener
     scale = config.scale * float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
     h, w = frame.shape[:2]
     size = (max(config.crop, int(w * scale)), max(config.crop, int(h * scale)))
-    image = cv2.resize(frame, size, interpolation=interpolation((w, h), size))
+    image = resize_to(frame, size)
     y = int(rng.integers(0, image.shape[0] - config.crop + 1))
     x = int(rng.integers(0, image.shape[1] - config.crop + 1))
     crop = image[y : y + config.crop, x : x + config.crop]

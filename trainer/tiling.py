@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from device.inference.preprocess import interpolation
+from device.inference.preprocess import resize_to
 
 _MIN_SCALE_FACTOR = 0.05
 _SHRINK_STEP = 0.9  # frames needing more than max_tiles are shrunk in 10 % steps until they fit
@@ -105,8 +105,7 @@ def cut_tiles(image: np.ndarray, policy: TilePolicy) -> tuple[np.ndarray, TileLa
     """Frame [H, W, 3] uint8 -> tiles [n, h, w, 3] at the policy's scale, and how they were cut."""
     layout = plan_frame(image.shape[:2], policy)
     h, w = scaled_hw(image.shape[:2], layout.scale)
-    interp = interpolation((image.shape[1], image.shape[0]), (w, h))
-    resized = image if (h, w) == image.shape[:2] else cv2.resize(image, (w, h), interpolation=interp)
+    resized = image if (h, w) == image.shape[:2] else resize_to(image, (w, h))
     th, tw = policy.input_hw
     if h < th or w < tw:
         resized = cv2.copyMakeBorder(resized, 0, max(0, th - h), 0, max(0, tw - w), cv2.BORDER_CONSTANT,

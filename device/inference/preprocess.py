@@ -41,15 +41,20 @@ def interpolation(src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> int:
     return cv2.INTER_AREA if dw < sw or dh < sh else cv2.INTER_LINEAR
 
 
+def resize_to(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """`image` resized to (width, height) by the shared rule (always a new array)."""
+    return cv2.resize(image, size_wh, interpolation=interpolation((image.shape[1], image.shape[0]), size_wh))
+
+
 def fit(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Transform]:
     """Resize to the network size: `stretch` fills it, `letterbox` keeps the aspect ratio and pads."""
     h, w = image.shape[:2]
     if spec.resize == "stretch":
-        resized = cv2.resize(image, (spec.width, spec.height), interpolation=interpolation((w, h), (spec.width, spec.height)))
+        resized = resize_to(image, (spec.width, spec.height))
         return resized, Transform(spec.width / w, spec.height / h, 0.0, 0.0, w, h)
     scale = min(spec.width / w, spec.height / h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = cv2.resize(image, (nw, nh), interpolation=interpolation((w, h), (nw, nh)))
+    resized = resize_to(image, (nw, nh))
     pad_x, pad_y = (spec.width - nw) // 2, (spec.height - nh) // 2
     canvas = np.full((spec.height, spec.width, image.shape[2]), LETTERBOX_FILL, image.dtype)
     canvas[pad_y : pad_y + nh, pad_x : pad_x + nw] = resized

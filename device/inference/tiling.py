@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from device.detections import Detections
-from device.inference.preprocess import interpolation
+from device.inference.preprocess import resize_to
 from device.models.bundle import InputSpec
 
 _MIN_SCALE_FACTOR = 0.05
@@ -103,8 +103,7 @@ def _median_colour(image: np.ndarray) -> list[int]:
 def cut_tiles(image: np.ndarray, layout: TileLayout, policy: TilePolicy) -> list[np.ndarray]:
     """8-bit frame [H, W, C] -> input-sized tiles, in `layout.origins` order."""
     h, w = scaled_hw(image.shape[:2], layout.scale)
-    interp = interpolation((image.shape[1], image.shape[0]), (w, h))
-    resized = image if (h, w) == image.shape[:2] else cv2.resize(image, (w, h), interpolation=interp)
+    resized = image if (h, w) == image.shape[:2] else resize_to(image, (w, h))
     th, tw = policy.input_hw
     if h < th or w < tw:
         resized = cv2.copyMakeBorder(resized, 0, max(0, th - h), 0, max(0, tw - w), cv2.BORDER_CONSTANT,
