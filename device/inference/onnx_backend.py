@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from device.inference.base import BackendContext
+from device.inference.channel_pad import conv_block, laid_out
 from device.models.bundle import BundleError, ModelBundle
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,13 @@ class OnnxBackend:
             providers = [CPU_PROVIDER]  # QDQ graphs are for the CPU kernels; GPUs run the float model or TensorRT
         self.threads = threads or intra_op_threads(cores_here())
         options = session_options(self.threads)
+        path, self.layout = choice.path, "as exported"
+        if choice.precision == "fp32" and providers[0] == CPU_PROVIDER:
+            block = conv_block()
+            cached = cache_dir / "layouts" / f"{bundle.fingerprint()[:16]}_c{block}.onnx"
+            path, self.layout = laid_out(choice.path, cached, block)
         try:
-            self._session = ort.InferenceSession(str(choice.path), options, providers=providers)
+            self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
             raise BundleError(f"{choice.path}: ONNX Runtime cannot load the model ({exc}); re-export the bundle") from exc
         inputs = self._session.get_inputs()
@@ -116,7 +122,8 @@ class OnnxBackend:
         provider = self._session.get_providers()[0].removesuffix("ExecutionProvider")
         # The name is what health, the status point and the Models page show: INT8 says so.
         self.name = f"onnx/{provider}" + ("/int8" if choice.precision == "int8" else "")
-        log.info("%s: %s on %s with %d intra-op threads (%s)", bundle.card.label, choice.path.name, provider, self.threads, choice.why)
+        log.info("%s: %s on %s with %d intra-op threads (%s; %s)", bundle.card.label, choice.path.name, provider,
+                 self.threads, choice.why, self.layout)
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self._session.run(self.output_names, {self.input_name: tensor})
