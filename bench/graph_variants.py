@@ -5,6 +5,8 @@ rounds, medians, CPU and wall time per 960x704 pass, ONNX Runtime under the devi
 
 - tf2onnx's graph (upsampling as Tile/Reshape chains; the demo bundle's model.onnx before the
   Resize rewrite, read from git at UPSAMPLING_COMMIT) vs the shipped graph (one Resize each);
+- channels as exported vs padded to this CPU's convolution block (device/inference/channel_pad.py,
+  what the device runs for a float model on CPU), and padded + NCHW input;
 - NHWC input (shipped) vs NCHW input (the graph's input Transpose cut; outputs checked identical);
 - the host's normalisation + float input vs uint8 input with Cast/Mul/Sub folded into the graph
   (each timed with its host preparation of a fitted 960x704 frame);
@@ -31,6 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from device.inference.channel_pad import conv_block, pad_channels  # noqa: E402
 from device.inference.onnx_backend import cores_here, intra_op_threads, session_options  # noqa: E402
 from device.inference.preprocess import normalize  # noqa: E402
 from device.models.bundle import load_bundle  # noqa: E402
@@ -147,6 +150,22 @@ def main() -> None:
         report("upsampling: tf2onnx's Tile/Reshape chains vs one Resize (float pass)", timed({
             "tf2onnx graph": lambda: old.run(None, {name: nhwc}),
             "shipped graph (Resize)": lambda: shipped.run(None, {name: nhwc})}, args.repeats, args.passes))
+
+    block = conv_block()
+    if block is None:
+        print("\nchannel padding: skipped (this CPU has no blocked convolution layout)")
+    else:
+        padding = pad_channels(onnx.load(str(DEMO / "model.onnx")), block)
+        padded_path, padded_nchw_path = WORK / f"demo.c{block}.onnx", WORK / f"demo.c{block}.nchw.onnx"
+        onnx.save(padding.model, str(padded_path))
+        onnx.save(nchw_variant(padding.model), str(padded_nchw_path))
+        padded, padded_nchw = session(padded_path, threads), session(padded_nchw_path, threads)
+        nchw_feed = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(shipped.run(None, {name: nhwc}), padded.run(None, {name: nhwc}), strict=True))
+        report(f"channels: as exported vs {padding.groups} groups padded to {block} (float pass; largest output difference {diff:.1e})", timed({
+            "as exported (shipped)": lambda: shipped.run(None, {name: nhwc}),
+            f"padded to {block} (what the device runs)": lambda: padded.run(None, {name: nhwc}),
+            f"padded to {block} + NCHW input": lambda: padded_nchw.run(None, {name: nchw_feed})}, args.repeats, args.passes))
 
     nchw_path = WORK / "demo.nchw.onnx"
     onnx.save(nchw_variant(onnx.load(str(DEMO / "model.onnx"))), str(nchw_path))

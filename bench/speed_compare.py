@@ -182,6 +182,7 @@ def describe(subjects: list[Subject], args: argparse.Namespace, yolo_params: str
           f"medians of {args.repeats} alternating rounds: {args.passes} passes, {args.frames} bare frames, "
           f"{args.loop_frames} loop frames per config; YOLOv8n: {yolo_params}")
     for s in subjects:
+        print(f"{s.label}: {s.detector.backend_name}, {s.detector.backend.layout}")  # type: ignore[attr-defined]
         if s.precision == "int8":
             training = s.detector.card.metrics.get("training")
             trained = f", trained {training['epochs_run']} epochs (not random weights)" if training else ""

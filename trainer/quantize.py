@@ -67,9 +67,9 @@ def frames_for(bundle: Path, package: Dataset, held_out: tuple[str, Dataset] | N
 
 
 def float_nodes(graph: Any) -> list[str]:
-    """Nodes that stay float: the decoding (a quantised heatmap makes plateaus of equal peaks, and
-    the small test model fell from 0.86 to 0.03 mAP@0.5 with it quantised) and the heads, the
-    convolutions from which no path reaches another quantised backbone operator."""
+    """Nodes that stay float: the stem (stem_nodes), the decoding (a quantised heatmap makes plateaus
+    of equal peaks, and the small test model fell from 0.86 to 0.03 mAP@0.5 with it quantised) and
+    the heads, the convolutions from which no path reaches another quantised backbone operator."""
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
@@ -90,7 +90,24 @@ def float_nodes(graph: Any) -> list[str]:
                 todo.extend(nxt.output)
         return False
 
-    return [n.name for n in graph.node if in_decode(n) or (n.op_type == "Conv" and not feeds_backbone(n))]
+    stem = stem_nodes(graph)
+    return [n.name for n in graph.node if n.name in stem or in_decode(n) or (n.op_type == "Conv" and not feeds_backbone(n))]
+
+
+def stem_nodes(graph: Any) -> set[str]:
+    """The nodes before the first pointwise (1x1) convolution: the stem's 3-channel convolution
+    and MobileNetV2's first depthwise one, at half the input's resolution. ONNX Runtime's integer
+    kernels run these narrow 3x3 convolutions slower than its float ones (on the demo model 6.4 +
+    3.6 ms in INT8 against 2.8 + 2.5 ms float a pass), so the INT8 chain starts at the first 1x1
+    (bench/speed_compare.py; the whole INT8 pass went 40.0 -> 35.5 ms CPU on one thread)."""
+    inits = {i.name: i for i in graph.initializer}
+    out: set[str] = set()
+    for node in graph.node:
+        weights = inits.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if weights is not None and list(weights.dims[2:]) == [1, 1]:
+            return out
+        out.add(node.name)
+    return set()  # no pointwise convolution at all: not the backbone this rule is for
 
 
 def quantize_onnx(float_model: Path, frames: np.ndarray) -> bytes:

@@ -17,7 +17,7 @@ from device.models.bundle import load_bundle
 from device.sources.synthetic import SyntheticMicroscope
 from tests.trainer.conftest import SMALL_SCENE
 from trainer.cli import main
-from trainer.quantize import verdict
+from trainer.quantize import stem_nodes, verdict
 
 # Boxes agree on the fixed frames when, pooled over them, at least 90 % of the float model's boxes
 # scoring >= 0.3 have an INT8 box of the same class at IoU >= 0.5 scoring >= 0.1 (a score near the
@@ -27,7 +27,9 @@ from trainer.quantize import verdict
 # scores many cells at 0.25-0.45 and INT8 moves a score by up to 0.04: on one frame its boxes over
 # 0.3 were 12 to the float model's 10, which had three boxes at 0.26-0.28, so a plain share of the
 # float count is not a fair test.)
+DEMO = Path(__file__).resolve().parents[2] / "device" / "models" / "demo"
 MATCHED_SHARE, IOU, SCORE, LOW_SCORE, SCORE_DIFF, COUNT_MARGIN = 0.9, 0.5, 0.3, 0.1, 0.15, 0.05
+TEST_MAX_LOSS = 0.05
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -52,7 +54,11 @@ def _matches(flt: Detections, q: Detections) -> tuple[int, int, float]:
 def int8_bundle(tmp_path_factory: pytest.TempPathFactory, trained_bundle: Path, train_package: Path) -> Path:
     bundle = tmp_path_factory.mktemp("int8") / "small-model"
     shutil.copytree(trained_bundle, bundle)
-    assert main(["export", str(bundle), "--int8", "--package", str(train_package), "--calibration-frames", "24"]) == 0
+    # The tests' model is judged on 8 validation images, where mAP@0.5 moves by 0.02 between two
+    # quantisations equally close to float (60 frames: top-50 scores 0.0083 vs 0.0080 apart, counts
+    # 0.23 vs 0.25): the device tests need INT8 as the default, so the allowed loss is wider here.
+    assert main(["export", str(bundle), "--int8", "--package", str(train_package), "--calibration-frames", "24",
+                 "--max-map-loss", str(TEST_MAX_LOSS)]) == 0
     return bundle
 
 
@@ -60,13 +66,30 @@ def test_int8_is_recorded_beside_the_float_model_with_its_held_out_comparison(in
     card = json.loads((int8_bundle / "model.json").read_text())
     spec, comparison = card["int8"], card["metrics"]["int8"]
     assert (int8_bundle / spec["file"]).is_file() and (int8_bundle / "model.onnx").is_file()
-    assert spec["calibration_frames"] == 24 and spec["max_map50_loss"] == 0.01
+    assert spec["calibration_frames"] == 24 and spec["max_map50_loss"] == TEST_MAX_LOSS
     assert comparison["images"] == card["metrics"]["val_images"]  # the validation split training scored
     for model in ("float", "int8"):
         assert 0 <= comparison[model]["map50"] <= 1 and comparison[model]["count_mae"] >= 0
     assert comparison["float"]["map50"] == pytest.approx(card["metrics"]["map50"], abs=1e-3)  # ONNX = Keras
-    assert spec["default"] == (comparison["map50_loss"] <= 0.01)
+    assert spec["default"] == (comparison["map50_loss"] <= TEST_MAX_LOSS)
     assert ("the default on CPU" if spec["default"] else "not the default") in spec["reason"]
+
+
+def test_the_stem_stays_float_and_the_int8_chain_starts_at_the_first_pointwise_convolution(int8_bundle: Path) -> None:
+    import onnx
+
+    for bundle in (int8_bundle, DEMO):  # the tests' export and the committed demo's INT8 model
+        float_graph = onnx.load(str(bundle / "model.onnx")).graph
+        stem = stem_nodes(float_graph)
+        kinds = sorted(n.op_type for n in float_graph.node if n.name in stem)
+        assert kinds.count("Conv") == 2 and "Clip" in kinds  # the 3x3 stem and the first depthwise, with their ReLU6
+        int8 = onnx.load(str(bundle / "model.int8.onnx")).graph
+        quantised = {i for n in int8.node if n.op_type == "DequantizeLinear" for i in n.output}
+        convs = [n for n in int8.node if n.op_type == "Conv"]
+        stem_convs = [n for n in convs if n.name in stem]
+        assert len(stem_convs) == 2 and not any(n.input[1] in quantised for n in stem_convs), bundle  # float weights
+        first_pointwise = next(n for n in convs if n.name not in stem)
+        assert first_pointwise.input[0] in quantised and first_pointwise.input[1] in quantised, bundle
 
 
 def test_the_device_runs_int8_and_its_boxes_agree_with_float_on_fixed_frames(int8_bundle: Path, tmp_path: Path) -> None:
