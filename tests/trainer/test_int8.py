@@ -56,7 +56,8 @@ def int8_bundle(tmp_path_factory: pytest.TempPathFactory, trained_bundle: Path, 
     shutil.copytree(trained_bundle, bundle)
     # The tests' model is judged on 8 validation images, where mAP@0.5 moves by 0.02 between two
     # quantisations equally close to float (60 frames: top-50 scores 0.0083 vs 0.0080 apart, counts
-    # 0.23 vs 0.25): the device tests need INT8 as the default, so the allowed loss is wider here.
+    # 0.23 vs 0.25; on 60 held-out frames mAP@0.5 0.770 with the stem float, 0.756 quantised, 0.733
+    # float): the device tests need INT8 as the default, so the allowed loss is wider here.
     assert main(["export", str(bundle), "--int8", "--package", str(train_package), "--calibration-frames", "24",
                  "--max-map-loss", str(TEST_MAX_LOSS)]) == 0
     return bundle
