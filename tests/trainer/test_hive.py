@@ -76,3 +76,22 @@ def test_serve_refuses_a_bad_bundle_at_once(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_cpu_hive_server_serves_the_float_model_padded_to_its_block_and_answers_as_exported(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from trainer.hive.models import load_served_model
+
+    monkeypatch.setattr("device.inference.channel_pad.conv_block", lambda: 16)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    demo = Path(__file__).resolve().parents[2] / "device" / "models" / "demo"
+    served = load_served_model(demo)
+    assert "padded to multiples of 16" in served.layout
+    assert list((tmp_path / "scopehive-layouts").glob("*_c16.onnx"))
+    x = np.random.default_rng(4).uniform(0, 1, (2, 704, 960, 3)).astype(np.float32)  # a batch of two
+    exported = ort.InferenceSession(str(demo / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = dict(zip([o.name for o in exported.get_outputs()], exported.run(None, {served.input.name: x}), strict=True))
+    for name, value in served.run(x).items():
+        np.testing.assert_allclose(value, expected[name], rtol=1e-3, atol=1e-3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ class ServedModel:
     input: TensorInfo
     outputs: list[TensorInfo]
     batch: int  # most frames one call may take: 1 when the ONNX fixes its batch dimension
+    layout: str = "as exported"  # what the CPU provider runs (device/inference/channel_pad.py)
 
     @property
     def name(self) -> str:
@@ -66,8 +69,9 @@ def load_served_model(bundle: Path, max_batch: int = 8) -> ServedModel:
     card = read_card(bundle)
     preferred = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
     providers = [p for p in preferred if p in ort.get_available_providers()]
+    path, layout = _laid_out(bundle / "model.onnx", providers[0])
     try:
-        session = ort.InferenceSession(str(bundle / "model.onnx"), providers=providers)
+        session = ort.InferenceSession(str(path), providers=providers)
     except Exception as exc:  # onnxruntime raises its own types for bad graphs
         raise BundleError(f"{bundle / 'model.onnx'}: ONNX Runtime cannot load it ({exc})") from exc
     inputs = {i.name: i for i in session.get_inputs()}
@@ -76,4 +80,16 @@ def load_served_model(bundle: Path, max_batch: int = 8) -> ServedModel:
         raise BundleError(f"{bundle / 'model.json'}: input.name '{wanted}' is not an input of model.onnx ({list(inputs)})")
     first = inputs[wanted].shape[0]
     batch = max_batch if not isinstance(first, int) or first <= 0 else 1
-    return ServedModel(bundle, card, session, _info(inputs[wanted]), [_info(o) for o in session.get_outputs()], batch)
+    return ServedModel(bundle, card, session, _info(inputs[wanted]), [_info(o) for o in session.get_outputs()], batch, layout)
+
+
+def _laid_out(onnx_path: Path, provider: str) -> tuple[Path, str]:
+    """On the CPU provider, the float model with its narrow channel groups padded to this CPU's
+    convolution block, as a device runs it (cached by content in the temp folder); else as exported."""
+    from device.inference.channel_pad import conv_block, laid_out
+
+    if provider != "CPUExecutionProvider" or not onnx_path.is_file():
+        return onnx_path, "as exported"
+    block = conv_block()
+    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:16]
+    return laid_out(onnx_path, Path(tempfile.gettempdir()) / "scopehive-layouts" / f"{digest}_c{block}.onnx", block)

@@ -153,7 +153,7 @@ def serve(bundles: list[Path], ports: Ports) -> None:
         with sigterm_stops_triton(), Triton(config=config) as triton:
             for model in models:
                 bind(triton, model)
-                log.info("serving %s as %s and %s", model.root, model.name, model.jpeg_name)
+                log.info("serving %s as %s and %s (%s)", model.root, model.name, model.jpeg_name, model.layout)
             print(f"hive server ready: http://{ports.host}:{ports.http} (KServe v2), gRPC {ports.grpc}, metrics {ports.metrics}; "
                   f"models: {', '.join(m.name for m in models)}", flush=True)
             triton.serve()
