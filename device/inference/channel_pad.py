@@ -24,7 +24,9 @@ integer kernels, which do not use that layout, and are left alone.
 from __future__ import annotations
 
 import logging
+import os
 import platform
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,7 +247,7 @@ def laid_out(onnx_path: Path, cache: Path, block: int | None) -> tuple[Path, str
         return onnx_path, result.note
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial")
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}.{threading.get_ident()}.partial")  # writers never share one
         partial.write_bytes(result.model.SerializeToString())
         partial.replace(cache)
     except OSError as exc:
