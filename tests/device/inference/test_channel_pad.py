@@ -155,3 +155,32 @@ def test_the_device_runs_the_padded_float_model_on_cpu_and_int8_as_it_is(tmp_pat
     assert list((tmp_path / "layouts").glob("*_c16.onnx"))
     int8_backend = OnnxBackend(bundle, tmp_path / "int8", precision="int8")
     assert int8_backend.layout == "as exported" and not (tmp_path / "int8" / "layouts").exists()
+
+
+def test_writers_starting_at_once_all_get_the_cached_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two devices (or hive servers) laying out one model at the same moment: each writes its own
+    partial file, so none finds its file renamed away under it and falls back to the exported one."""
+    import threading
+
+    source = tmp_path / "model.onnx"
+    onnx.save(_graph(), str(source))
+    writers = 4
+    together = threading.Barrier(writers)
+    replace = Path.replace
+
+    def replace_together(self: Path, target: Path) -> Path:
+        if self.name.endswith(".partial"):
+            together.wait(timeout=10)  # every writer has written its file before any is renamed
+        return replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace_together)
+    cache = tmp_path / "layouts" / "m_c16.onnx"
+    results: list[tuple[Path, str]] = []
+    threads = [threading.Thread(target=lambda: results.append(laid_out(source, cache, 16))) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [path for path, _ in results] == [cache] * writers, results
+    assert not list(cache.parent.glob("*.partial"))
+    assert _weights(onnx.load(str(cache)), "project_a_w").shape == (16, 16, 1, 1)
