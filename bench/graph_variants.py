@@ -5,7 +5,7 @@ rounds, medians, CPU and wall time per 960x704 pass, ONNX Runtime under the devi
 
 - tf2onnx's graph (upsampling as Tile/Reshape chains; the demo bundle's model.onnx before the
   Resize rewrite, read from git at UPSAMPLING_COMMIT) vs the shipped graph (one Resize each);
-- channels as exported vs padded to this CPU's convolution block (device/inference/channel_pad.py,
+- channels as exported vs padded to this CPU's convolution block (device/inference/cpu_layout.py,
   what the device runs for a float model on CPU), and padded + NCHW input;
 - NHWC input (shipped) vs NCHW input (the graph's input Transpose cut; outputs checked identical);
 - the host's normalisation + float input vs uint8 input with Cast/Mul/Sub folded into the graph
@@ -33,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from device.inference.channel_pad import conv_block, pad_channels  # noqa: E402
+from device.inference.cpu_layout import conv_block, pad_channels  # noqa: E402
 from device.inference.onnx_backend import cores_here, intra_op_threads, session_options  # noqa: E402
 from device.inference.preprocess import normalize  # noqa: E402
 from device.models.bundle import load_bundle  # noqa: E402

@@ -98,7 +98,8 @@ def compare(name: str, bundle: Path, frames: list[np.ndarray], repeats: int) -> 
     runs: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in detectors}
     for _ in range(repeats):  # alternating: both models see the same load
         for key, detector in detectors.items():
-            passes = clock(detector.backend.run, [tensor] * 4)
+            fed = np.ascontiguousarray(tensor.transpose(0, 3, 1, 2)) if detector.input_spec.layout == "NCHW" else tensor
+            passes = clock(detector.backend.run, [fed] * 4)
             per_frame = clock(detector.detect, frames)
             runs[key].append((*passes, *per_frame))
     print(f"\n{name}: {spec.width}x{spec.height} input ({spec.resize}), frames 1280x960, "

@@ -25,17 +25,25 @@ from device.inference.tiling import (
     plan_frame,
 )
 from device.metrics.points import FieldValue
-from device.models.bundle import BundleError, ModelBundle, ModelCard, load_bundle
+from device.models.bundle import BundleError, InputSpec, ModelBundle, ModelCard, load_bundle
 from device.sources.base import to_bgr8
 
 log = logging.getLogger(__name__)
 WARMUP_RUNS = 2
 
 
+def fed_spec(card: ModelCard, backend: Backend) -> InputSpec:
+    """The card's input, in the layout the backend's session takes: a CPU-laid-out model may take
+    NCHW where the bundle's graph takes NHWC (device/inference/cpu_layout.py)."""
+    layout = getattr(backend, "input_layout", None)
+    spec = card.input
+    return spec if layout in (None, spec.layout) else spec.model_copy(update={"layout": layout})
+
+
 def _check_input_shape(bundle: ModelBundle, backend: Backend) -> None:
     """The ONNX input's fixed dimensions must agree with model.json, or every box would be wrong."""
     shape = getattr(backend, "input_shape", None)
-    spec = bundle.card.input
+    spec = fed_spec(bundle.card, backend)
     if not shape or len(shape) != 4:
         return
     expected = (spec.height, spec.width, 3) if spec.layout == "NHWC" else (3, spec.height, spec.width)
@@ -59,6 +67,7 @@ class Detector:
         self.thresholds = np.asarray([threshold] * len(self.card.classes) if threshold is not None else self.card.thresholds(), np.float32)
         self.threshold = float(self.thresholds.min())
         self._lock = threading.Lock()  # the frame loop and the panel's pre-annotation share one model
+        self.input_spec = fed_spec(self.card, backend)  # what the backend is fed (the card's, or its NCHW)
         self.tile_policy = TilePolicy.of(bundle.card.input)
         self.pixel_rule = bundle.card.input.pixel_rule()  # what training did to frames over 8 bits
         self._layouts: dict[tuple[tuple[int, int], float], TileLayout] = {}
@@ -97,7 +106,7 @@ class Detector:
         policy = self.policy_for(um_per_pixel, scale)
         if policy is not None:
             return self._analyse_tiled(frame, policy)
-        tensor, transform = preprocess(frame, self.card.input, self.card.normalization)
+        tensor, transform = preprocess(frame, self.input_spec, self.card.normalization)
         with self._lock:
             start = time.perf_counter()
             outputs = self.backend.run(tensor)
@@ -111,7 +120,7 @@ class Detector:
         """`resize: tile`: one scale, padded or cut into tiles, one pass per tile, merged. The
         frame's route is every tile's: one tile that fell back makes the frame `fallback`."""
         layout = self._layout(frame.shape[:2], policy)
-        tensors = [normalize(tile, self.card.input, self.card.normalization) for tile in cut_tiles(frame, layout, policy)]
+        tensors = [normalize(tile, self.input_spec, self.card.normalization) for tile in cut_tiles(frame, layout, policy)]
         outputs: list[dict[str, np.ndarray]] = []
         routes: list[str] = []
         fields: dict[str, FieldValue] = {}

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from device.inference.base import BackendContext
-from device.inference.channel_pad import conv_block, laid_out
+from device.inference.cpu_layout import conv_block, input_layout, laid_out
 from device.models.bundle import BundleError, ModelBundle
 
 log = logging.getLogger(__name__)
@@ -102,10 +102,8 @@ class OnnxBackend:
         self.threads = threads or intra_op_threads(cores_here())
         options = session_options(self.threads)
         path, self.layout = choice.path, "as exported"
-        if choice.precision == "fp32" and providers[0] == CPU_PROVIDER:
-            block = conv_block()
-            cached = cache_dir / "layouts" / f"{bundle.fingerprint()[:16]}_c{block}.onnx"
-            path, self.layout = laid_out(choice.path, cached, block)
+        if providers[0] == CPU_PROVIDER:
+            path, self.layout = laid_out(choice.path, cache_dir / "layouts", conv_block())
         try:
             self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
@@ -117,6 +115,12 @@ class OnnxBackend:
             raise BundleError(f"{bundle.root / 'model.json'}: input.name '{wanted}' is not an input of {choice.path.name} (it has {names})")
         self.input_name = wanted or names[0]
         self.input_shape = next(i.shape for i in inputs if i.name == self.input_name)
+        # A laid-out file may take NCHW where the card says NHWC (device/inference/cpu_layout.py):
+        # the detector feeds what the session takes.
+        self.input_layout = input_layout(self._session.get_modelmeta().custom_metadata_map, bundle.card.input.layout)
+        spec = bundle.card.input
+        # A tensor in the card's NHWC (a hive backend's fallback, a benchmark) is still taken.
+        self._nhwc_shape = (spec.height, spec.width, 3) if (spec.layout, self.input_layout) == ("NHWC", "NCHW") else None
         self.output_names = [o.name for o in self._session.get_outputs()]
         self.precision = choice.precision
         provider = self._session.get_providers()[0].removesuffix("ExecutionProvider")
@@ -126,6 +130,8 @@ class OnnxBackend:
                  self.threads, choice.why, self.layout)
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        if self._nhwc_shape is not None and tensor.shape[1:] == self._nhwc_shape:
+            tensor = np.ascontiguousarray(tensor.transpose(0, 3, 1, 2))
         outputs = self._session.run(self.output_names, {self.input_name: tensor})
         return dict(zip(self.output_names, (np.asarray(o) for o in outputs), strict=True))
 

@@ -84,11 +84,11 @@ def test_a_cpu_hive_server_serves_the_float_model_padded_to_its_block_and_answer
 
     from trainer.hive.models import load_served_model
 
-    monkeypatch.setattr("device.inference.channel_pad.conv_block", lambda: 16)
+    monkeypatch.setattr("device.inference.cpu_layout.conv_block", lambda: 16)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     demo = Path(__file__).resolve().parents[2] / "device" / "models" / "demo"
     served = load_served_model(demo)
-    assert "padded to multiples of 16" in served.layout
+    assert "padded to multiples of 16" in served.layout and "NCHW" not in served.layout  # devices send NHWC
     assert list((tmp_path / "scopehive-layouts").glob("*_c16.onnx"))
     x = np.random.default_rng(4).uniform(0, 1, (2, 704, 960, 3)).astype(np.float32)  # a batch of two
     exported = ort.InferenceSession(str(demo / "model.onnx"), providers=["CPUExecutionProvider"])

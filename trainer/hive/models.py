@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,11 +84,10 @@ def load_served_model(bundle: Path, max_batch: int = 8) -> ServedModel:
 
 def _laid_out(onnx_path: Path, provider: str) -> tuple[Path, str]:
     """On the CPU provider, the float model with its narrow channel groups padded to this CPU's
-    convolution block, as a device runs it (cached by content in the temp folder); else as exported."""
-    from device.inference.channel_pad import conv_block, laid_out
+    convolution block, as a device runs it (cached by content in the temp folder); the input stays
+    as exported, since devices send tensors in the card's layout."""
+    from device.inference.cpu_layout import conv_block, laid_out
 
     if provider != "CPUExecutionProvider" or not onnx_path.is_file():
         return onnx_path, "as exported"
-    block = conv_block()
-    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:16]
-    return laid_out(onnx_path, Path(tempfile.gettempdir()) / "scopehive-layouts" / f"{digest}_c{block}.onnx", block)
+    return laid_out(onnx_path, Path(tempfile.gettempdir()) / "scopehive-layouts", conv_block(), nchw=False)

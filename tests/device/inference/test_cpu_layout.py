@@ -1,4 +1,4 @@
-"""device/inference/channel_pad.py: narrow channel groups padded to the CPU's block, nothing else changed."""
+"""device/inference/cpu_layout.py: narrow channel groups padded to the CPU's block, the input taken as NCHW, nothing else changed."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from device.inference import channel_pad
-from device.inference.channel_pad import conv_block, laid_out, pad_channels
+from device.inference import cpu_layout
+from device.inference.cpu_layout import conv_block, laid_out, nchw_input, pad_channels
+from device.inference.detector import Detector
 from device.inference.onnx_backend import OnnxBackend
 from device.models.bundle import load_bundle
 
@@ -106,7 +107,7 @@ def test_nothing_to_pad_on_a_block_of_8_and_an_int8_graph_is_never_touched() -> 
 
 
 def test_a_padding_whose_outputs_differ_is_refused_and_the_original_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    apply = channel_pad._apply
+    apply = cpu_layout._apply
 
     def wrong(model: onnx.ModelProto, groups: list, block: int) -> None:  # the fault: new channels not zero, and read
         apply(model, groups, block)
@@ -120,41 +121,76 @@ def test_a_padding_whose_outputs_differ_is_refused_and_the_original_kept(monkeyp
                 continue
             init.CopyFrom(numpy_helper.from_array(array, init.name))
 
-    monkeypatch.setattr(channel_pad, "_apply", wrong)
+    monkeypatch.setattr(cpu_layout, "_apply", wrong)
     model = _graph()
     result = pad_channels(model, 16)
     assert result.groups == 0 and result.model is model and "differed" in result.note
 
 
-def test_the_demo_model_is_padded_once_cached_and_boxes_agree(tmp_path: Path) -> None:
-    cache = tmp_path / "layouts" / "demo_c16.onnx"
-    path, how = laid_out(DEMO / "model.onnx", cache, 16)
-    assert path == cache and "padded" in how
-    made = cache.stat().st_mtime_ns
-    again, how_again = laid_out(DEMO / "model.onnx", cache, 16)
-    assert again == cache and "cached" in how_again and cache.stat().st_mtime_ns == made
-    assert laid_out(DEMO / "model.onnx", tmp_path / "other.onnx", None) == (DEMO / "model.onnx", "no blocked convolution layout on this CPU")
+def _nhwc_graph() -> onnx.ModelProto:
+    """A Keras-like graph: NHWC input, Transpose to NCHW, then the bottleneck."""
+    model = _graph()
+    graph = model.graph
+    graph.node.insert(0, helper.make_node("Transpose", ["image"], ["x"], perm=[0, 3, 1, 2], name="to_nchw"))
+    del graph.input[:]
+    graph.input.append(helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 32, 48, 3]))
+    return model
+
+
+def test_the_input_transpose_is_cut_and_the_same_frame_gives_the_same_outputs_as_nchw() -> None:
+    model = _nhwc_graph()
+    cut = nchw_input(model)
+    assert cut.groups == 1 and not any(n.op_type == "Transpose" for n in cut.model.graph.node)
+    assert [d.dim_value for d in cut.model.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 32, 48]
+    x = RNG.uniform(-1, 1, (1, 32, 48, 3)).astype(np.float32)
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"image": x})
+    after = ort.InferenceSession(cut.model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"image": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})
+    np.testing.assert_array_equal(after[0], before[0])
+    assert nchw_input(_graph()).groups == 0  # already NCHW: nothing to cut
+    doubled = _nhwc_graph()
+    doubled.graph.node.append(helper.make_node("Relu", ["image"], ["seen"]))  # the input read twice: left alone
+    assert nchw_input(doubled).groups == 0
+
+
+def test_the_demo_model_is_laid_out_once_cached_and_boxes_agree(tmp_path: Path) -> None:
+    path, how = laid_out(DEMO / "model.onnx", tmp_path / "layouts", 16)
+    assert path.parent == tmp_path / "layouts" and "padded to multiples of 16" in how and "NCHW" in how
+    made = path.stat().st_mtime_ns
+    again, how_again = laid_out(DEMO / "model.onnx", tmp_path / "layouts", 16)
+    assert again == path and how_again == f"{how} (cached)" and path.stat().st_mtime_ns == made
+    assert laid_out(DEMO / "model.onnx", tmp_path / "other", None)[0] == DEMO / "model.onnx"
     damaged = tmp_path / "damaged.onnx"
     damaged.write_bytes(b"\x08\x07garbage")
-    path, how = laid_out(damaged, tmp_path / "damaged_c16.onnx", 16)  # ONNX Runtime then says what is wrong
-    assert path == damaged and "could not read the graph" in how and not (tmp_path / "damaged_c16.onnx").exists()
+    path_d, how_d = laid_out(damaged, tmp_path / "damaged", 16)  # ONNX Runtime then says what is wrong
+    assert path_d == damaged and "could not read the graph" in how_d and not (tmp_path / "damaged").exists()
     x = np.random.default_rng(3).uniform(0, 1, (1, 704, 960, 3)).astype(np.float32)
-    outputs = []
-    for file in (DEMO / "model.onnx", cache):
-        session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-        outputs.append(session.run(None, {session.get_inputs()[0].name: x}))
-    for before, after in zip(*outputs, strict=True):
+    exported = ort.InferenceSession(str(DEMO / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x})
+    ours = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert ours.get_modelmeta().custom_metadata_map["scopehive.input_layout"] == "NCHW"
+    for before, after in zip(exported, ours.run(None, {"image": np.ascontiguousarray(x.transpose(0, 3, 1, 2))}), strict=True):
         np.testing.assert_allclose(after, before, rtol=1e-3, atol=1e-3)
 
 
-def test_the_device_runs_the_padded_float_model_on_cpu_and_int8_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("device.inference.onnx_backend.conv_block", lambda: 16)
+def test_the_device_runs_both_models_laid_out_and_finds_the_same_boxes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = load_bundle(DEMO)
-    float_backend = OnnxBackend(bundle, tmp_path, precision="float")
-    assert "padded to multiples of 16" in float_backend.layout
-    assert list((tmp_path / "layouts").glob("*_c16.onnx"))
-    int8_backend = OnnxBackend(bundle, tmp_path / "int8", precision="int8")
-    assert int8_backend.layout == "as exported" and not (tmp_path / "int8" / "layouts").exists()
+    frame = np.random.default_rng(5).integers(0, 255, (960, 1280, 3), np.uint8)
+    for precision in ("float", "int8"):
+        monkeypatch.setattr("device.inference.onnx_backend.conv_block", lambda: 16)
+        laid = Detector(bundle, OnnxBackend(bundle, tmp_path / "laid", precision=precision))  # type: ignore[arg-type]
+        monkeypatch.setattr("device.inference.onnx_backend.conv_block", lambda: None)
+        plain = Detector(bundle, OnnxBackend(bundle, tmp_path / "plain", precision=precision))  # type: ignore[arg-type]
+        assert laid.input_spec.layout == "NCHW" and plain.input_spec.layout == "NHWC", precision
+        assert ("padded" in laid.backend.layout) == (precision == "float")  # type: ignore[attr-defined]
+        assert plain.backend.layout.startswith("as exported")  # type: ignore[attr-defined]
+        a, b = laid.detect(frame), plain.detect(frame)
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=0.05)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
+        nhwc = np.random.default_rng(6).uniform(-1, 1, (1, 704, 960, 3)).astype(np.float32)  # as a hive's fallback gets it
+        for name, value in laid.backend.run(nhwc).items():
+            np.testing.assert_allclose(value, plain.backend.run(nhwc)[name], rtol=1e-3, atol=1e-3)
+    assert not (tmp_path / "plain" / "layouts").exists()
 
 
 def test_writers_starting_at_once_all_get_the_cached_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,13 +210,14 @@ def test_writers_starting_at_once_all_get_the_cached_layout(tmp_path: Path, monk
         return replace(self, target)
 
     monkeypatch.setattr(Path, "replace", replace_together)
-    cache = tmp_path / "layouts" / "m_c16.onnx"
+    cache = tmp_path / "layouts"
     results: list[tuple[Path, str]] = []
     threads = [threading.Thread(target=lambda: results.append(laid_out(source, cache, 16))) for _ in range(writers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert [path for path, _ in results] == [cache] * writers, results
-    assert not list(cache.parent.glob("*.partial"))
-    assert _weights(onnx.load(str(cache)), "project_a_w").shape == (16, 16, 1, 1)
+    (made,) = cache.glob("*.onnx")
+    assert [path for path, _ in results] == [made] * writers, results
+    assert not list(cache.glob("*.partial"))
+    assert _weights(onnx.load(str(made)), "project_a_w").shape == (16, 16, 1, 1)
