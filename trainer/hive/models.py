@@ -33,7 +33,7 @@ class ServedModel:
     input: TensorInfo
     outputs: list[TensorInfo]
     batch: int  # most frames one call may take: 1 when the ONNX fixes its batch dimension
-    layout: str = "as exported"  # what the CPU provider runs (device/inference/channel_pad.py)
+    layout: str = "as exported"  # what the CPU provider runs (device/inference/cpu_layout.py)
 
     @property
     def name(self) -> str:
