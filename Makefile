@@ -100,6 +100,7 @@ typecheck: $(VENV)/.full-stamp
 bench: setup
 	$(PY) bench/synthetic_fps.py
 	$(PY) bench/device_heldout.py
+	$(PY) bench/cpu_layout.py
 	cd bench && $(abspath $(PY)) device_backends.py && $(abspath $(PY)) device_loop.py
 	bash tests/services/services.sh start && cd bench && $(abspath $(PY)) device_outbox.py
 

@@ -23,7 +23,7 @@ INT8 graphs run ONNX Runtime's integer kernels, which do not use that layout, an
 **NCHW input.** Keras graphs take NHWC and begin with a Transpose to NCHW: a pass over the whole
 input inside the graph. When that Transpose is the input's only consumer, it is cut and the input
 declared NCHW; the device's preprocessing then writes NCHW itself, which costs less (demo model,
-normalise + pass: 45.9 -> 42.7 ms CPU float, 41.4 -> 39.7 ms INT8). The laid-out file says so in
+a whole 1280x960 frame: 51.4 -> 49.2 ms CPU float, padded; 47.9 -> 46.2 ms INT8; bench/cpu_layout.py). The laid-out file says so in
 its metadata (`INPUT_LAYOUT_KEY`), and the backend tells the detector which layout to feed. The
 hive server pads but keeps the input as exported, since devices send it tensors in the card's layout.
 
