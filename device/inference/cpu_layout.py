@@ -211,20 +211,29 @@ def _apply(model: Any, groups: list[_Group], block: int) -> None:
     model.graph.value_info.extend(kept)
 
 
-def nchw_input(model: Any) -> Padding:
+@dataclass(frozen=True)
+class InputCut:
+    """What `nchw_input` did: `model` takes NCHW when `cut`, else it is the original."""
+
+    model: Any  # onnx.ModelProto
+    cut: bool
+    note: str  # why not, or "" when cut
+
+
+def nchw_input(model: Any) -> InputCut:
     """`model` taking NCHW when its NHWC input's only consumer is a Transpose to NCHW, which is
     cut; else `model` itself and why not. Exact by construction: the feed is transposed instead."""
     import onnx
 
     graph = model.graph
     if len(graph.input) != 1 or len(graph.input[0].type.tensor_type.shape.dim) != 4:
-        return Padding(model, 0, "not one 4-D input")
+        return InputCut(model, False, "not one 4-D input")
     name = graph.input[0].name
     readers = [n for n in graph.node if name in n.input]
     first = readers[0] if len(readers) == 1 else None
     perm = [list(a.ints) for a in first.attribute if a.name == "perm"] if first is not None else []
     if first is None or first.op_type != "Transpose" or perm != [[0, 3, 1, 2]] or name in {o.name for o in graph.output}:
-        return Padding(model, 0, "the input is not read through one NHWC->NCHW Transpose")
+        return InputCut(model, False, "the input is not read through one NHWC->NCHW Transpose")
     cut = onnx.ModelProto()
     cut.CopyFrom(model)
     graph = cut.graph
@@ -238,7 +247,7 @@ def nchw_input(model: Any) -> Padding:
         new.CopyFrom(old)
     del dims[:]
     dims.extend([n, c, h, w])
-    return Padding(cut, 1, "")
+    return InputCut(cut, True, "")
 
 
 def _session(model: Any) -> Any:
@@ -323,8 +332,8 @@ def _lay_out(model: Any, block: int, nchw: bool) -> tuple[Any | None, str]:
         done.append(f"{padding.groups} tensor groups padded to multiples of {block} channels")
     else:
         why.append(padding.note)
-    cut = nchw_input(model) if nchw else Padding(model, 0, "")
-    if cut.groups:
+    cut = nchw_input(model) if nchw else InputCut(model, False, "")
+    if cut.cut:
         model = cut.model
         done.append("input taken as NCHW (the graph's input Transpose cut)")
     elif nchw:
@@ -332,7 +341,7 @@ def _lay_out(model: Any, block: int, nchw: bool) -> tuple[Any | None, str]:
     if not done:
         return None, "as exported (" + "; ".join(why) + ")"
     note = "; ".join(done)
-    entries = {NOTE_KEY: note, INPUT_LAYOUT_KEY: "NCHW" if cut.groups else ""}
+    entries = {NOTE_KEY: note, INPUT_LAYOUT_KEY: "NCHW" if cut.cut else ""}
     kept = [p for p in model.metadata_props if p.key not in entries]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)

@@ -140,17 +140,17 @@ def _nhwc_graph() -> onnx.ModelProto:
 def test_the_input_transpose_is_cut_and_the_same_frame_gives_the_same_outputs_as_nchw() -> None:
     model = _nhwc_graph()
     cut = nchw_input(model)
-    assert cut.groups == 1 and not any(n.op_type == "Transpose" for n in cut.model.graph.node)
+    assert cut.cut and not any(n.op_type == "Transpose" for n in cut.model.graph.node)
     assert [d.dim_value for d in cut.model.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 32, 48]
     x = RNG.uniform(-1, 1, (1, 32, 48, 3)).astype(np.float32)
     before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"image": x})
     after = ort.InferenceSession(cut.model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
         None, {"image": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})
     np.testing.assert_array_equal(after[0], before[0])
-    assert nchw_input(_graph()).groups == 0  # already NCHW: nothing to cut
+    assert not nchw_input(_graph()).cut  # already NCHW: nothing to cut
     doubled = _nhwc_graph()
     doubled.graph.node.append(helper.make_node("Relu", ["image"], ["seen"]))  # the input read twice: left alone
-    assert nchw_input(doubled).groups == 0
+    assert not nchw_input(doubled).cut
 
 
 def test_the_demo_model_is_laid_out_once_cached_and_boxes_agree(tmp_path: Path) -> None:
