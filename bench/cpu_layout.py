@@ -11,12 +11,13 @@ process CPU time per frame (wall beside it), 2 intra-op threads as the device pi
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 from device_common import DEMO_BUNDLE
+from graph_variants import timed
 
 import device.inference.onnx_backend as onnx_backend
 from device.inference import cpu_layout
@@ -54,20 +55,16 @@ def main() -> None:
     frames = [SyntheticMicroscope(seed=i, width=1280, height=960).read().image for i in range(args.frames)]
     with tempfile.TemporaryDirectory(prefix="scopehive-layout-") as tmp:
         subjects = detectors(Path(tmp))
-        cpu: dict[str, list[float]] = {k: [] for k in subjects}
-        wall: dict[str, list[float]] = {k: [] for k in subjects}
-        for _ in range(args.rounds):
-            for key, detector in subjects.items():
-                c, w = time.process_time(), time.perf_counter()
-                for frame in frames:
-                    detector.detect(frame)
-                cpu[key].append((time.process_time() - c) * 1e3 / len(frames))
-                wall[key].append((time.perf_counter() - w) * 1e3 / len(frames))
+        jobs = {key: partial(_all, detector, frames) for key, detector in subjects.items()}
+        figures = timed(jobs, args.rounds, 1)  # alternating rounds: every way sees the same load
     print(f"\nbare frame (1280x960 -> boxes), medians of {args.rounds} alternating rounds of {args.frames} frames")
-    for key in subjects:
-        print(f"  {key:40s} {statistics.median(cpu[key]):6.1f} ms CPU  {statistics.median(wall[key]):6.1f} ms wall"
-              f"  (CPU {min(cpu[key]):.1f}-{max(cpu[key]):.1f})")
+    for key, (cpu, wall) in figures.items():
+        print(f"  {key:40s} {cpu / len(frames):6.1f} ms CPU  {wall / len(frames):6.1f} ms wall")
 
+
+def _all(detector: Detector, frames: list[np.ndarray]) -> None:
+    for frame in frames:
+        detector.detect(frame)
 
 if __name__ == "__main__":
     main()
