@@ -33,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from device.inference.cpu_layout import conv_block, pad_channels  # noqa: E402
+from device.inference.cpu_layout import conv_block, nchw_input, pad_channels  # noqa: E402
 from device.inference.onnx_backend import cores_here, intra_op_threads, session_options  # noqa: E402
 from device.inference.preprocess import normalize  # noqa: E402
 from device.models.bundle import load_bundle  # noqa: E402
@@ -46,20 +46,10 @@ YOLO = ROOT / "var" / "bench" / "yolo" / "yolov8n.onnx"
 
 
 def nchw_variant(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The same graph taking NCHW: its only input consumer, the NHWC->NCHW Transpose, removed."""
-    graph = model.graph
-    name = graph.input[0].name
-    (first,) = [n for n in graph.node if name in n.input]
-    assert first.op_type == "Transpose" and list(first.attribute[0].ints) == [0, 3, 1, 2], first
-    for node in graph.node:
-        node.input[:] = [name if i == first.output[0] else i for i in node.input]
-    graph.node.remove(first)
-    dims = graph.input[0].type.tensor_type.shape.dim
-    n, h, w, c = (onnx.TensorShapeProto.Dimension() for _ in range(4))
-    n.CopyFrom(dims[0]); h.CopyFrom(dims[1]); w.CopyFrom(dims[2]); c.CopyFrom(dims[3])  # noqa: E702
-    del dims[:]
-    dims.extend([n, c, h, w])
-    return model
+    """The same graph taking NCHW, as the device lays it out (its input Transpose cut)."""
+    cut = nchw_input(model)
+    assert cut.cut, cut.note
+    return cut.model
 
 
 def uint8_variant(model: onnx.ModelProto, gain: np.ndarray, offset: np.ndarray) -> onnx.ModelProto:

@@ -38,7 +38,15 @@ import numpy as np
 import yolo_per_pixel
 from device_common import DEMO_BUNDLE, ReplaySource, synthetic_frames
 from device_loop import runtime_for
-from speed_int8 import clock, detectors_for, export_int8, float_copy, print_int8_card, small_bundle
+from speed_int8 import (
+    as_fed,
+    clock,
+    detectors_for,
+    export_int8,
+    float_copy,
+    print_int8_card,
+    small_bundle,
+)
 
 from device.inference.detector import Detector
 from device.inference.onnx_backend import cores_here, intra_op_threads
@@ -104,12 +112,6 @@ def random_feed(h: int, w: int) -> np.ndarray:
     return np.random.default_rng(0).uniform(-1, 1, (1, h, w, 3)).astype(np.float32)
 
 
-def fed(subject: Subject) -> np.ndarray:
-    """A random input in the layout the subject's session takes (NCHW once laid out for this CPU)."""
-    tensor = random_feed(*subject.input_hw())
-    return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2)) if subject.detector.input_spec.layout == "NCHW" else tensor
-
-
 def loop_clock(subject: Subject, name: str, n: int) -> tuple[float, float, float]:
     """(FPS wall, wall ms, CPU ms) per frame over the next `n` frames of one runtime."""
     subject.done[name] += n
@@ -123,7 +125,7 @@ def one_round(subjects: list[Subject], yolo: dict[str, Any], frames: list[np.nda
               runs: dict[tuple[str, str], list[tuple[float, ...]]]) -> None:
     """Every measurement once, one subject after another, so all see the same load."""
     for s in subjects:
-        runs.setdefault((s.label, "pass"), []).append(clock(s.detector.backend.run, [fed(s)] * args.passes))
+        runs.setdefault((s.label, "pass"), []).append(clock(s.detector.backend.run, [as_fed(s.detector, random_feed(*s.input_hw()))] * args.passes))
         runs.setdefault((s.label, "frame"), []).append(clock(s.detector.detect, frames))
         for name in s.runtimes:
             runs.setdefault((s.label, name), []).append(loop_clock(s, name, args.loop_frames))

@@ -24,6 +24,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from device.inference.cpu_layout import cpu_session, random_feed
+
 _ENTRY = "/Repeat/ExpandDims"
 _SEARCH = 40  # nodes followed downstream of an entry: one UpSampling2D is about 20
 
@@ -43,31 +45,15 @@ def upsampling_as_resize(model: onnx.ModelProto, seed: int = 0) -> Rewrite:
     entries = [n for n in model.graph.node if n.op_type == "Unsqueeze" and n.name.endswith(_ENTRY)]
     if not entries:
         return Rewrite(model, 0, 0, "no upsampling chain in the graph")
-    feed = _random_feed(model, seed)
+    feed = random_feed(model, seed)
     ends = _chain_ends(model, entries, feed)
     if not ends:
         return Rewrite(model, 0, 0, "no chain computed a nearest 2x upsampling")
     rewritten = _replace(model, ends)
-    check = _random_feed(model, seed + 1)
+    check = random_feed(model, seed + 1)
     if not _same_outputs(model, rewritten, check):
         return Rewrite(model, 0, 0, "the rewritten graph's outputs differed: kept the original")
     return Rewrite(rewritten, len(ends), len(model.graph.node) - len(rewritten.graph.node), "")
-
-
-def _random_feed(model: onnx.ModelProto, seed: int) -> dict[str, np.ndarray]:
-    """One random batch for the graph's image input (fixed height, width and channels)."""
-    tensor = model.graph.input[0]
-    dims = [d.dim_value if d.dim_value > 0 else 1 for d in tensor.type.tensor_type.shape.dim]
-    dtype = helper.tensor_dtype_to_np_dtype(tensor.type.tensor_type.elem_type)
-    return {tensor.name: np.random.default_rng(seed).uniform(-1, 1, dims).astype(dtype)}
-
-
-def _session(model: onnx.ModelProto):  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def _downstream(model: onnx.ModelProto, start: onnx.NodeProto) -> Iterator[str]:
@@ -91,7 +77,7 @@ def _chain_ends(model: onnx.ModelProto, entries: list[onnx.NodeProto], feed: dic
     probe.CopyFrom(model)
     wanted = sorted({name for x, names in candidates.items() for name in (x, *names)} - {o.name for o in model.graph.output})
     probe.graph.output.extend(helper.make_empty_tensor_value_info(name) for name in wanted)
-    session = _session(probe)
+    session = cpu_session(probe)
     names = [o.name for o in session.get_outputs()]
     values = dict(zip(names, session.run(None, feed), strict=True))
     ends: dict[str, str] = {}
@@ -145,5 +131,5 @@ def _live(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto
 
 
 def _same_outputs(a: onnx.ModelProto, b: onnx.ModelProto, feed: dict[str, np.ndarray]) -> bool:
-    ours, theirs = _session(a).run(None, feed), _session(b).run(None, feed)
+    ours, theirs = cpu_session(a).run(None, feed), cpu_session(b).run(None, feed)
     return len(ours) == len(theirs) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(ours, theirs, strict=True))

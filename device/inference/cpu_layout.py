@@ -250,7 +250,8 @@ def nchw_input(model: Any) -> InputCut:
     return InputCut(cut, True, "")
 
 
-def _session(model: Any) -> Any:
+def cpu_session(model: Any) -> Any:
+    """An ONNX Runtime CPU session over an in-memory graph, quiet (for checking rewrites)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -258,19 +259,24 @@ def _session(model: Any) -> Any:
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _differs(original: Any, padded: Any, seed: int) -> str:
-    """'' when every output of the two graphs agrees within TOLERANCE on one random input."""
+def random_feed(model: Any, seed: int) -> dict[str, np.ndarray]:
+    """One random batch of one for the graph's first input (open dimensions set to 1)."""
     from onnx import helper
 
-    tensor = original.graph.input[0]
+    tensor = model.graph.input[0]
     dims = [d.dim_value if d.dim_value > 0 else 1 for d in tensor.type.tensor_type.shape.dim]
     dtype = helper.tensor_dtype_to_np_dtype(tensor.type.tensor_type.elem_type)
-    feed = {tensor.name: np.random.default_rng(seed).uniform(-1, 1, dims).astype(dtype)}
+    return {tensor.name: np.random.default_rng(seed).uniform(-1, 1, dims).astype(dtype)}
+
+
+def _differs(original: Any, padded: Any, seed: int) -> str:
+    """'' when every output of the two graphs agrees within TOLERANCE on one random input."""
+    feed = random_feed(original, seed)
     try:
-        ours = _session(padded).run(None, feed)
+        ours = cpu_session(padded).run(None, feed)
     except Exception as exc:  # onnxruntime raises its own types for graphs it rejects
         return f"ONNX Runtime rejected it: {exc}"
-    theirs = _session(original).run(None, feed)
+    theirs = cpu_session(original).run(None, feed)
     for out, a, b in zip(original.graph.output, theirs, ours, strict=True):
         if a.shape != b.shape or not np.allclose(a, b, rtol=TOLERANCE, atol=TOLERANCE):
             return f"output {out.name}"
@@ -341,12 +347,8 @@ def _lay_out(model: Any, block: int, nchw: bool) -> tuple[Any | None, str]:
     if not done:
         return None, "as exported (" + "; ".join(why) + ")"
     note = "; ".join(done)
-    entries = {NOTE_KEY: note, INPUT_LAYOUT_KEY: "NCHW" if cut.cut else ""}
-    kept = [p for p in model.metadata_props if p.key not in entries]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    for key, value in entries.items():
-        if value:
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
+    entries = {NOTE_KEY: note, **({INPUT_LAYOUT_KEY: "NCHW"} if cut.cut else {})}
+    from onnx import helper
+
+    helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **entries})
     return model, note

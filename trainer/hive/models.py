@@ -88,6 +88,6 @@ def _laid_out(onnx_path: Path, provider: str) -> tuple[Path, str]:
     as exported, since devices send tensors in the card's layout."""
     from device.inference.cpu_layout import conv_block, laid_out
 
-    if provider != "CPUExecutionProvider" or not onnx_path.is_file():
+    if provider != "CPUExecutionProvider":
         return onnx_path, "as exported"
     return laid_out(onnx_path, Path(tempfile.gettempdir()) / "scopehive-layouts", conv_block(), nchw=False)
